@@ -1,0 +1,40 @@
+"""Settings from environment variables (INSIGHT_*, OPENAI_*) and an optional TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_HOME = Path(".insight")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; explicit arguments to InsightAgent win over these."""
+
+    model_config = SettingsConfigDict(env_prefix="INSIGHT_", toml_file="insight.toml", extra="ignore")
+
+    db: Path = Field(DEFAULT_HOME / "demo.duckdb", description="analytics DuckDB file (read-only)")
+    state_dir: Path = Field(DEFAULT_HOME / "state", description="checkpoints, digest history, schedules")
+    model: str = Field("gpt-4o-mini", description="chat model name for the OpenAI-compatible endpoint")
+    openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    llm_timeout_s: float = Field(60.0, gt=0, description="per-request timeout of the chat model")
+    llm_max_retries: int = Field(2, ge=0)
+    memory_limit: str = Field("2GB", description="DuckDB memory_limit of the analytics connection")
+    threads: int = Field(2, ge=1)
+    query_timeout_s: float = Field(30.0, gt=0, description="statement timeout (interrupt) in seconds")
+    row_cap: int = Field(10_000, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)

@@ -1,0 +1,41 @@
+"""Plotly figures built by fixed code from tool tables (model output is never executed)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=50, b=40), height=360)
+
+
+def funnel_chart(table: pd.DataFrame, title: str = "Funnel") -> go.Figure:
+    """Entities reaching each step."""
+    fig = go.Figure(go.Funnel(y=table["step"], x=table["entities"], textinfo="value+percent initial"))
+    return fig.update_layout(title=title, **_LAYOUT)
+
+
+def bar_chart(labels, values, title: str, value_title: str, baseline: float | None = None) -> go.Figure:
+    """Horizontal bars (e.g. a rate per segment), with an optional baseline line."""
+    fig = go.Figure(go.Bar(x=list(values), y=[str(v) for v in labels], orientation="h"))
+    if baseline is not None:
+        fig.add_vline(x=baseline, line_dash="dash", annotation_text="baseline")
+    return fig.update_layout(title=title, xaxis_title=value_title, **_LAYOUT)
+
+
+def line_chart(frame: pd.DataFrame, x: str, ys: list[str], title: str, flags: str | None = None) -> go.Figure:
+    """Time series, with flagged points (anomalies) marked."""
+    fig = go.Figure()
+    for y in ys:
+        fig.add_trace(go.Scatter(x=frame[x], y=frame[y], mode="lines", name=y))
+    if flags is not None and frame[flags].any():
+        hit = frame[frame[flags]]
+        fig.add_trace(go.Scatter(x=hit[x], y=hit[ys[0]], mode="markers", name="anomaly",
+                                 marker=dict(size=10, color="crimson")))
+    return fig.update_layout(title=title, **_LAYOUT)
+
+
+def heatmap(frame: pd.DataFrame, title: str) -> go.Figure:
+    """A matrix (rows x columns), e.g. cohort retention."""
+    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=[str(c) for c in frame.columns],
+                               y=[str(i) for i in frame.index], colorscale="Blues"))
+    return fig.update_layout(title=title, **_LAYOUT)

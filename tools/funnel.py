@@ -1,0 +1,172 @@
+"""Ordered funnels with a conversion window (ANALYTICS.md, Funnel).
+
+Every step-1 event starts an attempt; each later step is the earliest matching event at or
+after the previous one (ASOF joins: ties on timestamp count, ordered by step index) and
+within `window` of step 1. An entity's level is the furthest step of any attempt; its
+segment values come from its first step-1 event (first touch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
+from tools.charts import funnel_chart
+from tools.period import Period
+from tools.result import ToolResult
+from tools.sqltext import lit
+from tools.warehouse import Warehouse
+
+
+class FunnelError(ValueError):
+    """Bad funnel parameters (unknown step or dimension, too few steps)."""
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """What to count: steps in order, window, entity, period, exclusions, segment filter."""
+
+    steps: tuple[str, ...] = PURCHASE_FUNNEL
+    window_days: float = 7.0
+    entity: str = "users"
+    period: Period = field(default_factory=lambda: Period("all", None, None))
+    exclusions: tuple[str, ...] = ()
+    where: dict[str, str] = field(default_factory=dict)
+
+    def validate(self, known_events: set[str]) -> None:
+        if len(self.steps) < 2:
+            raise FunnelError("a funnel needs at least two steps")
+        if len(set(self.steps)) != len(self.steps):
+            raise FunnelError("funnel steps must be distinct events")
+        unknown = [s for s in (*self.steps, *self.exclusions) if s not in known_events]
+        if unknown:
+            raise FunnelError(f"unknown event {unknown[0]!r}; events in the data: {', '.join(sorted(known_events))}")
+        if self.entity not in {"users", "sessions"}:
+            raise FunnelError("entity must be 'users' or 'sessions'")
+        if self.window_days <= 0:
+            raise FunnelError("window must be positive")
+        check_dimensions(self.where)
+
+
+def check_dimensions(dims) -> None:
+    """Refuse a dimension that is not a segment dimension of the data model."""
+    for d in dims:
+        if d not in DIMENSIONS:
+            raise FunnelError(f"unknown dimension {d!r}; use one of {', '.join(DIMENSIONS)}")
+
+
+def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
+    """SELECT one row per entity: entity, level, t1 (first attempt), step times of the best attempt, dims."""
+    k = len(spec.steps)
+    entity = "user_id" if spec.entity == "users" else "session_id"
+    window = f"INTERVAL {int(spec.window_days * 86400)} SECOND"
+    p = spec.period
+    late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
+    names = ", ".join(lit(s) for s in spec.steps)
+    ev_dims = [d for d in dims if d in EVENT_DIMENSIONS]
+    user_dims = [d for d in dims if d in USER_DIMENSIONS]
+    filters = " AND ".join(f"{d} = {lit(v)}" for d, v in spec.where.items() if d in EVENT_DIMENSIONS) or "TRUE"
+    ctes = [
+        f"ev AS (SELECT {entity} AS entity, user_id, ts, event{''.join(', ' + d for d in ev_dims)} FROM events"
+        f" WHERE event IN ({names}) AND {entity} IS NOT NULL AND {late.where()})",
+        f"s1 AS (SELECT * EXCLUDE (event), ts AS t1 FROM ev WHERE event = {lit(spec.steps[0])}"
+        f" AND {p.where()} AND {filters})",
+    ]
+    prev = "s1"
+    for i in range(2, k + 1):
+        ctes.append(f"s{i}_ev AS (SELECT entity, ts FROM ev WHERE event = {lit(spec.steps[i - 1])})")
+        ctes.append(f"a{i} AS (SELECT {prev}.*, s.ts AS t{i} FROM {prev} ASOF LEFT JOIN s{i}_ev s"
+                    f" ON {prev}.entity = s.entity AND {prev}.{'t1' if i == 2 else f't{i - 1}'} <= s.ts)")
+        prev = f"a{i}"
+    reached = " + ".join(f"(t{i} IS NOT NULL AND t{i} <= t1 + {window})::INT" for i in range(2, k + 1))
+    ctes.append(f"attempts AS (SELECT *, 1 + {reached} AS level FROM {prev})")
+    times = ", ".join(f"t{i}" for i in range(1, k + 1))
+    firsts = "".join(f", arg_min({d}, t1) AS {d}" for d in ev_dims)
+    ctes.append(
+        "per_entity AS (SELECT entity, any_value(user_id) AS user_id, min(t1) AS t1, max(level) AS level,"
+        f" arg_max([{times}], level * 10000000000 - epoch(t1)) AS times{firsts} FROM attempts GROUP BY entity)"
+    )
+    body = "per_entity"
+    if spec.exclusions:
+        excl = ", ".join(lit(e) for e in spec.exclusions)
+        ctes.append(
+            f"kept AS (SELECT p.* FROM per_entity p WHERE NOT EXISTS (SELECT 1 FROM events x WHERE"
+            f" x.{entity} = p.entity AND x.event IN ({excl}) AND x.ts >= p.times[1]"
+            f" AND x.ts <= p.times[p.level]))"
+        )
+        body = "kept"
+    user_filter = " AND ".join(f"u.{d} = {lit(v)}" for d, v in spec.where.items() if d in USER_DIMENSIONS)
+    cols = "".join(f", u.{d}" for d in user_dims)
+    join = f" LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or user_filter else ""
+    return (
+        "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}"
+        + (f" WHERE {user_filter}" if user_filter else "")
+    )
+
+
+def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
+    """Entities reaching each step (n1..nK) and median seconds from the previous step (m2..mK)."""
+    k = len(spec.steps)
+    dims = tuple(dict.fromkeys(group_by))
+    reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
+    med = ", ".join(
+        f"median(epoch(times[{i}]) - epoch(times[{i - 1}])) FILTER (WHERE level >= {i}) AS m{i}"
+        for i in range(2, k + 1)
+    )
+    select = "".join(f"{d}, " for d in dims)
+    group = f" GROUP BY {', '.join(dims)} ORDER BY n1 DESC" if dims else ""
+    return f"WITH levels AS ({levels_sql(spec, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
+
+
+def funnel_table(row: pd.Series, steps: tuple[str, ...]) -> pd.DataFrame:
+    """Per-step report from one row of step counts."""
+    n = [int(row[f"n{i}"]) for i in range(1, len(steps) + 1)]
+    out = []
+    for i, step in enumerate(steps):
+        prev = n[i - 1] if i else n[0]
+        out.append({
+            "step": step, "entities": n[i],
+            "overall_conversion": n[i] / n[0] if n[0] else 0.0,
+            "step_conversion": n[i] / prev if prev else 0.0,
+            "dropoff": prev - n[i],
+            "median_seconds_from_previous": None if i == 0 or pd.isna(row[f"m{i + 1}"]) else float(row[f"m{i + 1}"]),
+        })
+    return pd.DataFrame(out)
+
+
+def known_events(wh: Warehouse) -> set[str]:
+    """Event names present in the data."""
+    return set(wh.query("SELECT DISTINCT event FROM events").df["event"].dropna())
+
+
+def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> ToolResult:
+    """The funnel report, optionally broken down by one dimension."""
+    spec.validate(known_events(wh))
+    if breakdown:
+        check_dimensions([breakdown])
+    overall_sql = step_counts_sql(spec)
+    row = wh.query(overall_sql).df.iloc[0]
+    table = funnel_table(row, spec.steps)
+    sql = [overall_sql]
+    data: dict = {"steps": list(spec.steps), "entity": spec.entity, "window_days": spec.window_days}
+    if breakdown:
+        by_sql = step_counts_sql(spec, (breakdown,))
+        by = wh.query(by_sql).df
+        sql.append(by_sql)
+        k = len(spec.steps)
+        by["conversion"] = (by[f"n{k}"] / by["n1"]).where(by["n1"] > 0, 0.0)
+        data["breakdown"] = by[[breakdown, "n1", f"n{k}", "conversion"]].rename(
+            columns={"n1": "entered", f"n{k}": "converted"})
+    first, last = table.iloc[0], table.iloc[-1]
+    summary = (
+        f"Funnel {' -> '.join(spec.steps)} ({spec.entity}, {spec.window_days:g}-day window, period {spec.period.label}"
+        + (f", where {spec.where}" if spec.where else "") + "): "
+        + f"{int(first['entities'])} entered, {int(last['entities'])} converted "
+        + f"({last['overall_conversion']:.1%}). "
+        + "; ".join(f"{r.step}: {r.entities} ({r.step_conversion:.1%} of previous)" for r in table.iloc[1:].itertuples())
+    )
+    worst = table.iloc[1:].sort_values("step_conversion").iloc[0]
+    summary += f". Biggest drop: into {worst['step']} ({int(worst['dropoff'])} lost)."
+    return ToolResult(title="Funnel", summary=summary, table=table, chart=funnel_chart(table), sql=sql, data=data)

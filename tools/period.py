@@ -1,0 +1,104 @@
+"""Analysis periods: half-open [start, end) in UTC, parsed from user-facing strings.
+
+>>> Period.parse("2026-W47", data_end=None).start.isoformat()
+'2026-11-16T00:00:00'
+>>> Period.parse("2026-11-01..2026-11-08", data_end=None).days
+7
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tools.warehouse import Warehouse
+
+PERIOD_HELP = "all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www"
+
+
+class PeriodError(ValueError):
+    """A period string that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open time range; `start`/`end` None means unbounded."""
+
+    label: str
+    start: datetime | None
+    end: datetime | None
+
+    @property
+    def days(self) -> int | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days
+
+    @classmethod
+    def parse(cls, text: str, data_end: datetime | None) -> Period:
+        """Parse `text`; relative periods (last_N_days) end at `data_end` (the day after the last event)."""
+        text = (text or "all").strip()
+        if text == "all":
+            return cls("all", None, None)
+        if m := re.fullmatch(r"last_(\d{1,4})_days?", text):
+            n = int(m.group(1))
+            if n < 1:
+                raise PeriodError(f"period {text!r}: N must be at least 1")
+            if data_end is None:
+                raise PeriodError(f"period {text!r} needs data to anchor on, and the events table is empty")
+            return cls(text, data_end - timedelta(days=n), data_end)
+        if m := re.fullmatch(r"(\d{4})-W(\d{2})", text):
+            try:
+                monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+            except ValueError:
+                raise PeriodError(f"period {text!r}: no such ISO week") from None
+            start = datetime.combine(monday, datetime.min.time())
+            return cls(text, start, start + timedelta(days=7))
+        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", text):
+            try:
+                start, end = (datetime.fromisoformat(g) for g in m.groups())
+            except ValueError as exc:
+                raise PeriodError(f"period {text!r}: {exc}") from None
+            if end <= start:
+                raise PeriodError(f"period {text!r}: the end must be after the start")
+            return cls(text, start, end)
+        raise PeriodError(f"period {text!r} not understood; use {PERIOD_HELP}")
+
+    def where(self, column: str = "ts") -> str:
+        """SQL predicate for this period on `column` (literal timestamps, no parameters)."""
+        parts = []
+        if self.start is not None:
+            parts.append(f"{column} >= TIMESTAMP '{self.start:%Y-%m-%d %H:%M:%S}'")
+        if self.end is not None:
+            parts.append(f"{column} < TIMESTAMP '{self.end:%Y-%m-%d %H:%M:%S}'")
+        return " AND ".join(parts) or "TRUE"
+
+    def iso_week(self) -> str | None:
+        return self.label if re.fullmatch(r"\d{4}-W\d{2}", self.label) else None
+
+
+def data_bounds(wh: Warehouse) -> tuple[datetime | None, datetime | None]:
+    """First event time and the midnight after the last event (None, None for no events)."""
+    lo, hi = wh.query("SELECT min(ts) AS lo, max(ts) AS hi FROM events").df.iloc[0]
+    if lo is None or lo != lo:
+        return None, None
+    hi = hi.to_pydatetime()
+    return lo.to_pydatetime(), datetime.combine(hi.date(), datetime.min.time()) + timedelta(days=1)
+
+
+def resolve_period(wh: Warehouse, text: str | None) -> Period:
+    """Parse `text` against the data (relative periods end the day after the last event)."""
+    return Period.parse(text or "all", data_bounds(wh)[1])
+
+
+def period_weeks(wh: Warehouse, period: Period) -> float:
+    """Length in weeks of the period clipped to the data (at least one day)."""
+    lo, hi = data_bounds(wh)
+    if lo is None:
+        return 1 / 7
+    start = max(lo, period.start) if period.start else lo
+    end = min(hi, period.end) if period.end else hi
+    return max((end - start).total_seconds() / (7 * 86400), 1 / 7)

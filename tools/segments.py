@@ -1,0 +1,122 @@
+"""Segment tests shared by the detectors (ANALYTICS.md, Drop-off drill-down).
+
+A segment is one dimension = value, or a pair of them. Each is compared with the rest by
+a two-proportion z-test; the whole family is corrected with Benjamini-Hochberg; a finding
+needs significance, a relative gap of at least 10% and enough support. Then: segments with
+the same members as a simpler one are dropped, a child that accounts for >= 80% of a
+significant parent's lost users replaces the parent, and a child that is no worse than the
+rest of its significant parent is dropped (it only repeats the parent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from tools.stats import bh, two_proportion_p
+
+EXPLAINS_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class SegmentRules:
+    """Thresholds of a segment finding."""
+
+    min_support: int = 100
+    q: float = 0.05
+    min_relative_gap: float = 0.10
+
+
+def grouping_sets(dims: tuple[str, ...], pairs: bool = True) -> str:
+    """`GROUPING SETS ((), (a), (b), (a, b), ...)` over `dims`."""
+    sets = ["()"] + [f"({d})" for d in dims]
+    if pairs:
+        sets += [f"({a}, {b})" for a, b in combinations(dims, 2)]
+    return "GROUPING SETS (" + ", ".join(sets) + ")"
+
+
+def grouping_flags(dims: tuple[str, ...]) -> str:
+    """Select-list items telling which dimensions a grouping-set row is grouped by."""
+    return ", ".join(f"GROUPING({d}) = 0 AS g_{d}" for d in dims)
+
+
+def attach_segments(df: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFrame:
+    """Add `segment` (dict) and `depth`; drop rows grouped on a NULL value."""
+    segs, keep = [], []
+    for row in df[[*dims, *(f"g_{d}" for d in dims)]].itertuples(index=False):
+        values, flags = row[: len(dims)], row[len(dims):]
+        seg = {d: str(v) for d, v, g in zip(dims, values, flags) if g}
+        ok = all(not pd.isna(v) for v, g in zip(values, flags) if g)
+        segs.append(seg)
+        keep.append(ok)
+    out = df.assign(segment=segs, depth=[len(s) for s in segs])
+    return out[np.array(keep, dtype=bool)].reset_index(drop=True)
+
+
+def compare(df: pd.DataFrame, worse: Literal["lower", "higher"] = "lower") -> pd.DataFrame:
+    """Add rates, p-value, relative gap and `lost` from columns n, x, n_rest, x_rest.
+
+    `lost` counts entities the segment loses versus the rest: n * (p_rest - p) when lower is
+    worse, n * (p - p_rest) when higher is worse.
+    """
+    out = df.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["rate"] = out["x"] / out["n"]
+        out["rate_rest"] = out["x_rest"] / out["n_rest"]
+        out["sign"] = sign = 1 if worse == "lower" else -1
+        out["gap"] = sign * (out["rate_rest"] - out["rate"])
+        out["relative_gap"] = (out["gap"] / out["rate_rest"]).replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    out["p_value"] = two_proportion_p(out["x"], out["n"], out["x_rest"], out["n_rest"])
+    out["lost"] = out["n"] * out["gap"]
+    return out.fillna({"rate": 0.0, "rate_rest": 0.0, "gap": 0.0})
+
+
+def select(df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
+    """Significant, large-enough segment rows, with redundant parents and children removed.
+
+    `key` names the column that makes a family member distinct besides the segment (a step,
+    a cohort, ...). Expects the columns of `compare` plus `segment` and `depth`.
+    """
+    tested = df[(df["depth"] > 0) & (df["n"] >= rules.min_support) & (df["n_rest"] >= rules.min_support)].copy()
+    if tested.empty:
+        return tested.assign(q_value=[])
+    tested["q_value"] = bh(tested["p_value"])
+    hits = tested[(tested["q_value"] < rules.q) & (tested["gap"] > 0)
+                  & (tested["relative_gap"] >= rules.min_relative_gap)]
+    hits = hits.sort_values(["depth", "lost"], ascending=[True, False])
+    hits = hits.drop_duplicates(subset=[key, "n", "x"], keep="first")
+    return _explain(hits, df, rules, key).sort_values("lost", ascending=False).reset_index(drop=True)
+
+
+def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
+    """Keep a pair only if it is worse than the rest of each parent; let it replace parents it explains."""
+    singles = {(row[key], tuple(row["segment"].items())[0]): row for _, row in df[df["depth"] == 1].iterrows()}
+    drop: set[int] = set()
+    for idx, child in hits[hits["depth"] > 1].iterrows():
+        parents = [singles.get((child[key], item)) for item in child["segment"].items()]
+        if any(p is None or not _worse_within(child, p, rules) for p in parents):
+            drop.add(idx)
+            continue
+        for pidx, parent in hits[(hits["depth"] == 1) & (hits[key] == child[key])].iterrows():
+            if _contains(child["segment"], parent["segment"]) and child["lost"] >= EXPLAINS_SHARE * parent["lost"]:
+                drop.add(pidx)
+    return hits.drop(index=list(drop))
+
+
+def _contains(child: dict, parent: dict) -> bool:
+    return all(child.get(k) == v for k, v in parent.items())
+
+
+def _worse_within(child: pd.Series, parent: pd.Series, rules: SegmentRules) -> bool:
+    """Is the child significantly and materially worse than the rest of its parent?"""
+    n_rest, x_rest = parent["n"] - child["n"], parent["x"] - child["x"]
+    if n_rest < rules.min_support:
+        return True
+    rest = x_rest / n_rest
+    gap = child["sign"] * (rest - child["rate"])
+    p = float(two_proportion_p(child["x"], child["n"], x_rest, n_rest))
+    return rest > 0 and gap / rest >= rules.min_relative_gap and p < rules.q

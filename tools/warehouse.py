@@ -1,0 +1,196 @@
+"""Read-only access to the analytics DuckDB file: timeouts, row caps, one cursor per thread."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+
+from tools.sql_guard import check_sql
+
+T = TypeVar("T")
+_VECTOR_SIZE = 2048  # rows per DuckDB vector; fetch_df_chunk counts in vectors
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of one query (at most the row cap), whether more existed, the SQL run and its time."""
+
+    df: pd.DataFrame
+    truncated: bool
+    sql: str
+    elapsed_ms: float
+
+
+class WarehouseError(RuntimeError):
+    """The database cannot be opened or a query failed; the message names the file or setting."""
+
+
+class Warehouse:
+    """A read-only DuckDB connection with external access off and its configuration locked."""
+
+    dialect = "duckdb"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        memory_limit: str = "2GB",
+        threads: int = 2,
+        timeout_s: float = 30.0,
+        row_cap: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.row_cap = row_cap
+        self._con = _connect(self.path, memory_limit=memory_limit, threads=threads)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+        self.tables: dict[str, dict[str, str]] = {}
+        for table, column, data_type in self._con.execute(_COLUMNS_SQL).fetchall():
+            self.tables.setdefault(table, {})[column] = data_type
+
+    def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
+        """Run trusted SQL from our own code; `row_cap=None` returns every row."""
+        started = time.perf_counter()
+        df, truncated = self._run(sql, params, lambda cur: _fetch(cur, row_cap))
+        return QueryResult(df, truncated, sql, (time.perf_counter() - started) * 1000)
+
+    def run_guarded(self, sql: str, *, row_cap: int | None = None) -> QueryResult:
+        """Run untrusted SQL: refuse (SqlRefused) anything but one read-only query, cap the rows."""
+        return self.query(check_sql(sql, self.tables), row_cap=self.row_cap if row_cap is None else row_cap)
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        row = self._run(sql, params, lambda cur: cur.fetchone())
+        return None if row is None else row[0]
+
+    def checksum(self) -> str:
+        """SHA-256 over every table's columns and rows (order-independent), computed in SQL."""
+        digest = hashlib.sha256()
+        columns = self._run(_COLUMNS_SQL, None, lambda cur: cur.fetchall())
+        for table in sorted({table for table, _, _ in columns}):
+            name = '"' + table.replace('"', '""') + '"'
+            rows, content = self._run(
+                f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
+                f"FROM (SELECT md5(CAST(to_json(t) AS VARCHAR)) AS h FROM {name} AS t)",
+                None,
+                lambda cur: cur.fetchone(),
+            )
+            schema = [(column, data_type) for owner, column, data_type in columns if owner == table]
+            digest.update(repr((table, schema, rows, content)).encode())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        """Close every per-thread cursor and the connection."""
+        with self._lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._con.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
+
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Execute on this thread's cursor under the statement timeout; translate DuckDB errors."""
+        try:
+            cursor = self._cursor()
+        except duckdb.Error as error:
+            raise WarehouseError(f"warehouse {self.path} is closed: {error}") from error
+        timer = threading.Timer(self.timeout_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            cursor.execute(sql, params)
+            return fetch(cursor)
+        except duckdb.InterruptException as error:
+            raise WarehouseError(
+                f"query interrupted after {self.timeout_s:g} s (timeout_s): {_shorten(sql)}"
+            ) from error
+        except duckdb.Error as error:
+            raise WarehouseError(f"query failed on {self.path}: {error}") from error
+        finally:
+            timer.cancel()
+            timer.join()  # a late interrupt() must land before the next statement starts
+
+
+_COLUMNS_SQL = """
+SELECT table_name, column_name, data_type FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
+ORDER BY table_name, column_index
+"""
+
+
+def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    if not path.exists():
+        raise WarehouseError(f"database file not found: {path} (run `insight generate` or `insight import`)")
+    config = {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "memory_limit": memory_limit,
+        "threads": threads,
+    }
+    try:
+        con = duckdb.connect(str(path), read_only=True, config=config)
+    except duckdb.ConnectionException as error:
+        raise WarehouseError(
+            f"cannot open {path} read-only: this process already holds it read-write "
+            f"or with other settings ({error})"
+        ) from error
+    except duckdb.Error as error:
+        message = str(error)
+        if "Could not set lock" in message:
+            raise WarehouseError(f"cannot open {path}: another process is writing it ({message})") from error
+        if "not a valid DuckDB database" in message:
+            raise WarehouseError(f"not a DuckDB database file: {path}") from error
+        raise WarehouseError(f"cannot open database file {path}: {message}") from error
+    # The DuckDB instance is shared per file within a process; another Warehouse may have locked it.
+    if not con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def _fetch(cursor: duckdb.DuckDBPyConnection, row_cap: int | None) -> tuple[pd.DataFrame, bool]:
+    """The result as a DataFrame (DuckDB's own dtypes), cut at `row_cap` rows, and whether it was cut."""
+    if row_cap is None:
+        return cursor.fetch_df(), False
+    vectors = max(1, -(-(row_cap + 1) // _VECTOR_SIZE))
+    chunks: list[pd.DataFrame] = []
+    rows = 0
+    while rows <= row_cap:
+        chunk = cursor.fetch_df_chunk(vectors)
+        if chunk.empty and chunks:
+            break
+        chunks.append(chunk)
+        rows += len(chunk)
+        if chunk.empty:
+            break
+    df = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    return df.iloc[:row_cap].reset_index(drop=True), rows > row_cap
+
+
+def _shorten(sql: str, limit: int = 200) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
