@@ -321,8 +321,7 @@ def _stage(con: Connection, table: str, fmt: str, parts: list[tuple[Path, str]],
         con.execute(f"CREATE TEMP TABLE {raw} (json JSON)")
         present: set[str] = set()
         for path, name in parts:
-            starts.append(_count(con, raw))
-            _load_jsonl(con, raw, path, name)
+            starts.append(_load_jsonl(con, raw, path, name))
             keys = con.execute(
                 f"SELECT DISTINCT unnest(json_keys(json)) AS k FROM {raw} WHERE rowid >= ? ORDER BY k", [starts[-1]]
             ).fetchall()
@@ -394,8 +393,9 @@ def _reader(fmt: str, path: Path, schema: dict[str, str]) -> str:
     )
 
 
-def _load_jsonl(con: Connection, raw: str, path: Path, name: str) -> None:
-    """Append a JSONL file's lines to temp table `raw` (json JSON); every line must be an object."""
+def _load_jsonl(con: Connection, raw: str, path: Path, name: str) -> int:
+    """Append a JSONL file's lines to temp table `raw` (json JSON), each of which must be an
+    object; return the rowid of its first line."""
     start = _count(con, raw)
     with _reading(path, name, "jsonl"):
         con.execute(
@@ -408,6 +408,7 @@ def _load_jsonl(con: Connection, raw: str, path: Path, name: str) -> None:
     if bad is not None:
         line = next(islice(_records(path), bad - start, None))[0]
         raise ImportFailed("expected a JSON object", file=name, row=bad - start + 1, line=line)
+    return start
 
 
 def _check_columns(table: str, name: str, columns: list[str]) -> None:

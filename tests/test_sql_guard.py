@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data.schema import TABLES, create_tables
@@ -123,12 +123,16 @@ def build_database(path: Path) -> None:
         "['US', 'DE', 'BR'][i % 3 + 1], ['ads', 'organic'][i % 2 + 1], ['free', 'pro'][i % 2 + 1] "
         "FROM range(200) t(i)"
     )
-    con.execute("INSERT INTO products SELECT 'p' || i, 'Product ' || i, ['shoes', 'hats'][i % 2 + 1], 10 + i FROM range(20) t(i)")
+    con.execute(
+        "INSERT INTO products SELECT 'p' || i, 'Product ' || i, ['shoes', 'hats'][i % 2 + 1], 10 + i FROM range(20) t(i)"
+    )
     con.execute(
         "INSERT INTO experiments VALUES ('x1', 'New checkout', '2024-02-01', '2024-03-01', 'Shorter is better', "
         "'Order Completed')"
     )
-    con.execute("INSERT INTO assignments SELECT 'x1', 'u' || i, ['A', 'B'][i % 2 + 1], '2024-02-01' FROM range(100) t(i)")
+    con.execute(
+        "INSERT INTO assignments SELECT 'x1', 'u' || i, ['A', 'B'][i % 2 + 1], '2024-02-01' FROM range(100) t(i)"
+    )
     con.execute(
         "INSERT INTO events SELECT 'e' || i, TIMESTAMP '2024-02-01' + i * INTERVAL 7 MINUTE, 'u' || (i % 150), "
         "'s' || (i % 60), ['Page Viewed', 'Products Searched', 'Product Viewed', 'Order Completed'][i % 4 + 1], "
@@ -229,7 +233,7 @@ FRAGMENTS = [
 ]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None)
 @given(
     sql=st.one_of(
         st.text(max_size=200),

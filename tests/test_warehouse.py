@@ -218,7 +218,9 @@ def test_file_held_read_write_by_another_process(db_path: Path) -> None:
         sys.stdin.read()
         """
     )
-    writer = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline().strip() == "ready"
         with pytest.raises(WarehouseError, match="another process is writing it") as error:

@@ -20,8 +20,9 @@ def segment_step_counts(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...], 
     """Entities reaching each step for every segment (grouping sets); row with depth 0 = everyone."""
     k = len(spec.steps)
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
+    users = ", ".join(f"count(DISTINCT user_id) FILTER (WHERE level >= {i}) AS u{i}" for i in range(1, k + 1))
     sql = (f"WITH levels AS ({levels_sql(spec, dims)})\n"
-           f"SELECT {', '.join(dims)}, {grouping_flags(dims)}, {reach} FROM levels "
+           f"SELECT {', '.join(dims)}, {grouping_flags(dims)}, {reach}, {users} FROM levels "
            f"GROUP BY {grouping_sets(dims, pairs)}")
     return attach_segments(wh.query(sql).df, dims), sql
 
@@ -33,7 +34,7 @@ def step_tests(counts: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     for i in range(2, len(steps) + 1):
         part = pd.DataFrame({
             "step": steps[i - 1], "segment": counts["segment"], "depth": counts["depth"],
-            "n": counts[f"n{i - 1}"], "x": counts[f"n{i}"],
+            "n": counts[f"n{i - 1}"], "x": counts[f"n{i}"], "users": counts[f"u{i - 1}"],
         })
         part["n_rest"] = total[f"n{i - 1}"] - part["n"]
         part["x_rest"] = total[f"n{i}"] - part["x"]
@@ -66,15 +67,15 @@ def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS
     weeks = period_weeks(wh, spec.period)
     findings = [_finding(row, spec, downstream, weeks) for row in hits.itertuples()]
     table = pd.DataFrame([{
-        "step": f.step, "segment": segment_text(f.segment), "entered_previous": f.affected_users,
-        "conversion": f.observed, "rest": f.baseline, "users_lost": round(f.detail["users_lost"]),
+        "step": f.step, "segment": segment_text(f.segment), "entered_previous": f.detail["entered"],
+        "conversion": f.observed, "rest": f.baseline, "lost": round(f.detail["lost"]),
         "p_value": f.p_value} for f in findings])
     if findings:
         top = findings[0]
         summary = (f"{len(findings)} segment(s) convert significantly worse (BH q<{rules.q}, gap>="
                    f"{rules.min_relative_gap:.0%}, n>={rules.min_support}). Worst: "
                    + "; ".join(f"{f.step} for {segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%} "
-                               f"({round(f.detail['users_lost'])} {spec.entity} lost)" for f in findings[:5]))
+                               f"({round(f.detail['lost'])} {spec.entity} lost)" for f in findings[:5]))
         chart = bar_chart([f"{segment_text(f.segment)} @ {f.step}" for f in findings[:10]],
                           [f.observed for f in findings[:10]], "Step conversion of flagged segments",
                           "step conversion", baseline=top.baseline)
@@ -90,10 +91,11 @@ def _finding(row, spec: FunnelSpec, downstream: dict[str, float], weeks: float) 
         kind="funnel_dropoff",
         title=f"{spec.steps[k - 1]} -> {row.step} conversion is low for {segment_text(row.segment)}",
         metric="step_conversion", step=row.step, segment=row.segment, period=spec.period.label,
-        baseline=float(row.rate_rest), observed=float(row.rate), affected_users=int(row.n),
+        baseline=float(row.rate_rest), observed=float(row.rate), affected_users=int(row.users),
         est_lost_conversions=float(row.lost * downstream[row.step]), p_value=float(row.p_value),
         evidence_sql=evidence, weekly_exposed=float(row.n / weeks), gap=float(row.gap),
         downstream_rate=downstream[row.step],
-        detail={"users_lost": float(row.lost), "q_value": float(row.q_value), "previous_step": spec.steps[k - 1],
+        detail={"lost": float(row.lost), "entered": int(row.n), "converted": int(row.x),
+                "q_value": float(row.q_value), "previous_step": spec.steps[k - 1],
                 "entity": spec.entity},
     )

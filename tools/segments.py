@@ -5,7 +5,8 @@ a two-proportion z-test; the whole family is corrected with Benjamini-Hochberg; 
 needs significance, a relative gap of at least 10% and enough support. Then: segments with
 the same members as a simpler one are dropped, a child that accounts for >= 80% of a
 significant parent's lost users replaces the parent, and a child that is no worse than the
-rest of its significant parent is dropped (it only repeats the parent).
+rest of its significant parent is dropped (it only repeats the parent). Pairs, being many,
+must clear a stricter level (`pair_q`); a finding must lose at least `min_lost` units.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ class SegmentRules:
     min_support: int = 100
     q: float = 0.05
     min_relative_gap: float = 0.10
+    pair_q: float = 0.01
+    min_lost: float = 10.0
 
 
-def grouping_sets(dims: tuple[str, ...], pairs: bool = True) -> str:
-    """`GROUPING SETS ((), (a), (b), (a, b), ...)` over `dims`."""
-    sets = ["()"] + [f"({d})" for d in dims]
+def grouping_sets(dims: tuple[str, ...], pairs: bool = True, always: tuple[str, ...] = ()) -> str:
+    """`GROUPING SETS ((), (a), (b), (a, b), ...)` over `dims`, each set also grouped by `always`."""
+    sets = [()] + [(d,) for d in dims]
     if pairs:
-        sets += [f"({a}, {b})" for a, b in combinations(dims, 2)]
-    return "GROUPING SETS (" + ", ".join(sets) + ")"
+        sets += list(combinations(dims, 2))
+    return "GROUPING SETS (" + ", ".join("(" + ", ".join((*always, *s)) + ")" for s in sets) + ")"
 
 
 def grouping_flags(dims: tuple[str, ...]) -> str:
@@ -85,7 +88,8 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
     if tested.empty:
         return tested.assign(q_value=[])
     tested["q_value"] = bh(tested["p_value"])
-    hits = tested[(tested["q_value"] < rules.q) & (tested["gap"] > 0)
+    q_limit = np.where(tested["depth"] > 1, rules.pair_q, rules.q)
+    hits = tested[(tested["q_value"] < q_limit) & (tested["gap"] > 0) & (tested["lost"] >= rules.min_lost)
                   & (tested["relative_gap"] >= rules.min_relative_gap)]
     hits = hits.sort_values(["depth", "lost"], ascending=[True, False])
     hits = hits.drop_duplicates(subset=[key, "n", "x"], keep="first")
@@ -93,8 +97,13 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
 
 
 def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
-    """Keep a pair only if it is worse than the rest of each parent; let it replace parents it explains."""
-    singles = {(row[key], tuple(row["segment"].items())[0]): row for _, row in df[df["depth"] == 1].iterrows()}
+    """Keep a pair only if it is worse than the rest of each parent; let children replace parents.
+
+    A single segment A is explained by another flagged single B when their overlap is a strict
+    part of A yet accounts for >= 80% of A's lost units (`platform=web` by `browser=safari`).
+    """
+    singles = {(row[key], _item(row)): row for _, row in df[df["depth"] == 1].iterrows()}
+    pairs = {(row[key], frozenset(row["segment"].items())): row for _, row in df[df["depth"] == 2].iterrows()}
     drop: set[int] = set()
     for idx, child in hits[hits["depth"] > 1].iterrows():
         parents = [singles.get((child[key], item)) for item in child["segment"].items()]
@@ -104,7 +113,20 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
         for pidx, parent in hits[(hits["depth"] == 1) & (hits[key] == child[key])].iterrows():
             if _contains(child["segment"], parent["segment"]) and child["lost"] >= EXPLAINS_SHARE * parent["lost"]:
                 drop.add(pidx)
+    flagged = hits[hits["depth"] == 1].sort_values("lost")
+    for aidx, a in flagged.iterrows():
+        for bidx, b in flagged.iterrows():
+            if aidx == bidx or bidx in drop or a[key] != b[key]:
+                continue
+            overlap = pairs.get((a[key], frozenset([_item(a), _item(b)])))
+            if overlap is not None and overlap["n"] < a["n"] and overlap["lost"] >= EXPLAINS_SHARE * a["lost"]:
+                drop.add(aidx)
+                break
     return hits.drop(index=list(drop))
+
+
+def _item(row: pd.Series) -> tuple[str, str]:
+    return next(iter(row["segment"].items()))
 
 
 def _contains(child: dict, parent: dict) -> bool:
@@ -119,4 +141,4 @@ def _worse_within(child: pd.Series, parent: pd.Series, rules: SegmentRules) -> b
     rest = x_rest / n_rest
     gap = child["sign"] * (rest - child["rate"])
     p = float(two_proportion_p(child["x"], child["n"], x_rest, n_rest))
-    return rest > 0 and gap / rest >= rules.min_relative_gap and p < rules.q
+    return rest > 0 and gap / rest >= rules.min_relative_gap and p < rules.pair_q

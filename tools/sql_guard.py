@@ -47,19 +47,30 @@ class SqlRefused(ValueError):
 
 
 def check_sql(sql: str, known_tables: Collection[str]) -> str:
-    """Return `sql` as one normalized read-only DuckDB statement, or raise SqlRefused."""
+    """Return `sql` as one normalized read-only DuckDB statement, or raise SqlRefused.
+
+    The normalized text is checked again and must regenerate to itself, so the text the
+    caller executes is one the guard has approved.
+    """
     known = {name.lower() for name in known_tables}
     try:
-        statement = _parse_one(sql, known)
-        if isinstance(statement, exp.Command) and statement.name.upper() == "EXPLAIN":
-            analyze, inner = _EXPLAIN.fullmatch(statement.text("expression")).groups()
-            inner_statement = _parse_one(inner, known)
-            _check(inner_statement, known)
-            return f"EXPLAIN {'ANALYZE ' if analyze else ''}{_generate(inner_statement)}"
-        _check(statement, known)
-        return _generate(statement)
+        normalized = _normalize(sql, known)
+        if _normalize(normalized, known) != normalized:
+            raise _refused("the SQL does not survive normalization; write it more plainly", known)
+        return normalized
     except RecursionError as error:
         raise _refused("the SQL is nested too deeply", known) from error
+
+
+def _normalize(sql: str, known: set[str]) -> str:
+    statement = _parse_one(sql, known)
+    if isinstance(statement, exp.Command) and statement.name.upper() == "EXPLAIN":
+        analyze, inner = _EXPLAIN.fullmatch(statement.text("expression")).groups()
+        inner_statement = _parse_one(inner, known)
+        _check(inner_statement, known)
+        return f"EXPLAIN {'ANALYZE ' if analyze else ''}{_generate(inner_statement)}"
+    _check(statement, known)
+    return _generate(statement)
 
 
 def _parse_one(sql: str, known: set[str]) -> exp.Expr:
@@ -73,7 +84,7 @@ def _parse_one(sql: str, known: set[str]) -> exp.Expr:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise _refused(f"could not parse the SQL: {reason}", known) from error
     if len(statements) != 1:
-        raise _refused(f"found {len(statements)} statements", known)
+        raise _refused(f"found {len(statements)} statements" if statements else "found no statement", known)
     return statements[0]
 
 
@@ -121,7 +132,8 @@ def _visible_ctes(table: exp.Table) -> set[str]:
     while node is not None:
         if isinstance(node, exp.With):
             ctes = node.expressions
-            stop = next(i for i, cte in enumerate(ctes) if cte is child) + bool(node.args.get("recursive"))
+            position = next((i for i, cte in enumerate(ctes) if cte is child), 0)
+            stop = position + bool(node.args.get("recursive"))
             names.update(cte.alias_or_name.lower() for cte in ctes[:stop])
         elif isinstance(node, exp.Query) and not isinstance(child, exp.With):
             names.update(cte.alias_or_name.lower() for cte in node.ctes)

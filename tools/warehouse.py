@@ -17,6 +17,11 @@ from tools.sql_guard import check_sql
 
 T = TypeVar("T")
 _VECTOR_SIZE = 2048  # rows per DuckDB vector; fetch_df_chunk counts in vectors
+_COLUMNS_SQL = """
+SELECT table_name, column_name, data_type FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
+ORDER BY table_name, column_index
+"""
 
 
 @dataclass(frozen=True)
@@ -135,13 +140,6 @@ class Warehouse:
             timer.join()  # a late interrupt() must land before the next statement starts
 
 
-_COLUMNS_SQL = """
-SELECT table_name, column_name, data_type FROM duckdb_columns()
-WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
-ORDER BY table_name, column_index
-"""
-
-
 def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise WarehouseError(f"database file not found: {path} (run `insight generate` or `insight import`)")
@@ -176,17 +174,18 @@ def _fetch(cursor: duckdb.DuckDBPyConnection, row_cap: int | None) -> tuple[pd.D
     """The result as a DataFrame (DuckDB's own dtypes), cut at `row_cap` rows, and whether it was cut."""
     if row_cap is None:
         return cursor.fetch_df(), False
+    row_cap = max(row_cap, 0)
     vectors = max(1, -(-(row_cap + 1) // _VECTOR_SIZE))
     chunks: list[pd.DataFrame] = []
     rows = 0
     while rows <= row_cap:
         chunk = cursor.fetch_df_chunk(vectors)
-        if chunk.empty and chunks:
+        if chunk.empty:
             break
         chunks.append(chunk)
         rows += len(chunk)
-        if chunk.empty:
-            break
+    if not chunks:
+        return chunk, False
     df = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
     return df.iloc[:row_cap].reset_index(drop=True), rows > row_cap
 
