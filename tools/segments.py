@@ -78,13 +78,15 @@ def compare(df: pd.DataFrame, worse: Literal["lower", "higher"] = "lower") -> pd
     return out.fillna({"rate": 0.0, "rate_rest": 0.0, "gap": 0.0})
 
 
-def select(df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
+def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool = False) -> pd.DataFrame:
     """Significant, large-enough segment rows, with redundant parents and children removed.
 
     `key` names the column that makes a family member distinct besides the segment (a step,
-    a cohort, ...). Expects the columns of `compare` plus `segment` and `depth`.
+    a cohort, ...). Expects the columns of `compare` plus `segment` and `depth`. With
+    `include_total` the everyone row of each key is tested too (a whole cohort can dip) and
+    is the parent of the single segments.
     """
-    tested = df[(df["depth"] > 0) & (df["n"] >= rules.min_support) & (df["n_rest"] >= rules.min_support)].copy()
+    tested = df[((df["depth"] > 0) | include_total) & (df["n"] >= rules.min_support) & (df["n_rest"] >= rules.min_support)].copy()
     if tested.empty:
         return tested.assign(q_value=[])
     tested["q_value"] = bh(tested["p_value"])
@@ -93,24 +95,25 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
                   & (tested["relative_gap"] >= rules.min_relative_gap)]
     hits = hits.sort_values(["depth", "lost"], ascending=[True, False])
     hits = hits.drop_duplicates(subset=[key, "n", "x"], keep="first")
-    return _explain(hits, df, rules, key).sort_values("lost", ascending=False).reset_index(drop=True)
+    return _explain(hits, df, rules, key, include_total).sort_values("lost", ascending=False).reset_index(drop=True)
 
 
-def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str) -> pd.DataFrame:
+def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str,
+             include_total: bool) -> pd.DataFrame:
     """Keep a pair only if it is worse than the rest of each parent; let children replace parents.
 
     A single segment A is explained by another flagged single B when their overlap is a strict
     part of A yet accounts for >= 80% of A's lost units (`platform=web` by `browser=safari`).
     """
-    singles = {(row[key], _item(row)): row for _, row in df[df["depth"] == 1].iterrows()}
-    pairs = {(row[key], frozenset(row["segment"].items())): row for _, row in df[df["depth"] == 2].iterrows()}
+    rows = {(row[key], frozenset(row["segment"].items())): row for _, row in df.iterrows()}
     drop: set[int] = set()
-    for idx, child in hits[hits["depth"] > 1].iterrows():
-        parents = [singles.get((child[key], item)) for item in child["segment"].items()]
+    for idx, child in hits[hits["depth"] > (0 if include_total else 1)].iterrows():
+        items = list(child["segment"].items())
+        parents = [rows.get((child[key], frozenset(items[:i] + items[i + 1:]))) for i in range(len(items))]
         if any(p is None or not _worse_within(child, p, rules) for p in parents):
             drop.add(idx)
             continue
-        for pidx, parent in hits[(hits["depth"] == 1) & (hits[key] == child[key])].iterrows():
+        for pidx, parent in hits[(hits["depth"] == child["depth"] - 1) & (hits[key] == child[key])].iterrows():
             if _contains(child["segment"], parent["segment"]) and child["lost"] >= EXPLAINS_SHARE * parent["lost"]:
                 drop.add(pidx)
     flagged = hits[hits["depth"] == 1].sort_values("lost")
@@ -118,7 +121,7 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
         for bidx, b in flagged.iterrows():
             if aidx == bidx or bidx in drop or a[key] != b[key]:
                 continue
-            overlap = pairs.get((a[key], frozenset([_item(a), _item(b)])))
+            overlap = rows.get((a[key], frozenset([_item(a), _item(b)])))
             if overlap is not None and overlap["n"] < a["n"] and overlap["lost"] >= EXPLAINS_SHARE * a["lost"]:
                 drop.add(aidx)
                 break

@@ -1,0 +1,112 @@
+"""A/B tests (ANALYTICS.md, Experiments): conversion per variant, lift with CI, SRM."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tools.charts import bar_chart
+from tools.period import Period, period_weeks
+from tools.result import Friction, ToolResult
+from tools.sqltext import lit
+from tools.stats import relative_lift, srm_p
+from tools.warehouse import Warehouse
+
+SRM_P = 0.001
+LOSER_P = 0.05
+CONTROL_NAMES = ("control", "baseline", "a", "original")
+
+
+def variants_sql(experiment_id: str | None = None) -> str:
+    """Per experiment and variant: users assigned, users converting (primary metric after assignment)."""
+    only = f"WHERE x.experiment_id = {lit(experiment_id)}" if experiment_id else ""
+    return f"""WITH a AS (
+    SELECT a.experiment_id, a.user_id, a.variant, a.assigned_at, x.primary_metric, x.started_at, x.ended_at
+    FROM assignments a JOIN experiments x USING (experiment_id) {only}),
+conv AS (
+    SELECT a.experiment_id, a.user_id, bool_or(e.event IS NOT NULL) AS converted
+    FROM a LEFT JOIN events e ON e.user_id = a.user_id AND e.event = a.primary_metric
+        AND e.ts >= coalesce(a.assigned_at, a.started_at) AND (a.ended_at IS NULL OR e.ts < a.ended_at)
+    GROUP BY ALL)
+SELECT a.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, a.variant,
+       count(DISTINCT a.user_id) AS users, count(DISTINCT a.user_id) FILTER (WHERE c.converted) AS converted
+FROM a JOIN conv c USING (experiment_id, user_id) JOIN experiments x USING (experiment_id)
+GROUP BY a.experiment_id, a.variant ORDER BY a.experiment_id, a.variant"""
+
+
+def _control(variants: list[str]) -> str:
+    for v in variants:
+        if v.lower() in CONTROL_NAMES:
+            return v
+    return sorted(variants)[0]
+
+
+def analyze(df: pd.DataFrame) -> pd.DataFrame:
+    """Add rate, lift vs control, CI, p-value and the experiment's SRM p-value to per-variant rows."""
+    rows = []
+    for exp_id, g in df.groupby("experiment_id", sort=True):
+        control = _control(list(g["variant"]))
+        c = g[g["variant"] == control].iloc[0]
+        srm = srm_p(g["users"].to_numpy())
+        for r in g.itertuples():
+            lift, p, ci = (0.0, 1.0, (0.0, 0.0)) if r.variant == control else \
+                relative_lift(int(c["converted"]), int(c["users"]), int(r.converted), int(r.users))
+            rows.append({"experiment_id": exp_id, "name": r.name, "primary_metric": r.primary_metric,
+                         "variant": r.variant, "is_control": r.variant == control, "users": int(r.users),
+                         "converted": int(r.converted), "rate": r.converted / r.users if r.users else 0.0,
+                         "lift": lift, "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "srm_p": srm})
+    return pd.DataFrame(rows)
+
+
+def experiments(wh: Warehouse, period: Period, experiment_id: str | None = None) -> ToolResult:
+    """Every experiment (or one): variants, lift with 95% CI and p-value, sample-ratio mismatch."""
+    sql = variants_sql(experiment_id)
+    table = analyze(wh.query(sql).df)
+    if table.empty:
+        return ToolResult("Experiments", "No experiment assignments in the data" +
+                          (f" for {experiment_id!r}." if experiment_id else "."), sql=[sql])
+    weeks = period_weeks(wh, period)
+    findings, lines = [], []
+    for exp_id, g in table.groupby("experiment_id", sort=True):
+        control = g[g["is_control"]].iloc[0]
+        srm = float(g["srm_p"].iloc[0])
+        parts = [f"{r.variant}: {r.converted}/{r.users} = {r.rate:.2%}"
+                 + ("" if r.is_control else f", lift {r.lift:+.1%} (95% CI {r.ci_low:+.1%}..{r.ci_high:+.1%}, p={r.p_value:.3g})")
+                 for r in g.itertuples()]
+        lines.append(f"{exp_id} ({g['name'].iloc[0]}; metric {g['primary_metric'].iloc[0]}): " + "; ".join(parts)
+                     + f"; SRM p={srm:.3g}")
+        if srm < SRM_P:
+            worst = g.assign(dev=(g["users"] - g["users"].mean()).abs()).sort_values("dev").iloc[-1]
+            findings.append(_srm_finding(g, worst, srm, period, sql))
+            lines[-1] += " -> sample ratio mismatch: lift not interpreted"
+            continue
+        for r in g[~g["is_control"]].itertuples():
+            if r.p_value < LOSER_P and r.lift < 0:
+                findings.append(_loser_finding(r, control, weeks, period, sql))
+    summary = "Experiments: " + " | ".join(lines)
+    chart = bar_chart([f"{r.experiment_id}:{r.variant}" for r in table.itertuples()], table["rate"],
+                      "Conversion per variant", "conversion")
+    return ToolResult("Experiments", summary, table, chart, [sql], findings)
+
+
+def _srm_finding(g: pd.DataFrame, worst, srm: float, period: Period, sql: str) -> Friction:
+    expected = float(g["users"].mean())
+    return Friction(
+        kind="experiment_srm", title=f"Sample ratio mismatch in {worst.experiment_id}: {worst.variant} has "
+        f"{int(worst.users)} users, {expected:.0f} expected", metric="assigned_users",
+        segment={"experiment_id": worst.experiment_id, "variant": worst.variant}, period=period.label,
+        baseline=expected, observed=float(worst.users), affected_users=int(g["users"].sum()),
+        est_lost_conversions=0.0, p_value=srm, evidence_sql=sql,
+        detail={"experiment": worst["name"], "counts": dict(zip(g["variant"], g["users"].astype(int)))},
+    )
+
+
+def _loser_finding(r, control: pd.Series, weeks: float, period: Period, sql: str) -> Friction:
+    lost = r.users * (control["rate"] - r.rate)
+    return Friction(
+        kind="experiment_loser", title=f"Variant {r.variant} of {r.experiment_id} loses: {r.lift:+.1%} {r.primary_metric}",
+        metric="conversion", step=r.primary_metric, segment={"experiment_id": r.experiment_id, "variant": r.variant},
+        period=period.label, baseline=float(control["rate"]), observed=float(r.rate), affected_users=int(r.users),
+        est_lost_conversions=float(lost), p_value=float(r.p_value), ci=(float(r.ci_low), float(r.ci_high)),
+        evidence_sql=sql, weekly_exposed=float(r.users / weeks), gap=float(control["rate"] - r.rate),
+        detail={"experiment": r.name, "lift": float(r.lift), "control": str(control["variant"])},
+    )

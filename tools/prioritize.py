@@ -1,0 +1,176 @@
+"""From findings to ranked suggestions (ANALYTICS.md, Prioritization): merge, RICE, opportunity."""
+
+from __future__ import annotations
+
+from prompts import PromptError, load_yaml, placeholders
+from tools.period import Period, period_weeks
+from tools.result import Friction, Suggestion, Uplift, segment_text
+from tools.warehouse import Warehouse
+
+MIN_EFFORT = 0.5
+# When findings describe the same problem, the more specific kind is kept.
+SPECIFICITY = ("release_regression", "error_spike", "slow_page", "experiment_srm", "experiment_loser",
+               "failed_search", "retention_dip", "tracking_issue", "funnel_dropoff", "cart_abandonment")
+CAUSES_NEXT_STEP = {"error_spike", "slow_page"}
+AFTER_ADD = ("Checkout Started", "Payment Info Entered", "Order Completed")
+
+
+def impact_tier(share: float) -> float:
+    """RICE impact from the share of weekly conversions a friction costs."""
+    for limit, tier in ((0.10, 3.0), (0.05, 2.0), (0.02, 1.0), (0.005, 0.5)):
+        if share >= limit:
+            return tier
+    return 0.25
+
+
+def confidence(f: Friction) -> float:
+    """100% when p < 0.001 with >= 1,000 users affected, 80% when p < 0.05, else 50%."""
+    if f.p_value is not None and f.p_value < 0.001 and f.affected_users >= 1000:
+        return 1.0
+    if f.p_value is not None and f.p_value < 0.05:
+        return 0.8
+    return 0.5
+
+
+def _nested(a: dict, b: dict) -> bool:
+    return a.items() <= b.items() or b.items() <= a.items()
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return _nested(a, b) or bool(a.items() & b.items())
+
+
+def _next_step(step: str | None, steps: tuple[str, ...]) -> str | None:
+    return steps[steps.index(step) + 1] if step in steps[:-1] else None
+
+
+def same_problem(keep: Friction, other: Friction, steps: tuple[str, ...]) -> bool:
+    """Does `keep` (the more specific or larger finding) explain `other`?"""
+    if keep.kind == other.kind:
+        return keep.step == other.step and _overlap(keep.segment, other.segment)
+    if other.kind == "funnel_dropoff":
+        if keep.kind == "release_regression":
+            return keep.step == other.step and _nested(keep.segment, other.segment)
+        if keep.kind in CAUSES_NEXT_STEP:
+            return _next_step(keep.step, steps) == other.step and _overlap(keep.segment, other.segment)
+        if keep.kind == "cart_abandonment":
+            return other.step in AFTER_ADD and _nested(keep.segment, other.segment)
+    if other.kind == "cart_abandonment" and keep.kind in {"funnel_dropoff", *CAUSES_NEXT_STEP}:
+        step = _next_step(keep.step, steps) if keep.kind in CAUSES_NEXT_STEP else keep.step
+        return step in AFTER_ADD and _overlap(keep.segment, other.segment)
+    return False
+
+
+def merge(findings: list[Friction], steps: tuple[str, ...]) -> list[tuple[Friction, list[Friction]]]:
+    """Group findings that describe one problem; each group is led by its most specific, largest finding.
+
+    A cart-abandonment finding leads the drop-offs after add-to-cart in its segment unless one of
+    them accounts for >= 80% of its lost conversions.
+    """
+    def rank(f: Friction) -> tuple:
+        kind = SPECIFICITY.index(f.kind)
+        if f.kind == "cart_abandonment":
+            kind = SPECIFICITY.index("funnel_dropoff") - 0.5
+        return kind, -f.est_lost_conversions
+
+    def leads(f: Friction, cart: Friction) -> bool:
+        return f.est_lost_conversions >= 0.8 * cart.est_lost_conversions
+
+    groups: list[tuple[Friction, list[Friction]]] = []
+    for f in sorted(findings, key=rank):
+        for i, (lead, members) in enumerate(groups):
+            if same_problem(lead, f, steps) or any(m.kind == f.kind and same_problem(m, f, steps) for m in members):
+                if lead.kind == "cart_abandonment" and f.kind == "funnel_dropoff" and leads(f, lead):
+                    groups[i] = (f, [lead, *members])
+                else:
+                    members.append(f)
+                break
+            if lead.kind == "funnel_dropoff" and same_problem(f, lead, steps):
+                groups[i] = (f, [lead, *members])
+                break
+        else:
+            groups.append((f, []))
+    return groups
+
+
+def _context(f: Friction) -> dict[str, str]:
+    seg = f.segment
+    d = f.detail
+    return {
+        "segment": segment_text({k: v for k, v in seg.items() if k not in {"cohort", "experiment_id", "variant"}}),
+        "step": f.step or "", "previous_step": d.get("previous_step", ""), "page": d.get("page", f.step or ""),
+        "error_code": str(d.get("error_code", "")), "examples": ", ".join(f"'{e}'" for e in d.get("examples", [])[:3]),
+        "token": seg.get("search_token") or seg.get("search_query", ""), "experiment": str(d.get("experiment", "")),
+        "variant": seg.get("variant", ""), "cohort": seg.get("cohort", ""), "app_version": seg.get("app_version", ""),
+        "platform": seg.get("platform", "all platforms"), "previous_version": str(d.get("previous_version", "")),
+        "observed_ms": f"{f.observed:.0f}", "baseline_ms": f"{f.baseline:.0f}", "detail": str(d.get("problem", "")),
+    }
+
+
+def _matches(when: dict, f: Friction) -> bool:
+    for key, want in (when or {}).items():
+        if key == "step" and f.step != want:
+            return False
+        if key == "dimension" and want not in f.segment:
+            return False
+        if key == "cause" and f.detail.get("cause") != want:
+            return False
+    return True
+
+
+def tweak_for(f: Friction, playbook: dict) -> tuple[str, float, float | None]:
+    """The playbook's tweak text, effort and optional impact override for a finding."""
+    for rule in playbook.get(f.kind, []):
+        if _matches(rule.get("when"), f):
+            ctx = _context(f)
+            if unknown := placeholders(rule["tweak"]) - ctx.keys():
+                raise PromptError(f"prompts/playbook.yaml ({f.kind}): unknown placeholders {sorted(unknown)}")
+            return rule["tweak"].format(**ctx), max(float(rule["effort"]), MIN_EFFORT), rule.get("impact")
+    raise PromptError(f"prompts/playbook.yaml has no rule for kind {f.kind!r}")
+
+
+def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
+    if f.metric == "p75_load_ms":
+        gap = f"p75 load {f.observed:.0f} ms vs {f.baseline:.0f} ms"
+    elif f.metric == "assigned_users":
+        gap = f"{f.observed:.0f} users assigned vs {f.baseline:.0f} expected"
+    else:
+        gap = f"{f.metric.replace('_', ' ')} {f.observed:.1%} vs {f.baseline:.1%}"
+    p = f", p={f.p_value:.2g}" if f.p_value is not None else ""
+    return (f"{f.title}: {gap}{p}; {f.affected_users} users affected; about {weekly_lost:.1f} conversions "
+            f"lost per week ({share:.1%} of weekly conversions).")
+
+
+def business_numbers(wh: Warehouse, period: Period) -> tuple[float, float]:
+    """Weekly conversions (orders) and average order value in the period."""
+    orders, aov = wh.query(
+        "SELECT count(*) AS orders, coalesce(avg(revenue), 0) AS aov FROM events "
+        f"WHERE event = 'Order Completed' AND {period.where()}").df.iloc[0]
+    return float(orders) / period_weeks(wh, period), float(aov)
+
+
+def prioritize(wh: Warehouse, findings: list[Friction], period: Period,
+               steps: tuple[str, ...] = ("Product Viewed", *("Product Added",), *AFTER_ADD)) -> list[Suggestion]:
+    """Suggestions ranked by RICE score, one per group of findings that describe the same problem."""
+    playbook = load_yaml("playbook")
+    weeks = period_weeks(wh, period)
+    weekly_conversions, aov = business_numbers(wh, period)
+    out = []
+    for lead, members in merge(findings, steps):
+        tweak, effort, impact_override = tweak_for(lead, playbook)
+        weekly_lost = lead.est_lost_conversions / weeks
+        share = weekly_lost / weekly_conversions if weekly_conversions else 0.0
+        reach = lead.affected_users / weeks
+        impact = float(impact_override) if impact_override is not None else impact_tier(share)
+        conf = confidence(lead)
+        high = lead.weekly_exposed * lead.gap * lead.downstream_rate
+        out.append(Suggestion(
+            friction_id=lead.id, kind=lead.kind, title=lead.title, tweak=tweak,
+            rationale=_rationale(lead, weekly_lost, share), reach=round(reach, 1), impact=impact,
+            confidence=conf, effort=effort, rice_score=round(reach * impact * conf / effort, 1),
+            est_weekly_uplift=Uplift(conversions_low=round(high / 2, 1), conversions_high=round(high, 1),
+                                     revenue_low=round(high / 2 * aov, 2), revenue_high=round(high * aov, 2)),
+            evidence=f"{lead.title} (period {lead.period})", evidence_sql=lead.evidence_sql,
+            related=[m.id for m in members],
+        ))
+    return sorted(out, key=lambda s: s.rice_score, reverse=True)

@@ -1,0 +1,115 @@
+"""Cohort retention (ANALYTICS.md, Retention): week-N retention and dips versus other cohorts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
+from tools.charts import heatmap
+from tools.period import Period, data_bounds
+from tools.result import Friction, ToolResult, segment_text
+from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
+from tools.sqltext import lit
+from tools.warehouse import Warehouse
+
+MAX_WEEKS = 8
+
+
+def _users_cte(period: Period, dims: tuple[str, ...]) -> str:
+    """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort, dims, active weeks."""
+    firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in dims if d in EVENT_DIMENSIONS)
+    user_dims = "".join(f", u.{d}" for d in dims if d in USER_DIMENSIONS)
+    ev_dims = "".join(f", f.{d}" for d in dims if d in EVENT_DIMENSIONS)
+    return f"""firsts AS (SELECT user_id, min(ts) AS first_ts{firsts} FROM events GROUP BY user_id),
+cohort_users AS (
+    SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
+           date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_dims}
+    FROM users u JOIN firsts f USING (user_id)
+    WHERE {period.where('coalesce(u.signed_up_at, f.first_ts)')}),
+active AS (
+    SELECT e.user_id, ((epoch(e.ts) - epoch(c.signup)) // 604800)::INT AS week_n,
+           bool_or(e.event = {lit(PURCHASE_FUNNEL[-1])}) AS converted
+    FROM events e JOIN cohort_users c USING (user_id) WHERE e.ts >= c.signup GROUP BY ALL)"""
+
+
+def matrix_sql(period: Period) -> str:
+    """Cohort x week-N: cohort size and users active in days [7N, 7N+7) after signup."""
+    return f"""WITH {_users_cte(period, ())}
+SELECT c.cohort, a.week_n, count(DISTINCT c.user_id) AS active,
+       (SELECT count(*) FROM cohort_users c2 WHERE c2.cohort = c.cohort) AS size
+FROM cohort_users c JOIN active a USING (user_id) WHERE a.week_n <= {MAX_WEEKS}
+GROUP BY ALL ORDER BY ALL"""
+
+
+def week_n_sql(period: Period, dims: tuple[str, ...], week_n: int = 1) -> str:
+    """Per cohort and segment: cohort size and users retained in week N."""
+    return f"""WITH {_users_cte(period, dims)},
+flag AS (SELECT c.*, a.user_id IS NOT NULL AS kept, coalesce(a.converted, FALSE) AS converted
+         FROM cohort_users c LEFT JOIN active a ON a.user_id = c.user_id AND a.week_n = {week_n})
+SELECT cohort, {', '.join(dims)}, {grouping_flags(dims)}, count(*) AS n, count(*) FILTER (WHERE kept) AS x,
+       count(*) FILTER (WHERE converted) AS converted
+FROM flag GROUP BY {grouping_sets(dims, False, ('cohort',))}"""
+
+
+def complete_cohorts(cohorts: pd.Series, data_end, week_n: int) -> pd.Series:
+    """Cohorts whose last member's days [7N, 7N+7) after signup all lie before the end of the data."""
+    return (pd.to_datetime(cohorts) + timedelta(days=7 + 7 * week_n + 7)) <= pd.Timestamp(data_end)
+
+
+def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] = DIMENSIONS,
+              rules: SegmentRules = SegmentRules()) -> ToolResult:
+    """Week-N cohort retention, and cohorts (or cohort x segment) that dip below the other cohorts."""
+    _, data_end = data_bounds(wh)
+    m_sql, w_sql = matrix_sql(period), week_n_sql(period, dims, week_n)
+    mat = wh.query(m_sql).df
+    if mat.empty or data_end is None:
+        return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[m_sql])
+    mat["retention"] = mat["active"] / mat["size"]
+    mat = mat[pd.to_datetime(mat["cohort"]) + pd.to_timedelta(14 + 7 * mat["week_n"], unit="D")
+              <= pd.Timestamp(data_end)]
+    grid = mat.pivot(index="cohort", columns="week_n", values="retention").sort_index()
+    grid.index = [f"{c:%G-W%V}" for c in grid.index]
+    rows = attach_segments(wh.query(w_sql).df, dims)
+    rows = rows[complete_cohorts(rows["cohort"], data_end, week_n)]
+    findings = _dips(rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
+    overall = rows[rows["depth"] == 0]
+    rate = overall["x"].sum() / overall["n"].sum() if overall["n"].sum() else 0.0
+    summary = (f"Week-{week_n} retention (period {period.label}, {rows['cohort'].nunique()} complete weekly cohorts): "
+               f"{rate:.1%} on average; by cohort: "
+               + ", ".join(f"{c:%G-W%V} {x / n:.1%}" for c, n, x in overall.sort_values("cohort")[["cohort", "n", "x"]]
+                           .itertuples(index=False) if n) + ". ")
+    summary += ("Dips: " + "; ".join(f"{f.segment['cohort']} {segment_text(_dims(f.segment))}: {f.observed:.1%} vs "
+                                     f"{f.baseline:.1%}" for f in findings[:5])
+                if findings else "No cohort dips significantly below the others.")
+    return ToolResult("Retention", summary, grid.reset_index(names="cohort"), heatmap(grid, "Retention by cohort"),
+                      [m_sql, w_sql], findings, {"week_n": week_n, "average": rate})
+
+
+def _dims(segment: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in segment.items() if k != "cohort"}
+
+
+def _dips(rows: pd.DataFrame, rules: SegmentRules, week_n: int, period: Period, sql: str) -> list[Friction]:
+    """Each cohort x segment against the other complete cohorts of the same segment."""
+    rows = rows.assign(seg_key=rows["segment"].map(lambda s: tuple(sorted(s.items()))))
+    totals = rows.groupby("seg_key")[["n", "x"]].transform("sum")
+    rows = rows.assign(n_rest=totals["n"] - rows["n"], x_rest=totals["x"] - rows["x"],
+                       cohort_label=rows["cohort"].map(lambda c: f"{c:%G-W%V}"))
+    hits = select(compare(rows, worse="lower"), rules, key="cohort_label", include_total=True)
+    everyone = rows[rows["depth"] == 0]
+    order_rate = float(everyone["converted"].sum() / everyone["x"].sum()) if everyone["x"].sum() else 0.0
+    out = []
+    for r in hits.itertuples():
+        segment = {"cohort": r.cohort_label, **r.segment}
+        out.append(Friction(
+            kind="retention_dip", title=f"Week-{week_n} retention dipped for the {r.cohort_label} cohort"
+            + (f" ({segment_text(r.segment)})" if r.segment else ""),
+            metric=f"week_{week_n}_retention", step=None, segment=segment, period=period.label,
+            baseline=float(r.rate_rest), observed=float(r.rate), affected_users=int(r.n),
+            est_lost_conversions=float(r.lost) * order_rate, p_value=float(r.p_value), evidence_sql=sql,
+            weekly_exposed=float(r.n), gap=float(r.gap), downstream_rate=order_rate,
+            detail={"cohort_size": int(r.n), "retained": int(r.x), "lost_users": float(r.lost)},
+        ))
+    return out

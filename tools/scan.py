@@ -1,0 +1,75 @@
+"""The friction scan: every detector over one period, then prioritized suggestions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from tools.cart import cart_abandonment
+from tools.dropoffs import dropoffs
+from tools.errors_speed import errors_and_speed
+from tools.experiments import experiments
+from tools.funnel import FunnelSpec
+from tools.period import Period, resolve_period
+from tools.prioritize import prioritize
+from tools.result import Friction, Suggestion, ToolResult
+from tools.retention import retention
+from tools.search import search
+from tools.trends import release_regressions
+from tools.warehouse import Warehouse
+
+Detector = Callable[[Warehouse, Period], ToolResult]
+
+# The one registry of detectors: name -> (warehouse, period) -> ToolResult with findings.
+# The drill-down runs per session: context dimensions (app_version) change over a user's life.
+DETECTORS: dict[str, Detector] = {
+    "dropoffs": lambda wh, p: dropoffs(wh, FunnelSpec(entity="sessions", period=p)),
+    "cart_abandonment": lambda wh, p: cart_abandonment(wh, p),
+    "search": search,
+    "errors_and_speed": lambda wh, p: errors_and_speed(wh, p),
+    "release_regressions": lambda wh, p: release_regressions(wh, p),
+    "experiments": lambda wh, p: experiments(wh, p),
+    "retention": lambda wh, p: retention(wh, p),
+}
+
+
+class ScanReport(BaseModel):
+    """What a scan found: findings, ranked suggestions, per-detector timing and failures."""
+
+    period: str
+    findings: list[Friction]
+    suggestions: list[Suggestion]
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+    def public(self) -> dict:
+        """The JSON shape of `insight scan --json`."""
+        return {"period": self.period, "findings": [f.model_dump() for f in self.findings],
+                "suggestions": [s.model_dump() for s in self.suggestions]}
+
+
+def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], None] | None = None,
+         detectors: dict[str, Detector] | None = None) -> ScanReport:
+    """Run every detector over `period` and rank what they find.
+
+    A detector that fails is reported in `warnings`; the others still run.
+    """
+    p = period if isinstance(period, Period) else resolve_period(wh, period)
+    findings: list[Friction] = []
+    timings, warnings = {}, []
+    for name, detect in (detectors or DETECTORS).items():
+        if progress:
+            progress(name)
+        started = time.perf_counter()
+        try:
+            findings += detect(wh, p).findings
+        except Exception as exc:  # one broken detector must not hide the others' findings
+            warnings.append(f"detector {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
+        timings[name] = round((time.perf_counter() - started) * 1000, 1)
+    if progress:
+        progress("prioritizing")
+    suggestions = prioritize(wh, findings, p)
+    return ScanReport(period=p.label, findings=findings, suggestions=suggestions, timings_ms=timings,
+                      warnings=warnings)

@@ -1,0 +1,212 @@
+"""Metric trends (ANALYTICS.md, Trends and anomalies): daily series, robust-z anomalies,
+week over week with a rate/mix explanation, and release regressions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data.schema import PURCHASE_FUNNEL
+from tools.charts import line_chart
+from tools.funnel import FunnelSpec, check_dimensions, levels_sql
+from tools.period import Period, data_bounds
+from tools.result import Friction, ToolResult
+from tools.stats import bh, robust_z, two_proportion_p
+from tools.warehouse import Warehouse
+
+ANOMALY_Z = 3.5
+TRAILING_DAYS = 28
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A daily metric: numerator over denominator per day (denominator None = a count)."""
+
+    description: str
+    numerator: str
+    denominator: str | None = None
+
+
+METRICS: dict[str, Metric] = {
+    "conversion": Metric("sessions with an order / sessions",
+                         "count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')",
+                         "count(DISTINCT session_id)"),
+    "add_to_cart_rate": Metric("sessions adding to cart / sessions viewing a product",
+                               "count(DISTINCT session_id) FILTER (WHERE event = 'Product Added')",
+                               "count(DISTINCT session_id) FILTER (WHERE event = 'Product Viewed')"),
+    "zero_result_rate": Metric("searches with no results / searches",
+                               "count(*) FILTER (WHERE event = 'Products Searched' AND results_count = 0)",
+                               "count(*) FILTER (WHERE event = 'Products Searched')"),
+    "error_rate": Metric("sessions with an error / sessions",
+                         "count(DISTINCT session_id) FILTER (WHERE event = 'Error Shown')",
+                         "count(DISTINCT session_id)"),
+    "orders": Metric("orders", "count(*) FILTER (WHERE event = 'Order Completed')"),
+    "revenue": Metric("revenue", "coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed'), 0)"),
+    "active_users": Metric("daily active users", "count(DISTINCT user_id)"),
+}
+
+
+class TrendError(ValueError):
+    """Unknown metric or dimension."""
+
+
+def series_sql(metric: str, period: Period, dimension: str | None = None) -> str:
+    """Daily numerator and denominator, optionally per value of one dimension."""
+    m = METRICS[metric]
+    dim = f"{dimension}, " if dimension else ""
+    join = " JOIN users u USING (user_id)" if dimension in ("acquisition_channel", "plan") else ""
+    den = m.denominator or "1"
+    return (f"SELECT date_trunc('day', ts) AS day, {dim}{m.numerator} AS num, {den} AS den "
+            f"FROM events{join} WHERE {period.where()} GROUP BY ALL ORDER BY ALL")
+
+
+def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """Rate/mix decomposition of a rate change; rows sum to the total change."""
+    b = before.groupby(dimension)[["num", "den"]].sum()
+    a = after.groupby(dimension)[["num", "den"]].sum()
+    both = b.join(a, lsuffix="0", rsuffix="1", how="outer").fillna(0.0)
+    y0 = both["num0"].sum() / both["den0"].sum()
+    p0, p1 = both["den0"] / both["den0"].sum(), both["den1"] / both["den1"].sum()
+    y0_i = (both["num0"] / both["den0"]).where(both["den0"] > 0, y0)
+    y1_i = (both["num1"] / both["den1"]).where(both["den1"] > 0, y0_i)
+    out = pd.DataFrame({"rate_effect": (y1_i - y0_i) * p0, "mix_effect": (p1 - p0) * (y1_i - y0)})
+    out["total"] = out["rate_effect"] + out["mix_effect"]
+    return out.reset_index().sort_values("total", key=np.abs, ascending=False)
+
+
+def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("all", None, None),
+           dimension: str | None = None) -> ToolResult:
+    """Daily series with anomaly flags, week-over-week change, and what explains it."""
+    if metric not in METRICS:
+        raise TrendError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    if dimension:
+        check_dimensions([dimension])
+    sql = series_sql(metric, period)
+    daily = wh.query(sql).df
+    if daily.empty:
+        return ToolResult("Trends", f"No events in period {period.label}.", sql=[sql])
+    is_rate = METRICS[metric].denominator is not None
+    daily["value"] = daily["num"] / daily["den"].replace(0, np.nan) if is_rate else daily["num"].astype(float)
+    daily["robust_z"] = robust_z(daily["value"].fillna(0.0).to_numpy(), TRAILING_DAYS)
+    daily["anomaly"] = daily["robust_z"] >= ANOMALY_Z
+    last_day = daily["day"].max()
+    now = daily[daily["day"] > last_day - pd.Timedelta(days=7)]
+    prev = daily[(daily["day"] <= last_day - pd.Timedelta(days=7)) & (daily["day"] > last_day - pd.Timedelta(days=14))]
+    wow = _week_over_week(now, prev, is_rate)
+    sqls, explain = [sql], None
+    summary = (f"{metric} ({METRICS[metric].description}), daily, period {period.label}: "
+               f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before ({wow['change']:+.1%}"
+               + (f", p={wow['p_value']:.3g}" if wow.get("p_value") is not None else "") + "). ")
+    anomalies = daily[daily["anomaly"]]
+    summary += (f"{len(anomalies)} anomalous day(s) (robust z >= {ANOMALY_Z} over trailing {TRAILING_DAYS} days): "
+                + ", ".join(f"{d:%Y-%m-%d} ({v:.4g})" for d, v in anomalies[["day", "value"]].tail(5).itertuples(index=False))
+                if len(anomalies) else "No anomalous day.")
+    if dimension and is_rate:
+        by_sql = series_sql(metric, period, dimension)
+        by = wh.query(by_sql).df
+        sqls.append(by_sql)
+        explain = decompose(by[by["day"].isin(prev["day"])], by[by["day"].isin(now["day"])], dimension)
+        top = explain.head(3)
+        summary += f" Change by {dimension}: " + "; ".join(
+            f"{r[dimension]}: rate {r.rate_effect:+.4f}, mix {r.mix_effect:+.4f}" for _, r in top.iterrows())
+    chart = line_chart(daily, "day", ["value"], f"{metric} per day", flags="anomaly")
+    return ToolResult("Trends", summary, daily, chart, sqls, [], {"week_over_week": wow, "explain": explain})
+
+
+def _week_over_week(now: pd.DataFrame, prev: pd.DataFrame, is_rate: bool) -> dict:
+    if is_rate:
+        x1, n1, x0, n0 = now["num"].sum(), now["den"].sum(), prev["num"].sum(), prev["den"].sum()
+        v1, v0 = (x1 / n1 if n1 else 0.0), (x0 / n0 if n0 else 0.0)
+        p = float(two_proportion_p(x1, n1, x0, n0)) if n0 and n1 else None
+    else:
+        v1, v0, p = float(now["num"].sum()), float(prev["num"].sum()), None
+    return {"now": float(v1), "prev": float(v0), "change": (v1 - v0) / v0 if v0 else 0.0, "p_value": p}
+
+
+def version_sql(spec: FunnelSpec) -> str:
+    """Session step counts per platform, app_version and day (for release comparisons)."""
+    k = len(spec.steps)
+    reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
+    return (f"WITH levels AS ({levels_sql(spec, ('platform', 'app_version'))})\n"
+            f"SELECT platform, app_version, date_trunc('day', t1) AS day, {reach}, count(DISTINCT user_id) AS users"
+            f" FROM levels WHERE app_version IS NOT NULL GROUP BY ALL")
+
+
+def release_regressions(wh: Warehouse, period: Period, steps: tuple[str, ...] = PURCHASE_FUNNEL,
+                        q: float = 0.05, min_support: int = 100, min_relative_gap: float = 0.10) -> ToolResult:
+    """Versions whose step conversion after their first-seen day is below the previous version's."""
+    spec = FunnelSpec(steps, 1.0, "sessions", period)
+    sql = version_sql(spec)
+    df = wh.query(sql).df
+    rows = []
+    for scope, g in [("all", df)] + [(p, g) for p, g in df.groupby("platform")]:
+        rows += _compare_versions(g, scope, steps, min_support)
+    tested = pd.DataFrame(rows)
+    findings: list[Friction] = []
+    if not tested.empty:
+        tested["q_value"] = bh(tested["p_value"])
+        hits = tested[(tested["q_value"] < q) & (tested["relative_gap"] >= min_relative_gap)]
+        hits = _platform_explains_all(hits)
+        _, end = data_bounds(wh)
+        totals = [float(df[f"n{i}"].sum()) for i in range(1, len(steps) + 1)]
+        downstream = {s: (totals[-1] / totals[i] if totals[i] else 0.0) for i, s in enumerate(steps)}
+        findings = [_regression(r, period, sql, end, downstream[r.step]) for r in hits.itertuples()]
+    summary = ("Release regressions: " + "; ".join(
+        f"{f.segment} at {f.step}: {f.observed:.1%} vs {f.baseline:.1%} on {f.detail['previous_version']}"
+        for f in findings) if findings else "No release converts significantly worse than the version before it.")
+    table = tested.drop(columns=["segment"], errors="ignore") if not tested.empty else tested
+    return ToolResult("Release regressions", summary, table, None, [sql], findings)
+
+
+def _compare_versions(g: pd.DataFrame, scope: str, steps: tuple[str, ...], min_support: int) -> list[dict]:
+    first_seen = g[g["n1"] > 0].groupby("app_version")["day"].min().sort_values()
+    out = []
+    for prev_v, v in zip(first_seen.index[:-1], first_seen.index[1:]):
+        since = first_seen[v]
+        cur = g[(g["app_version"] == v) & (g["day"] >= since)]
+        old = g[(g["app_version"] == prev_v) & (g["day"] >= since)]
+        for i in range(2, len(steps) + 1):
+            n, x = cur[f"n{i - 1}"].sum(), cur[f"n{i}"].sum()
+            n0, x0 = old[f"n{i - 1}"].sum(), old[f"n{i}"].sum()
+            if min(n, n0) < min_support:
+                continue
+            rate, rate0 = x / n, x0 / n0
+            segment = {"app_version": v} if scope == "all" else {"platform": scope, "app_version": v}
+            out.append({"segment": segment, "step": steps[i - 1], "previous_version": prev_v, "since": since,
+                        "n": int(n), "x": int(x), "n_prev": int(n0), "x_prev": int(x0), "rate": rate,
+                        "rate_prev": rate0, "users": int(cur["users"].sum()),
+                        "relative_gap": (rate0 - rate) / rate0 if rate0 else 0.0,
+                        "lost": n * (rate0 - rate), "p_value": float(two_proportion_p(x, n, x0, n0))})
+    return out
+
+
+def _platform_explains_all(hits: pd.DataFrame) -> pd.DataFrame:
+    """Drop an all-platform finding when one platform's finding accounts for >= 80% of its loss."""
+    keep = []
+    for idx, r in hits.iterrows():
+        if "platform" not in r["segment"]:
+            same = hits[(hits["step"] == r["step"]) & hits["segment"].map(
+                lambda s, v=r["segment"]["app_version"]: s.get("app_version") == v and "platform" in s)]
+            if (same["lost"] >= 0.8 * r["lost"]).any():
+                continue
+        keep.append(idx)
+    return hits.loc[keep]
+
+
+def _regression(r, period: Period, sql: str, end, downstream: float) -> Friction:
+    weeks = max((end - r.since).days / 7, 1 / 7) if end is not None else 1.0
+    return Friction(
+        kind="release_regression",
+        title=f"Release {r.segment['app_version']}" + (f" on {r.segment['platform']}" if "platform" in r.segment else "")
+        + f" converts worse into {r.step} than {r.previous_version}",
+        metric="step_conversion", step=r.step, segment=r.segment,
+        period=f"{r.since:%Y-%m-%d}..{end:%Y-%m-%d}" if end is not None else period.label,
+        baseline=float(r.rate_prev), observed=float(r.rate), affected_users=int(r.users),
+        est_lost_conversions=float(r.lost * downstream), p_value=float(r.p_value), evidence_sql=sql,
+        weekly_exposed=float(r.n / weeks), gap=float(r.rate_prev - r.rate), downstream_rate=downstream,
+        detail={"previous_version": r.previous_version, "since": f"{r.since:%Y-%m-%d}", "sessions": int(r.n),
+                "sessions_previous": int(r.n_prev)},
+    )
+
