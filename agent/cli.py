@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -16,8 +15,8 @@ from agent.config import Settings
 
 app = typer.Typer(help="Product Insight Agent: find where users struggle and what to fix first.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[Optional[Path], typer.Option("--db", help="analytics DuckDB file (default: INSIGHT_DB)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -110,13 +109,5 @@ def demo(db: DbOption = None) -> None:
                   f"zero-result searches {summary['zero_result_rate']:.1%}")
 
 
-def main() -> None:  # pragma: no cover - console entry
+if __name__ == "__main__":
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
-def dump_json(payload: object) -> None:
-    console.print_json(json.dumps(payload, default=str))

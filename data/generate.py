@@ -86,9 +86,9 @@ class _World:
         self.codes.add("platform", list(sc.platforms))
         self.codes.add("os", list(sc.web_os) + ["ios", "android"])
         self.codes.add("browser", list(sc.browsers))
-        n_releases = (self.t1 - self.t0) // (sc.release_every_days * DAY) + 3
-        self.release_ts = self.t0 + (np.arange(n_releases) - 2) * sc.release_every_days * DAY
-        self.codes.add("app_version", [f"{sc.first_version}.{i}.0" for i in range(n_releases)])
+        versions = sc.releases()
+        self.release_ts = self.t0 + (np.arange(len(versions)) - 2) * sc.release_every_days * DAY
+        self.codes.add("app_version", versions)
         self._users()
         self._sessions()
 
@@ -413,7 +413,7 @@ class Generator:
                     printf('e%09d', i), ts, printf('u%07d', u), printf('s%08d', s), event,
                     platform, os, app_version, browser, country, page, product_id, category, price,
                     revenue, search_query, results_count, error_code, load_time_ms,
-                    CASE WHEN event = 'Products Searched' THEN '{"source": "search_bar"}'
+                    CASE WHEN event = 'Products Searched' THEN json_object('source', 'search_bar')::VARCHAR
                          WHEN event = 'Order Completed' THEN json_object('currency', 'USD')::VARCHAR
                     END
                 FROM events_df""")
@@ -447,16 +447,22 @@ def planted_where(f: PlantedFriction, w: _World) -> dict:
     affects = f.step
     if f.kind in {"error_spike", "slow_page"}:
         k = FUNNEL_OF_FLOW[f.step]
-        affects = FLOW[min(k + 1, len(FLOW) - 1)][0]
+        affects = FLOW[k + 1][0] if k + 1 < len(FLOW) else None
     if f.kind == "cart_abandonment":
         affects = "Order Completed"
     if f.kind == "failed_search":
         segment["search_token"] = f.search_token
         affects = "Products Searched"
     if f.kind in {"experiment_loser", "experiment_srm"}:
+        exp = next(e for e in w.sc.experiments if e.experiment_id == f.experiment_id)
         segment.update(experiment_id=f.experiment_id, variant=f.variant)
+        start, end = exp.start, exp.end
+        affects = exp.primary_metric if f.kind == "experiment_loser" else None
     if f.kind == "retention_dip":
         segment["cohort"] = f.cohort_week
+        year, week = f.cohort_week.split("-W")
+        start = date.fromisocalendar(int(year), int(week), 1)
+        end = start + timedelta(days=7)
     return {"kind": f.kind, "step": f.step, "affects_step": affects, "segment": segment,
             "period": [start.isoformat(), end.isoformat()], "effect": f.effect,
             "error_code": f.error_code if f.kind == "error_spike" else None,

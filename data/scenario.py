@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from data.schema import PURCHASE_FUNNEL
+from data.schema import DIMENSIONS, PURCHASE_FUNNEL
 
 PlantedKind = Literal[
     "funnel_dropoff",
@@ -60,6 +61,16 @@ class ExperimentSpec(_Strict):
     hypothesis: str = ""
     primary_metric: str = "Order Completed"
 
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentSpec:
+        if self.primary_metric not in FLOW_STEPS:
+            raise ValueError(f"primary_metric must be one of {', '.join(FLOW_STEPS)}")
+        if len(set(self.variants)) < 2:
+            raise ValueError("an experiment needs at least two distinct variants")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
 
 class PlantedFriction(_Strict):
     """One friction the generator plants; `effect` in (0, 1] scales its strength."""
@@ -86,8 +97,13 @@ class PlantedFriction(_Strict):
             raise ValueError("failed_search needs search_token")
         if self.kind in {"experiment_loser", "experiment_srm"} and not (self.experiment_id and self.variant):
             raise ValueError(f"{self.kind} needs experiment_id and variant")
-        if self.kind == "retention_dip" and not self.cohort_week:
-            raise ValueError("retention_dip needs cohort_week (YYYY-Www)")
+        if self.kind == "retention_dip" and not re.fullmatch(r"\d{4}-W\d{2}", self.cohort_week or ""):
+            raise ValueError("retention_dip needs cohort_week as YYYY-Www")
+        if self.kind == "slow_page" and self.step == "Product Added":
+            raise ValueError("slow_page needs a step with a page load (Product Added has none)")
+        unknown = set(self.segment) - set(DIMENSIONS)
+        if unknown:
+            raise ValueError(f"unknown segment dimension {sorted(unknown)[0]!r}; use {', '.join(DIMENSIONS)}")
         if self.kind == "release_regression" and "app_version" not in self.segment:
             raise ValueError("release_regression needs segment.app_version")
         return self
@@ -120,11 +136,28 @@ class Scenario(_Strict):
     def _check(self) -> Scenario:
         if self.end <= self.start + timedelta(days=14):
             raise ValueError("end must be at least 14 days after start")
-        known = {e.experiment_id for e in self.experiments}
-        for f in self.frictions:
+        known = {e.experiment_id: e for e in self.experiments}
+        values = self.dimension_values()
+        for i, f in enumerate(self.frictions):
             if f.experiment_id and f.experiment_id not in known:
-                raise ValueError(f"friction refers to unknown experiment {f.experiment_id!r}")
+                raise ValueError(f"frictions.{i}: unknown experiment {f.experiment_id!r}")
+            if f.variant and f.experiment_id and f.variant not in known[f.experiment_id].variants:
+                raise ValueError(f"frictions.{i}: unknown variant {f.variant!r} of {f.experiment_id}")
+            for dim, value in f.segment.items():
+                if value not in values[dim]:
+                    raise ValueError(f"frictions.{i}: {dim}={value!r} is not generated; values: {values[dim]}")
         return self
+
+    def releases(self) -> list[str]:
+        """App versions released during the scenario (two before its start), oldest first."""
+        n = (self.end - self.start).days // self.release_every_days + 3
+        return [f"{self.first_version}.{i}.0" for i in range(n)]
+
+    def dimension_values(self) -> dict[str, list[str]]:
+        """Every value the generator produces for each segment dimension."""
+        return {"country": list(self.countries), "acquisition_channel": list(self.channels),
+                "plan": list(self.plans), "platform": list(self.platforms),
+                "os": [*self.web_os, "ios", "android"], "browser": list(self.browsers), "app_version": self.releases()}
 
     def scaled(self, factor: float) -> Scenario:
         """The same scenario with every planted effect multiplied by `factor`."""

@@ -7,15 +7,16 @@ first-touch value would confound them with tenure.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from data.schema import DIMENSIONS
-from tools.dropoffs import dropoffs
+from tools.dropoffs import Levels, drill_down
 from tools.funnel import FunnelSpec, step_counts_sql
 from tools.period import Period
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules
+from tools.sessions import CART_STEPS, Facts
 from tools.warehouse import Warehouse
-
-CART_STEPS = ("Product Added", "Order Completed")
 
 
 def abandonment_sql(period: Period, window_days: float) -> str:
@@ -29,6 +30,15 @@ def abandonment_sql(period: Period, window_days: float) -> str:
             " co.ordered AS orders FROM cart, co")
 
 
+def abandoning_segments(wh: Warehouse, period: Period, dims: tuple[str, ...] = DIMENSIONS,
+                        rules: SegmentRules = SegmentRules(), facts: Facts | None = None) -> tuple[list[Friction], str]:
+    """Segments whose sessions add to cart but order significantly less often (cart_abandonment findings)."""
+    facts = facts or Facts(period, dims=dims)
+    spec = FunnelSpec(CART_STEPS, 7.0, "sessions", period)
+    findings, sql = drill_down(wh, Levels.of(spec, dims, facts, "cart_level"), spec, dims, True, rules)
+    return [_as_cart(f) for f in findings], sql
+
+
 def cart_abandonment(wh: Warehouse, period: Period, window_days: float = 7.0,
                      dims: tuple[str, ...] = DIMENSIONS, rules: SegmentRules = SegmentRules()) -> ToolResult:
     """Cart and checkout abandonment, and the segments that abandon significantly more."""
@@ -36,19 +46,20 @@ def cart_abandonment(wh: Warehouse, period: Period, window_days: float = 7.0,
     row = wh.query(sql).df.iloc[0]
     added, ordered = int(row["added"]), int(row["ordered_within_window"])
     cart_rate = 1 - ordered / added if added else 0.0
-    checkout_rate = 1 - int(row["orders"]) / int(row["checkout_started"]) if row["checkout_started"] else 0.0
-    spec = FunnelSpec(CART_STEPS, window_days, "sessions", period)
-    drill = dropoffs(wh, spec, dims, rules=rules)
-    findings = [_as_cart(f) for f in drill.findings]
+    started, orders = int(row["checkout_started"]), int(row["orders"])
+    checkout_rate = 1 - orders / started if started else 0.0
+    findings, drill_sql = abandoning_segments(wh, period, dims, rules)
     summary = (f"Cart abandonment (period {period.label}): {cart_rate:.1%} of {added} users who added to cart "
                f"did not order within {window_days:g} days; checkout abandonment {checkout_rate:.1%} "
-               f"({int(row['orders'])} ordering of {int(row['checkout_started'])} starting checkout). ")
+               f"({orders} ordering of {started} starting checkout). ")
     summary += ("Segments abandoning more (per session): " + "; ".join(
         f"{segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%}" for f in findings[:5])
         if findings else "No segment abandons significantly more.")
     data = {"cart_abandonment": cart_rate, "checkout_abandonment": checkout_rate, "added": added,
-            "ordered": ordered}
-    return ToolResult("Cart abandonment", summary, drill.table, drill.chart, [sql, *drill.sql], findings, data)
+            "ordered": ordered, "checkout_started": started, "orders": orders}
+    table = [{"segment": segment_text(f.segment), "abandonment": f.observed, "rest": f.baseline,
+              "sessions": f.detail["entered"], "p_value": f.p_value} for f in findings]
+    return ToolResult("Cart abandonment", summary, pd.DataFrame(table), None, [sql, drill_sql], findings, data)
 
 
 def _as_cart(f: Friction) -> Friction:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -11,20 +11,39 @@ from tools.charts import bar_chart
 from tools.funnel import FunnelSpec, known_events, levels_sql, step_counts_sql
 from tools.period import period_weeks
 from tools.result import Friction, ToolResult, segment_text
-from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
+from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
+from tools.sessions import Facts, distinct_users, segment_condition
 from tools.warehouse import Warehouse
 
 
-def segment_step_counts(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...], pairs: bool = True
+@dataclass(frozen=True)
+class Levels:
+    """Where per-entity funnel levels come from: a CTE named `levels` (entity, user_id, level, dims)."""
+
+    cte: str
+    evidence_cte: str
+    steps: tuple[str, ...]
+    entity: str
+
+    @classmethod
+    def of(cls, spec: FunnelSpec, dims: tuple[str, ...], facts: Facts | None = None,
+           level_column: str = "level") -> Levels:
+        """Users: the windowed ASOF funnel. Sessions: the session facts (shared by the scan)."""
+        if spec.entity == "users":
+            sql = f"levels AS ({levels_sql(spec, dims)})"
+            return cls(sql, sql, spec.steps, "users")
+        facts = facts or Facts(spec.period, spec.steps, dims)
+        body = f"levels AS (SELECT * REPLACE ({level_column} AS level) FROM facts)"
+        return cls(f"{facts.cte()},\n{body}", f"{facts.evidence_cte()},\n{body}", spec.steps, "sessions")
+
+
+def segment_step_counts(wh: Warehouse, levels: Levels, dims: tuple[str, ...], pairs: bool = True
                         ) -> tuple[pd.DataFrame, str]:
     """Entities reaching each step for every segment (grouping sets); row with depth 0 = everyone."""
-    k = len(spec.steps)
-    reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
-    users = ", ".join(f"count(DISTINCT user_id) FILTER (WHERE level >= {i}) AS u{i}" for i in range(1, k + 1))
-    sql = (f"WITH levels AS ({levels_sql(spec, dims)})\n"
-           f"SELECT {', '.join(dims)}, {grouping_flags(dims)}, {reach}, {users} FROM levels "
-           f"GROUP BY {grouping_sets(dims, pairs)}")
-    return attach_segments(wh.query(sql).df, dims), sql
+    reach = {f"n{i}": f"count(*) FILTER (WHERE level >= {i})" for i in range(1, len(levels.steps) + 1)}
+    body = rollup_sql("levels", dims, reach, pairs).removeprefix("WITH ")
+    return (attach_segments(wh.query(f"WITH {levels.cte},\n{body}").df, dims),
+            f"WITH {levels.evidence_cte},\n{body}")
 
 
 def step_tests(counts: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
@@ -34,7 +53,7 @@ def step_tests(counts: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     for i in range(2, len(steps) + 1):
         part = pd.DataFrame({
             "step": steps[i - 1], "segment": counts["segment"], "depth": counts["depth"],
-            "n": counts[f"n{i - 1}"], "x": counts[f"n{i}"], "users": counts[f"u{i - 1}"],
+            "n": counts[f"n{i - 1}"], "x": counts[f"n{i}"],
         })
         part["n_rest"] = total[f"n{i - 1}"] - part["n"]
         part["x_rest"] = total[f"n{i}"] - part["x"]
@@ -46,56 +65,71 @@ def downstream_rates(counts: pd.DataFrame, steps: tuple[str, ...]) -> dict[str, 
     """For each step, the product of everyone's later step conversions (reaching the last step)."""
     total = counts[counts["depth"] == 0].iloc[0]
     n = [float(total[f"n{i}"]) for i in range(1, len(steps) + 1)]
-    out = {}
-    for i, step in enumerate(steps):
-        rate = 1.0
-        for j in range(i + 1, len(steps)):
-            rate *= n[j] / n[j - 1] if n[j - 1] else 0.0
-        out[step] = rate
-    return out
+    return {step: (n[-1] / n[i] if n[i] else 0.0) for i, step in enumerate(steps)}
+
+
+def drill_down(wh: Warehouse, levels: Levels, spec: FunnelSpec, dims: tuple[str, ...], pairs: bool,
+               rules: SegmentRules) -> tuple[list[Friction], str]:
+    """Findings for the segments converting significantly worse at some step, ranked by entities lost."""
+    counts, sql = segment_step_counts(wh, levels, dims, pairs)
+    everyone = counts[counts["depth"] == 0]
+    if everyone.empty or everyone["n1"].iloc[0] == 0:
+        return [], sql
+    hits = select(step_tests(counts, levels.steps), rules, key="step")
+    downstream = downstream_rates(counts, levels.steps)
+    weeks = period_weeks(wh, spec.period)
+    users = distinct_users_of(wh, levels, hits)
+    return [_finding(row, spec, levels, downstream, weeks, u) for row, u in zip(hits.itertuples(), users)], sql
+
+
+def distinct_users_of(wh: Warehouse, levels: Levels, hits: pd.DataFrame) -> list[int]:
+    """Distinct users behind each hit (entered the step before), in one pass."""
+    if hits.empty:
+        return []
+    conditions = [f"{segment_condition(r.segment)} AND level >= {levels.steps.index(r.step)}" for r in hits.itertuples()]
+    return distinct_users(wh, levels.cte, "levels", conditions)
 
 
 def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS, pairs: bool = True,
-             rules: SegmentRules = SegmentRules()) -> ToolResult:
-    """Segments whose step conversion is significantly worse than the rest, ranked by users lost."""
+             rules: SegmentRules = SegmentRules(), facts: Facts | None = None) -> ToolResult:
+    """Segments whose step conversion is significantly worse than the rest, ranked by entities lost."""
     spec.validate(known_events(wh))
-    counts, sql = segment_step_counts(wh, spec, dims, pairs)
-    if counts[counts["depth"] == 0].empty or counts.loc[counts["depth"] == 0, "n1"].iloc[0] == 0:
-        return ToolResult("Drop-offs", f"No one entered {spec.steps[0]} in period {spec.period.label}.", sql=[sql])
-    hits = select(step_tests(counts, spec.steps), rules, key="step")
-    downstream = downstream_rates(counts, spec.steps)
-    weeks = period_weeks(wh, spec.period)
-    findings = [_finding(row, spec, downstream, weeks) for row in hits.itertuples()]
+    levels = Levels.of(spec, dims, facts)
+    findings, sql = drill_down(wh, levels, spec, dims, pairs, rules)
     table = pd.DataFrame([{
         "step": f.step, "segment": segment_text(f.segment), "entered_previous": f.detail["entered"],
         "conversion": f.observed, "rest": f.baseline, "lost": round(f.detail["lost"]),
         "p_value": f.p_value} for f in findings])
     if findings:
-        top = findings[0]
-        summary = (f"{len(findings)} segment(s) convert significantly worse (BH q<{rules.q}, gap>="
-                   f"{rules.min_relative_gap:.0%}, n>={rules.min_support}). Worst: "
+        summary = (f"{len(findings)} segment(s) convert significantly worse (per {spec.entity}; BH q<{rules.q}, "
+                   f"gap>={rules.min_relative_gap:.0%}, n>={rules.min_support}). Worst: "
                    + "; ".join(f"{f.step} for {segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%} "
                                f"({round(f.detail['lost'])} {spec.entity} lost)" for f in findings[:5]))
         chart = bar_chart([f"{segment_text(f.segment)} @ {f.step}" for f in findings[:10]],
                           [f.observed for f in findings[:10]], "Step conversion of flagged segments",
-                          "step conversion", baseline=top.baseline)
+                          "step conversion", baseline=findings[0].baseline)
     else:
         summary, chart = f"No segment converts significantly worse at any step (period {spec.period.label}).", None
     return ToolResult("Drop-offs", summary, table, chart, [sql], findings)
 
 
-def _finding(row, spec: FunnelSpec, downstream: dict[str, float], weeks: float) -> Friction:
-    k = spec.steps.index(row.step)
-    evidence = step_counts_sql(replace(spec, where=dict(row.segment)))
+def _finding(row, spec: FunnelSpec, levels: Levels, downstream: dict[str, float], weeks: float,
+             users: int) -> Friction:
+    k = levels.steps.index(row.step)
+    if levels.entity == "users":
+        evidence = step_counts_sql(replace(spec, where=dict(row.segment)))
+    else:
+        evidence = (f"WITH {levels.evidence_cte}\nSELECT count(*) FILTER (WHERE level >= {k}) AS entered_previous,"
+                    f" count(*) FILTER (WHERE level >= {k + 1}) AS reached FROM levels"
+                    f" WHERE {segment_condition(row.segment)}")
     return Friction(
         kind="funnel_dropoff",
-        title=f"{spec.steps[k - 1]} -> {row.step} conversion is low for {segment_text(row.segment)}",
+        title=f"{levels.steps[k - 1]} -> {row.step} conversion is low for {segment_text(row.segment)}",
         metric="step_conversion", step=row.step, segment=row.segment, period=spec.period.label,
-        baseline=float(row.rate_rest), observed=float(row.rate), affected_users=int(row.users),
+        baseline=float(row.rate_rest), observed=float(row.rate), affected_users=users,
         est_lost_conversions=float(row.lost * downstream[row.step]), p_value=float(row.p_value),
         evidence_sql=evidence, weekly_exposed=float(row.n / weeks), gap=float(row.gap),
         downstream_rate=downstream[row.step],
         detail={"lost": float(row.lost), "entered": int(row.n), "converted": int(row.x),
-                "q_value": float(row.q_value), "previous_step": spec.steps[k - 1],
-                "entity": spec.entity},
+                "q_value": float(row.q_value), "previous_step": levels.steps[k - 1], "entity": levels.entity},
     )

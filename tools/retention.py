@@ -27,16 +27,22 @@ cohort_users AS (
     SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
            date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_dims}
     FROM users u JOIN firsts f USING (user_id)
-    WHERE {period.where('coalesce(u.signed_up_at, f.first_ts)')}),
-active AS (
-    SELECT e.user_id, ((epoch(e.ts) - epoch(c.signup)) // 604800)::INT AS week_n,
+    WHERE {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
+
+
+def _active_cte(week_n: int | None) -> str:
+    """active: users x week N after signup with any event (one week, or weeks 0..MAX_WEEKS)."""
+    lo, hi = (0, MAX_WEEKS + 1) if week_n is None else (week_n, week_n + 1)
+    return f"""active AS (
+    SELECT e.user_id, floor((epoch(e.ts) - epoch(c.signup)) / 604800)::INT AS week_n,
            bool_or(e.event = {lit(PURCHASE_FUNNEL[-1])}) AS converted
-    FROM events e JOIN cohort_users c USING (user_id) WHERE e.ts >= c.signup GROUP BY ALL)"""
+    FROM events e JOIN cohort_users c USING (user_id)
+    WHERE e.ts >= c.signup + INTERVAL {7 * lo} DAY AND e.ts < c.signup + INTERVAL {7 * hi} DAY GROUP BY ALL)"""
 
 
 def matrix_sql(period: Period) -> str:
     """Cohort x week-N: cohort size and users active in days [7N, 7N+7) after signup."""
-    return f"""WITH {_users_cte(period, ())}
+    return f"""WITH {_users_cte(period, ())}, {_active_cte(None)}
 SELECT c.cohort, a.week_n, count(DISTINCT c.user_id) AS active,
        (SELECT count(*) FROM cohort_users c2 WHERE c2.cohort = c.cohort) AS size
 FROM cohort_users c JOIN active a USING (user_id) WHERE a.week_n <= {MAX_WEEKS}
@@ -45,7 +51,7 @@ GROUP BY ALL ORDER BY ALL"""
 
 def week_n_sql(period: Period, dims: tuple[str, ...], week_n: int = 1) -> str:
     """Per cohort and segment: cohort size and users retained in week N."""
-    return f"""WITH {_users_cte(period, dims)},
+    return f"""WITH {_users_cte(period, dims)}, {_active_cte(week_n)},
 flag AS (SELECT c.*, a.user_id IS NOT NULL AS kept, coalesce(a.converted, FALSE) AS converted
          FROM cohort_users c LEFT JOIN active a ON a.user_id = c.user_id AND a.week_n = {week_n})
 SELECT cohort, {', '.join(dims)}, {grouping_flags(dims)}, count(*) AS n, count(*) FILTER (WHERE kept) AS x,
@@ -58,20 +64,30 @@ def complete_cohorts(cohorts: pd.Series, data_end, week_n: int) -> pd.Series:
     return (pd.to_datetime(cohorts) + timedelta(days=7 + 7 * week_n + 7)) <= pd.Timestamp(data_end)
 
 
-def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] = DIMENSIONS,
-              rules: SegmentRules = SegmentRules()) -> ToolResult:
-    """Week-N cohort retention, and cohorts (or cohort x segment) that dip below the other cohorts."""
+def cohort_matrix(wh: Warehouse, period: Period) -> tuple[pd.DataFrame, str]:
+    """Complete cohort x week-N retention grid (rows: ISO weeks of signup)."""
     _, data_end = data_bounds(wh)
-    m_sql, w_sql = matrix_sql(period), week_n_sql(period, dims, week_n)
-    mat = wh.query(m_sql).df
+    sql = matrix_sql(period)
+    mat = wh.query(sql).df
     if mat.empty or data_end is None:
-        return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[m_sql])
+        return pd.DataFrame(), sql
     mat["retention"] = mat["active"] / mat["size"]
     mat = mat[pd.to_datetime(mat["cohort"]) + pd.to_timedelta(14 + 7 * mat["week_n"], unit="D")
               <= pd.Timestamp(data_end)]
     grid = mat.pivot(index="cohort", columns="week_n", values="retention").sort_index()
     grid.index = [f"{c:%G-W%V}" for c in grid.index]
-    rows = attach_segments(wh.query(w_sql).df, dims)
+    return grid, sql
+
+
+def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] = DIMENSIONS,
+              rules: SegmentRules = SegmentRules(), matrix: bool = True) -> ToolResult:
+    """Week-N cohort retention, and cohorts (or cohort x segment) that dip below the other cohorts."""
+    _, data_end = data_bounds(wh)
+    w_sql = week_n_sql(period, dims, week_n)
+    grid, m_sql = cohort_matrix(wh, period) if matrix else (pd.DataFrame(), "")
+    rows = attach_segments(wh.query(w_sql).df, dims) if data_end is not None else pd.DataFrame()
+    if rows.empty:
+        return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[w_sql])
     rows = rows[complete_cohorts(rows["cohort"], data_end, week_n)]
     findings = _dips(rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
     overall = rows[rows["depth"] == 0]
@@ -83,8 +99,9 @@ def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, .
     summary += ("Dips: " + "; ".join(f"{f.segment['cohort']} {segment_text(_dims(f.segment))}: {f.observed:.1%} vs "
                                      f"{f.baseline:.1%}" for f in findings[:5])
                 if findings else "No cohort dips significantly below the others.")
-    return ToolResult("Retention", summary, grid.reset_index(names="cohort"), heatmap(grid, "Retention by cohort"),
-                      [m_sql, w_sql], findings, {"week_n": week_n, "average": rate})
+    chart = heatmap(grid, "Retention by cohort") if not grid.empty else None
+    return ToolResult("Retention", summary, grid.reset_index(names="cohort"), chart,
+                      [q for q in (m_sql, w_sql) if q], findings, {"week_n": week_n, "average": rate})
 
 
 def _dims(segment: dict[str, str]) -> dict[str, str]:

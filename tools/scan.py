@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from tools.cart import cart_abandonment
+from tools.cart import abandoning_segments
 from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
@@ -17,21 +17,29 @@ from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
 from tools.retention import retention
 from tools.search import search
+from tools.sessions import Facts
 from tools.trends import release_regressions
 from tools.warehouse import Warehouse
 
-Detector = Callable[[Warehouse, Period], ToolResult]
+Detector = Callable[[Warehouse, Facts], ToolResult]
 
-# The one registry of detectors: name -> (warehouse, period) -> ToolResult with findings.
-# The drill-down runs per session: context dimensions (app_version) change over a user's life.
+
+def _cart(wh: Warehouse, facts: Facts) -> ToolResult:
+    findings, sql = abandoning_segments(wh, facts.period, facts=facts)
+    return ToolResult("Cart abandonment", f"{len(findings)} segment(s) abandon carts more", sql=[sql],
+                      findings=findings)
+
+
+# The one registry of detectors: name -> (warehouse, session facts of the period) -> ToolResult.
+# Segment drill-downs run per session: context dimensions (app_version) change over a user's life.
 DETECTORS: dict[str, Detector] = {
-    "dropoffs": lambda wh, p: dropoffs(wh, FunnelSpec(entity="sessions", period=p)),
-    "cart_abandonment": lambda wh, p: cart_abandonment(wh, p),
-    "search": search,
-    "errors_and_speed": lambda wh, p: errors_and_speed(wh, p),
-    "release_regressions": lambda wh, p: release_regressions(wh, p),
-    "experiments": lambda wh, p: experiments(wh, p),
-    "retention": lambda wh, p: retention(wh, p),
+    "dropoffs": lambda wh, f: dropoffs(wh, FunnelSpec(entity="sessions", period=f.period), facts=f),
+    "cart_abandonment": _cart,
+    "search": lambda wh, f: search(wh, f.period),
+    "errors_and_speed": lambda wh, f: errors_and_speed(wh, f.period, facts=f),
+    "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f),
+    "experiments": lambda wh, f: experiments(wh, f.period),
+    "retention": lambda wh, f: retention(wh, f.period, matrix=False),
 }
 
 
@@ -59,12 +67,17 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     p = period if isinstance(period, Period) else resolve_period(wh, period)
     findings: list[Friction] = []
     timings, warnings = {}, []
+    started = time.perf_counter()
+    if progress:
+        progress("session facts")
+    facts = Facts(p).materialize(wh)
+    timings["session_facts"] = round((time.perf_counter() - started) * 1000, 1)
     for name, detect in (detectors or DETECTORS).items():
         if progress:
             progress(name)
         started = time.perf_counter()
         try:
-            findings += detect(wh, p).findings
+            findings += detect(wh, facts).findings
         except Exception as exc:  # one broken detector must not hide the others' findings
             warnings.append(f"detector {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
         timings[name] = round((time.perf_counter() - started) * 1000, 1)

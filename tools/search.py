@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -20,40 +22,36 @@ NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_que
 
 def searches_sql(period: Period) -> str:
     """One row per search: normalized query, zero result, click within 5 min, exit, reformulation, order."""
-    return f"""WITH s AS (
-    SELECT event_id, ts, user_id, session_id, search_query, results_count, {NORMALIZED} AS q
+    return f"""WITH raw AS MATERIALIZED (
+    SELECT ts, user_id, session_id, results_count, search_query,
+           lead(ts) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS next_search_ts
     FROM events WHERE event = 'Products Searched' AND search_query IS NOT NULL AND {period.where()}),
+norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw)),
+s AS MATERIALIZED (SELECT raw.* EXCLUDE (search_query), norm.q FROM raw JOIN norm USING (search_query)),
 clicks AS (SELECT session_id, ts FROM events WHERE event = 'Search Result Clicked'
            AND session_id IN (SELECT session_id FROM s)),
 sess AS (SELECT session_id, max(ts) AS last_ts, max(ts) FILTER (WHERE event = 'Order Completed') AS order_ts
-         FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id),
-with_click AS (SELECT s.*, c.ts AS click_ts FROM s ASOF LEFT JOIN clicks c
-               ON s.session_id = c.session_id AND s.ts <= c.ts),
-nxt AS (SELECT event_id, lead(ts) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS next_search_ts FROM s)
-SELECT w.event_id, w.ts, w.user_id, w.session_id, w.q,
+         FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
+SELECT w.ts, w.user_id, w.session_id, w.q,
        w.results_count = 0 AS zero,
-       w.results_count > 0 AND w.click_ts IS NOT NULL AND w.click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
+       w.results_count > 0 AND c.ts IS NOT NULL AND c.ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
        w.ts >= m.last_ts AS exited,
-       n.next_search_ts IS NOT NULL AND n.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
+       w.next_search_ts IS NOT NULL AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
        m.order_ts IS NOT NULL AND m.order_ts >= w.ts AS ordered
-FROM with_click w JOIN sess m USING (session_id) JOIN nxt n USING (event_id)"""
+FROM s w ASOF LEFT JOIN clicks c ON w.session_id = c.session_id AND w.ts <= c.ts
+JOIN sess m ON m.session_id = w.session_id"""
 
 
-def metrics_sql(period: Period) -> str:
-    return f"""WITH searches AS ({searches_sql(period)})
-SELECT count(*) AS searches, count(DISTINCT user_id) AS users,
-       avg(zero::INT) AS zero_result_rate,
-       count(*) FILTER (WHERE NOT zero AND NOT clicked) / nullif(count(*) FILTER (WHERE NOT zero), 0) AS no_click_rate,
-       avg(exited::INT) AS exit_rate, avg(reformulated::INT) AS reformulation_rate,
-       avg(ordered::INT) FILTER (WHERE NOT zero) AS order_rate_after_results,
-       avg(ordered::INT) FILTER (WHERE zero) AS order_rate_after_zero
-FROM searches"""
+STATS = """count(*) AS n, sum(zero::INT) AS zero, sum(exited::INT) AS exits, count(DISTINCT user_id) AS users,
+       count(*) FILTER (WHERE NOT zero) AS with_results, count(*) FILTER (WHERE NOT zero AND NOT clicked) AS no_click,
+       sum(reformulated::INT) AS reformulated,
+       sum(ordered::INT) FILTER (WHERE NOT zero) AS ordered_after_results,
+       sum(ordered::INT) FILTER (WHERE zero) AS ordered_after_zero"""
 
 
-def queries_sql(period: Period) -> str:
-    return f"""WITH searches AS ({searches_sql(period)})
-SELECT q, count(*) AS n, sum(zero::INT) AS zero, sum(exited::INT) AS exits, count(DISTINCT user_id) AS users
-FROM searches GROUP BY q"""
+def stats_sql(source: str) -> str:
+    """Overall (q NULL, everyone = TRUE) and per normalized query: counts behind every search rate."""
+    return f"SELECT q, GROUPING(q) = 1 AS everyone, {STATS} FROM {source} GROUP BY GROUPING SETS ((), (q))"
 
 
 def token_sql(period: Period, token: str) -> str:
@@ -61,7 +59,11 @@ def token_sql(period: Period, token: str) -> str:
     return f"""WITH searches AS ({searches_sql(period)})
 SELECT count(*) AS searches, sum(zero::INT) AS zero_results, sum(exited::INT) AS exits,
        count(DISTINCT user_id) AS users, count(DISTINCT user_id) FILTER (WHERE zero) AS users_failed
-FROM searches WHERE list_contains(string_split(q, ' '), {lit(token)})"""
+FROM searches WHERE {_has_token(token)}"""
+
+
+def _has_token(token: str) -> str:
+    return f"list_contains(string_split(q, ' '), {lit(token)})"
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -136,51 +138,69 @@ def likely_cause(token: str, good_tokens: set[str]) -> str:
 
 def search(wh: Warehouse, period: Period) -> ToolResult:
     """Search health and the queries and tokens that fail, with their likely cause."""
-    m_sql, q_sql = metrics_sql(period), queries_sql(period)
-    m = wh.query(m_sql).df.iloc[0]
-    if not m["searches"]:
-        return ToolResult("Search", f"No searches in period {period.label}.", sql=[m_sql])
-    queries = wh.query(q_sql).df
+    rows = "search_rows_" + hashlib.sha1(period.where().encode()).hexdigest()[:12]
+    wh.materialize(rows, searches_sql(period))
+    stats = wh.query(stats_sql(rows)).df
+    everyone = stats[stats["everyone"]]
+    evidence = f"WITH searches AS ({searches_sql(period)})\n{stats_sql('searches')}"
+    if everyone.empty or not everyone["n"].iloc[0]:
+        return ToolResult("Search", f"No searches in period {period.label}.", sql=[evidence])
+    m = everyone.iloc[0]
+    queries = stats[~stats["everyone"]].reset_index(drop=True)
     tokens, bad_queries = failing(queries)
     token_stats = _tokens(queries)
-    overall_zero = float(m["zero_result_rate"])
+    overall_zero = float(m["zero"] / m["n"])
     good = set(token_stats.loc[token_stats["zero"] / token_stats["n"] <= overall_zero, "token"])
     weeks = period_weeks(wh, period)
-    after = float(m["order_rate_after_results"] or 0.0)
-    findings, sql = [], [m_sql, q_sql]
-    for t in tokens.itertuples():
-        ev_sql = token_sql(period, t.token)
-        ev = wh.query(ev_sql).df.iloc[0]
+    after = float(m["ordered_after_results"] or 0) / float(m["with_results"]) if m["with_results"] else 0.0
+    token_users = _token_users(wh, rows, list(tokens["token"]) if not tokens.empty else [])
+    findings, sql = [], [evidence]
+    for t, users in zip(tokens.itertuples(), token_users):
         examples = queries[queries["q"].str.split(" ").map(lambda ts, tok=t.token: tok in ts)]
         examples = examples.sort_values("zero", ascending=False)["q"].head(5).tolist()
-        findings.append(_finding(t.token, "search_token", ev, overall_zero, after, weeks, period,
-                                 likely_cause(t.token, good), examples, ev_sql, float(min(t.p_zero, t.p_exits))))
-        sql.append(ev_sql)
+        counts = {"searches": int(t.n), "zero_results": int(t.zero), "exits": int(t.exits), "users_failed": users}
+        findings.append(_finding(t.token, "search_token", counts, overall_zero, after, weeks, period,
+                                 likely_cause(t.token, good), examples, token_sql(period, t.token),
+                                 float(min(t.p_zero, t.p_exits))))
     for row in bad_queries.head(10).itertuples():
-        ev = pd.Series({"searches": row.n, "zero_results": row.zero, "exits": row.exits,
-                        "users_failed": row.users, "users": row.users})
+        counts = {"searches": int(row.n), "zero_results": int(row.zero), "exits": int(row.exits),
+                  "users_failed": int(row.users)}
         cause = "typo" if any(likely_cause(tok, good) == "typo" for tok in row.q.split(" ") if tok not in good) \
             else "synonym / catalog gap"
-        findings.append(_finding(row.q, "search_query", ev, overall_zero, after, weeks, period, cause, [row.q],
-                                 q_sql + f"\n-- filter: q = {lit(row.q)}", float(min(row.p_zero, row.p_exits))))
+        findings.append(_finding(row.q, "search_query", counts, overall_zero, after, weeks, period, cause, [row.q],
+                                 evidence + f"\n-- row: q = {lit(row.q)}", float(min(row.p_zero, row.p_exits))))
     table = pd.DataFrame([{"failing": f.segment.get("search_token") or f.segment.get("search_query"),
                            "level": next(iter(f.segment)), "searches": f.detail["searches"],
                            "zero_result_rate": f.observed, "cause": f.detail["cause"],
                            "examples": ", ".join(f.detail["examples"])} for f in findings])
-    summary = (f"Search (period {period.label}): {int(m['searches'])} searches by {int(m['users'])} users; "
-               f"zero-result rate {overall_zero:.1%}, no-click rate {float(m['no_click_rate'] or 0):.1%}, "
-               f"exit rate {float(m['exit_rate']):.1%}, reformulation rate {float(m['reformulation_rate']):.1%}. ")
+    rates = {"searches": int(m["n"]), "users": int(m["users"]), "zero_result_rate": overall_zero,
+             "no_click_rate": float(m["no_click"] / m["with_results"]) if m["with_results"] else 0.0,
+             "exit_rate": float(m["exits"] / m["n"]), "reformulation_rate": float(m["reformulated"] / m["n"]),
+             "order_rate_after_results": after,
+             "order_rate_after_zero": float(m["ordered_after_zero"] or 0) / float(m["zero"]) if m["zero"] else 0.0}
+    summary = (f"Search (period {period.label}): {rates['searches']} searches by {rates['users']} users; "
+               f"zero-result rate {overall_zero:.1%}, no-click rate {rates['no_click_rate']:.1%}, "
+               f"exit rate {rates['exit_rate']:.1%}, reformulation rate {rates['reformulation_rate']:.1%}. ")
     summary += ("Failing: " + "; ".join(
         f"'{f.segment.get('search_token') or f.segment.get('search_query')}' ({f.detail['cause']}, "
         f"{f.observed:.0%} zero results over {f.detail['searches']} searches)" for f in findings[:5])
         if findings else "No query or token fails significantly more than the rest.")
     chart = bar_chart(table["failing"], table["zero_result_rate"], "Zero-result rate of failing searches",
                       "zero-result rate", baseline=overall_zero) if findings else None
-    data = {k: (None if pd.isna(v) else float(v)) for k, v in m.items()}
-    return ToolResult("Search", summary, table, chart, sql, findings, data)
+    return ToolResult("Search", summary, table, chart, sql, findings, rates)
 
 
-def _finding(what: str, level: str, ev: pd.Series, overall_zero: float, order_after: float, weeks: float,
+def _token_users(wh: Warehouse, rows: str, tokens: list[str]) -> list[int]:
+    """Distinct users with a zero-result search containing each token, in one pass."""
+    if not tokens:
+        return []
+    cols = ", ".join(f"count(DISTINCT user_id) FILTER (WHERE zero AND {_has_token(t)}) AS u{i}"
+                     for i, t in enumerate(tokens))
+    row = wh.query(f"SELECT {cols} FROM {rows}").df.iloc[0]
+    return [int(row[f"u{i}"]) for i in range(len(tokens))]
+
+
+def _finding(what: str, level: str, ev: dict, overall_zero: float, order_after: float, weeks: float,
              period: Period, cause: str, examples: list[str], evidence_sql: str, p_value: float) -> Friction:
     n, zero = int(ev["searches"]), int(ev["zero_results"])
     rate = zero / n if n else 0.0

@@ -42,6 +42,23 @@ def grouping_sets(dims: tuple[str, ...], pairs: bool = True, always: tuple[str, 
     return "GROUPING SETS (" + ", ".join("(" + ", ".join((*always, *s)) + ")" for s in sets) + ")"
 
 
+def rollup_sql(source: str, dims: tuple[str, ...], counts: dict[str, str], pairs: bool = True,
+               always: tuple[str, ...] = ()) -> str:
+    """Counts per segment over `source`: first one GROUP BY on every dimension (few distinct
+    combinations), then grouping sets summing those partial counts (cheap).
+
+    `counts` maps output names to count expressions over the rows of `source`
+    (e.g. {"n1": "count(*) FILTER (WHERE level >= 1)"}).
+    """
+    keys = ", ".join((*always, *dims))
+    partial = ", ".join(f"{expr} AS {name}" for name, expr in counts.items())
+    total = ", ".join(f"sum({name})::BIGINT AS {name}" for name in counts)
+    select_always = "".join(f"{a}, " for a in always)
+    return (f"WITH base AS (SELECT {keys}, {partial} FROM {source} GROUP BY ALL)\n"
+            f"SELECT {select_always}{', '.join(dims)}, {grouping_flags(dims)}, {total} FROM base "
+            f"GROUP BY {grouping_sets(dims, pairs, always)}")
+
+
 def grouping_flags(dims: tuple[str, ...]) -> str:
     """Select-list items telling which dimensions a grouping-set row is grouped by."""
     return ", ".join(f"GROUPING({d}) = 0 AS g_{d}" for d in dims)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.schema import PURCHASE_FUNNEL
 from tools.charts import line_chart
-from tools.funnel import FunnelSpec, check_dimensions, levels_sql
+from tools.funnel import check_dimensions
 from tools.period import Period, data_bounds
-from tools.result import Friction, ToolResult
+from tools.result import Friction, ToolResult, segment_text
+from tools.sessions import Facts, distinct_users, segment_condition
 from tools.stats import bh, robust_z, two_proportion_p
 from tools.warehouse import Warehouse
 
@@ -125,21 +125,21 @@ def _week_over_week(now: pd.DataFrame, prev: pd.DataFrame, is_rate: bool) -> dic
     return {"now": float(v1), "prev": float(v0), "change": (v1 - v0) / v0 if v0 else 0.0, "p_value": p}
 
 
-def version_sql(spec: FunnelSpec) -> str:
+def version_sql(facts: Facts, evidence: bool = False) -> str:
     """Session step counts per platform, app_version and day (for release comparisons)."""
-    k = len(spec.steps)
-    reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
-    return (f"WITH levels AS ({levels_sql(spec, ('platform', 'app_version'))})\n"
-            f"SELECT platform, app_version, date_trunc('day', t1) AS day, {reach}, count(DISTINCT user_id) AS users"
-            f" FROM levels WHERE app_version IS NOT NULL GROUP BY ALL")
+    reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, len(facts.steps) + 1))
+    return (f"WITH {facts.evidence_cte() if evidence else facts.cte()}\n"
+            f"SELECT platform, app_version, date_trunc('day', start_ts) AS day, {reach}"
+            f" FROM facts WHERE app_version IS NOT NULL GROUP BY ALL")
 
 
-def release_regressions(wh: Warehouse, period: Period, steps: tuple[str, ...] = PURCHASE_FUNNEL,
-                        q: float = 0.05, min_support: int = 100, min_relative_gap: float = 0.10) -> ToolResult:
-    """Versions whose step conversion after their first-seen day is below the previous version's."""
-    spec = FunnelSpec(steps, 1.0, "sessions", period)
-    sql = version_sql(spec)
-    df = wh.query(sql).df
+def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_support: int = 100,
+                        min_relative_gap: float = 0.10, facts: Facts | None = None) -> ToolResult:
+    """Versions whose session step conversion after their first-seen day is below the previous version's."""
+    facts = facts or Facts(period)
+    steps = facts.steps
+    df = wh.query(version_sql(facts)).df
+    sql = version_sql(facts, evidence=True)
     rows = []
     for scope, g in [("all", df)] + [(p, g) for p, g in df.groupby("platform")]:
         rows += _compare_versions(g, scope, steps, min_support)
@@ -152,11 +152,13 @@ def release_regressions(wh: Warehouse, period: Period, steps: tuple[str, ...] = 
         _, end = data_bounds(wh)
         totals = [float(df[f"n{i}"].sum()) for i in range(1, len(steps) + 1)]
         downstream = {s: (totals[-1] / totals[i] if totals[i] else 0.0) for i, s in enumerate(steps)}
-        findings = [_regression(r, period, sql, end, downstream[r.step]) for r in hits.itertuples()]
+        users = distinct_users(wh, facts.cte(), "facts", [segment_condition(r.segment) for r in hits.itertuples()])
+        findings = [_regression(r, period, sql, end, downstream[r.step], u) for r, u in zip(hits.itertuples(), users)]
     summary = ("Release regressions: " + "; ".join(
-        f"{f.segment} at {f.step}: {f.observed:.1%} vs {f.baseline:.1%} on {f.detail['previous_version']}"
-        for f in findings) if findings else "No release converts significantly worse than the version before it.")
-    table = tested.drop(columns=["segment"], errors="ignore") if not tested.empty else tested
+        f"{segment_text(f.segment)} at {f.step}: {f.observed:.1%} vs {f.baseline:.1%} on "
+        f"{f.detail['previous_version']}" for f in findings)
+        if findings else "No release converts significantly worse than the version before it.")
+    table = tested.assign(segment=tested["segment"].map(segment_text)) if not tested.empty else tested
     return ToolResult("Release regressions", summary, table, None, [sql], findings)
 
 
@@ -176,7 +178,7 @@ def _compare_versions(g: pd.DataFrame, scope: str, steps: tuple[str, ...], min_s
             segment = {"app_version": v} if scope == "all" else {"platform": scope, "app_version": v}
             out.append({"segment": segment, "step": steps[i - 1], "previous_version": prev_v, "since": since,
                         "n": int(n), "x": int(x), "n_prev": int(n0), "x_prev": int(x0), "rate": rate,
-                        "rate_prev": rate0, "users": int(cur["users"].sum()),
+                        "rate_prev": rate0,
                         "relative_gap": (rate0 - rate) / rate0 if rate0 else 0.0,
                         "lost": n * (rate0 - rate), "p_value": float(two_proportion_p(x, n, x0, n0))})
     return out
@@ -195,7 +197,7 @@ def _platform_explains_all(hits: pd.DataFrame) -> pd.DataFrame:
     return hits.loc[keep]
 
 
-def _regression(r, period: Period, sql: str, end, downstream: float) -> Friction:
+def _regression(r, period: Period, sql: str, end, downstream: float, users: int) -> Friction:
     weeks = max((end - r.since).days / 7, 1 / 7) if end is not None else 1.0
     return Friction(
         kind="release_regression",
@@ -203,7 +205,7 @@ def _regression(r, period: Period, sql: str, end, downstream: float) -> Friction
         + f" converts worse into {r.step} than {r.previous_version}",
         metric="step_conversion", step=r.step, segment=r.segment,
         period=f"{r.since:%Y-%m-%d}..{end:%Y-%m-%d}" if end is not None else period.label,
-        baseline=float(r.rate_prev), observed=float(r.rate), affected_users=int(r.users),
+        baseline=float(r.rate_prev), observed=float(r.rate), affected_users=users,
         est_lost_conversions=float(r.lost * downstream), p_value=float(r.p_value), evidence_sql=sql,
         weekly_exposed=float(r.n / weeks), gap=float(r.rate_prev - r.rate), downstream_rate=downstream,
         detail={"previous_version": r.previous_version, "since": f"{r.since:%Y-%m-%d}", "sessions": int(r.n),

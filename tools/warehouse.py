@@ -78,6 +78,12 @@ class Warehouse:
         row = self._run(sql, params, lambda cur: cur.fetchone())
         return None if row is None else row[0]
 
+    def materialize(self, name: str, sql: str) -> None:
+        """Store the result of trusted `sql` as a TEMP table of this thread's cursor (not in the file)."""
+        if not name.isidentifier():
+            raise WarehouseError(f"bad temp table name {name!r}")
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", None, lambda cur: None)
+
     def checksum(self) -> str:
         """SHA-256 over every table's columns and rows (order-independent), computed in SQL."""
         digest = hashlib.sha256()

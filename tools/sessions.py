@@ -1,0 +1,105 @@
+"""Session facts: one row per session with its segment values, funnel levels, errors and loads.
+
+The scan's detectors share this table instead of each re-reading the events. Within a
+session, steps are matched greedily in time order (ties by step index) from the first
+step-1 event: sessions are far shorter than any conversion window, so this is the
+furthest level of any attempt (ANALYTICS.md, Funnel). An error belongs to the funnel step
+of the latest step event at or before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
+from tools.period import Period
+from tools.sqltext import lit
+from tools.warehouse import Warehouse
+
+CART_STEPS = ("Product Added", "Order Completed")
+ERROR_EVENT = "Error Shown"
+_ERROR_ORD = 31  # sorts after every step code at the same timestamp
+
+
+def _letter(i: int) -> str:
+    """The code of step i (0-based) in a session's step string: a, b, c, ..."""
+    return chr(ord("a") + i)
+
+
+def level_sql(steps: tuple[str, ...], funnel: tuple[str, ...]) -> str:
+    """The level reached in `funnel` by a session's step string `s` (ordered step codes).
+
+    `s LIKE '%a%b%'` holds exactly when an `a` is followed, later, by a `b`: the greedy match.
+    """
+    codes = [_letter(steps.index(step)) for step in funnel]
+    return " + ".join(f"(s LIKE '%{'%'.join(codes[:j])}%')::INT" for j in range(1, len(codes) + 1))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The session-facts relation for one period; `table` names its materialized copy, if any.
+
+    Each session's step events become a string of step codes (a, b, ...) in time order (ties
+    by step index, errors `0` after steps; sorted as one integer key epoch_us * 32 + index), so levels and error steps are LIKE patterns: an error
+    belongs to step j when `0` directly follows j's code (`%c0%`).
+    """
+
+    period: Period
+    steps: tuple[str, ...] = PURCHASE_FUNNEL
+    dims: tuple[str, ...] = DIMENSIONS
+    table: str | None = field(default=None, compare=False)
+
+    def select_sql(self) -> str:
+        """session_id, user_id, start_ts, dims, load_1..K, level, cart_level, error_1..K."""
+        k = len(self.steps)
+        if k > 26:
+            raise ValueError("at most 26 funnel steps")
+        order = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(self.steps))
+        names = ", ".join(lit(s) for s in (*self.steps, ERROR_EVENT))
+        firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in self.dims if d in EVENT_DIMENSIONS)
+        loads = "".join(f", arg_min(load_time_ms, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}"
+                        for i in range(k))
+        users = "".join(f", u.{d}" for d in self.dims if d in USER_DIMENSIONS)
+        cart = level_sql(self.steps, CART_STEPS) if set(CART_STEPS) <= set(self.steps) else "NULL::INT"
+        errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
+        return f"""SELECT p.* EXCLUDE (s){users}, {level_sql(self.steps, self.steps)} AS level,
+       {cart} AS cart_level{errors}
+FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{firsts}{loads},
+             array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
+                 lambda x: CASE WHEN x % 32 = {_ERROR_ORD} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
+      FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
+            FROM events WHERE session_id IS NOT NULL AND event IN ({names}) AND {self.period.where()})
+      GROUP BY session_id) p
+LEFT JOIN users u USING (user_id)"""
+
+    def cte(self) -> str:
+        """`facts AS (...)`: the materialized table when there is one, else the full query."""
+        return f"facts AS (SELECT * FROM {self.table})" if self.table else f"facts AS ({self.select_sql()})"
+
+    def evidence_cte(self) -> str:
+        """The self-contained CTE, for evidence SQL a person can rerun."""
+        return f"facts AS ({self.select_sql()})"
+
+    def materialize(self, wh: Warehouse) -> Facts:
+        """Build the facts once as a temp table of this thread's cursor; returns the handle to use."""
+        name = "session_facts_" + hashlib.sha1(self.select_sql().encode()).hexdigest()[:12]
+        wh.materialize(name, self.select_sql())
+        return Facts(self.period, self.steps, self.dims, name)
+
+
+def distinct_users(wh: Warehouse, cte: str, relation: str, conditions: list[str], where: str = "TRUE") -> list[int]:
+    """Distinct users of the rows of `relation` (defined in `cte`) matching each condition, in one pass.
+
+    `where` is a filter every condition implies (it only narrows the scan).
+    """
+    if not conditions:
+        return []
+    cols = ", ".join(f"count(DISTINCT user_id) FILTER (WHERE {c}) AS u{i}" for i, c in enumerate(conditions))
+    row = wh.query(f"WITH {cte} SELECT {cols} FROM {relation} WHERE {where}").df.iloc[0]
+    return [int(row[f"u{i}"]) for i in range(len(conditions))]
+
+
+def segment_condition(segment: dict[str, str]) -> str:
+    """SQL condition selecting a segment's rows (TRUE for everyone)."""
+    return " AND ".join(f"{d} = {lit(v)}" for d, v in segment.items()) or "TRUE"
