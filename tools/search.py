@@ -15,7 +15,7 @@ from tools.stats import bh, two_proportion_p
 from tools.warehouse import Warehouse
 
 MIN_SEARCHES = 30
-MIN_RATIO = 1.5
+MIN_RATIO = 2.0
 NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_query), '\\s+', ' ', 'g'))),"
               " '(\\w{3,})s\\b', '\\1', 'g')")
 
@@ -150,7 +150,8 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
     tokens, bad_queries = failing(queries)
     token_stats = _tokens(queries)
     overall_zero = float(m["zero"] / m["n"])
-    good = set(token_stats.loc[token_stats["zero"] / token_stats["n"] <= overall_zero, "token"])
+    good = set(token_stats.loc[(token_stats["n"] >= MIN_SEARCHES)
+                               & (token_stats["zero"] / token_stats["n"] < MIN_RATIO * overall_zero), "token"])
     weeks = period_weeks(wh, period)
     after = float(m["ordered_after_results"] or 0) / float(m["with_results"]) if m["with_results"] else 0.0
     token_users = _token_users(wh, rows, list(tokens["token"]) if not tokens.empty else [])

@@ -117,17 +117,24 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool 
 
 def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str,
              include_total: bool) -> pd.DataFrame:
-    """Keep a pair only if it is worse than the rest of each parent; let children replace parents.
+    """Keep a pair only if it is worse than the rest of each parent (and of any flagged wider pair,
+    `platform=web, app_version=5.6.0` for `os=windows, app_version=5.6.0`); let children replace parents.
 
     A single segment A is explained by another flagged single B when their overlap is a strict
     part of A yet accounts for >= 80% of A's lost units (`platform=web` by `browser=safari`).
     """
     rows = {(row[key], frozenset(row["segment"].items())): row for _, row in df.iterrows()}
+    within = _subset_items(df, key)
     drop: set[int] = set()
     for idx, child in hits[hits["depth"] > (0 if include_total else 1)].iterrows():
         items = list(child["segment"].items())
         parents = [rows.get((child[key], frozenset(items[:i] + items[i + 1:]))) for i in range(len(items))]
         if any(p is None or not _worse_within(child, p, rules) for p in parents):
+            drop.add(idx)
+            continue
+        wider = [rows.get((child[key], frozenset([*items[:i], big, *items[i + 1:]])))
+                 for i, item in enumerate(items) for big in within.get(item, ())]
+        if any(w is not None and w.name in hits.index and not _worse_within(child, w, rules) for w in wider):
             drop.add(idx)
             continue
         for pidx, parent in hits[(hits["depth"] == child["depth"] - 1) & (hits[key] == child[key])].iterrows():
@@ -143,6 +150,23 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
                 drop.add(aidx)
                 break
     return hits.drop(index=list(drop))
+
+
+def _subset_items(df: pd.DataFrame, key: str) -> dict[tuple, set[tuple]]:
+    """item -> the items of other dimensions containing it (`os=windows` -> {`platform=web`}).
+
+    Read off the pair rows: a pair with exactly the counts of one of its singles means that
+    single lies inside the other item.
+    """
+    singles = {(row[key], _item(row)): (row["n"], row["x"]) for _, row in df[df["depth"] == 1].iterrows()}
+    out: dict[tuple, set[tuple]] = {}
+    for _, row in df[df["depth"] == 2].iterrows():
+        a, b = row["segment"].items()
+        for small, big in ((a, b), (b, a)):
+            if row["n"] > 0 and singles.get((row[key], small)) == (row["n"], row["x"]) \
+                    and singles.get((row[key], big)) != (row["n"], row["x"]):
+                out.setdefault(small, set()).add(big)
+    return out
 
 
 def _item(row: pd.Series) -> tuple[str, str]:

@@ -1,0 +1,190 @@
+"""Detection benchmark (`insight eval`): do scans find what scenarios plant, and rank it high?
+
+For each scenario (demo, the eval scenarios beside this file, and null) at full and at half
+effect size: generate, scan, and match findings to the ground truth. Reports recall of
+planted frictions, findings that match nothing, and the rank of each planted friction in
+the suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from data.generate import generate
+from data.schema import DIMENSIONS
+from data.scenario import Scenario, load_scenario
+from tools.period import Period
+from tools.prioritize import AFTER_ADD
+from tools.result import Friction
+from tools.scan import ScanReport, scan
+from tools.sessions import Facts, segment_condition
+from tools.warehouse import Warehouse
+
+HERE = Path(__file__).parent
+SPECIAL = {"search_token", "search_query", "experiment_id", "variant", "cohort"}
+
+
+def eval_scenarios() -> list[Scenario]:
+    """demo, every eval scenario in benchmarks/scenarios, and null."""
+    files = sorted((HERE / "scenarios").glob("*.yaml"))
+    return [load_scenario("demo"), *(load_scenario(f) for f in files), load_scenario("null")]
+
+
+def _dims(segment: dict) -> dict:
+    return {k: v for k, v in segment.items() if k not in SPECIAL}
+
+
+def _segment_ok(planted: dict, found: dict, same: Callable[[dict, dict], bool]) -> bool:
+    """The finding names the planted segment, a part or superset of it, or the same population."""
+    p, f = _dims(planted), _dims(found)
+    if not p:
+        return not f
+    if p.items() & f.items() and (f.items() <= p.items() or p.items() <= f.items()):
+        return True
+    return bool(f) and same(p, f)
+
+
+def _stem(token: str) -> str:
+    """The search tool's simple plural stemming of one token."""
+    return re.sub(r"(\w{3,})s$", r"\1", token.lower())
+
+
+def match_finding(planted: dict, f: Friction, same: Callable[[dict, dict], bool] = lambda a, b: False) -> bool:
+    """Does finding `f` describe planted friction `planted` (a ground-truth record)?
+
+    A finding matches when it has the planted kind at its step, or shows the planted effect
+    where it lands: a drop-off at the affected step, or cart abandonment when that step
+    comes after add-to-cart. `same(a, b)` tells whether two segments are one population.
+    """
+    kind, seg = planted["kind"], planted["segment"]
+    if kind == "failed_search":
+        token = _stem(seg["search_token"])
+        return f.kind == "failed_search" and (f.segment.get("search_token") == token
+                                              or token in f.segment.get("search_query", "").split(" "))
+    if kind in {"experiment_loser", "experiment_srm"}:
+        return f.kind == kind and f.segment.get("experiment_id") == seg["experiment_id"]
+    if kind == "retention_dip":
+        return f.kind == kind and f.segment.get("cohort") == seg["cohort"] and _segment_ok(seg, f.segment, same)
+    if not _segment_ok(seg, f.segment, same):
+        return False
+    affected = AFTER_ADD if kind == "cart_abandonment" else (planted["affects_step"],)
+    if f.kind == kind and (kind == "cart_abandonment" or f.step == planted["step"]):
+        return True
+    if f.kind == "funnel_dropoff" and f.step in affected:
+        return True
+    return f.kind == "cart_abandonment" and any(step in AFTER_ADD for step in affected)
+
+
+def same_population(wh: Warehouse) -> Callable[[dict, dict], bool]:
+    """Whether two segments select exactly the same sessions of the database."""
+    def cond(seg: dict) -> str:
+        return segment_condition({k: v for k, v in seg.items() if k in DIMENSIONS}) if seg else "FALSE"
+
+    def same(a: dict, b: dict) -> bool:
+        if not set(a) | set(b) <= set(DIMENSIONS):
+            return False
+        sql = (f"WITH {Facts(Period('all', None, None)).cte()} SELECT count(*) FILTER (WHERE ({cond(a)}) <> ({cond(b)}))"
+               f" AS differ, count(*) FILTER (WHERE {cond(a)}) AS n FROM facts")
+        row = wh.query(sql).df.iloc[0]
+        return int(row["n"]) > 0 and int(row["differ"]) == 0
+    return same
+
+
+def score(truth: dict, report: ScanReport, same: Callable[[dict, dict], bool] = lambda a, b: False) -> dict:
+    """Recall, unmatched findings and suggestions, and planted ranks of one scan against its ground truth."""
+    by_id = {f.id: f for f in report.findings}
+
+    def matches(p: dict, f: Friction) -> bool:
+        return match_finding(p, f, same)
+
+    planted = truth["frictions"]
+    found, ranks = [], []
+    for p in planted:
+        hit = any(matches(p, f) for f in report.findings)
+        found.append(hit)
+        rank = next((i + 1 for i, s in enumerate(report.suggestions)
+                     if any(matches(p, by_id[fid]) for fid in (s.friction_id, *s.related) if fid in by_id)), None)
+        ranks.append(rank)
+    unmatched = [f for f in report.findings if not any(matches(p, f) for p in planted)]
+    lone = [s for s in report.suggestions if not any(
+        matches(p, by_id[fid]) for p in planted for fid in (s.friction_id, *s.related) if fid in by_id)]
+    return {"planted": len(planted), "found": sum(found),
+            "recall": sum(found) / len(planted) if planted else None,
+            "unmatched_findings": len(unmatched), "unmatched": [f.title for f in unmatched],
+            "unmatched_suggestions": len(lone),
+            "findings": len(report.findings), "suggestions": len(report.suggestions),
+            "ranks": {f"{p['kind']}@{p['id']}": r for p, r in zip(planted, ranks)},
+            "missed": [f"{p['kind']} {p['step'] or ''} {p['segment']}" for p, hit in zip(planted, found) if not hit]}
+
+
+def run(scales: tuple[float, ...] = (1.0, 0.5), users: int | None = None, workdir: Path | None = None,
+        progress: Callable[[str], None] = print) -> dict:
+    """Generate, scan and score every eval scenario at every effect scale."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="insight-eval-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for sc in eval_scenarios():
+        for scale in scales:
+            if sc.name == "null" and scale != scales[0]:
+                continue
+            scenario = sc.scaled(scale).model_copy(update={"users": users} if users else {})
+            db = workdir / f"{sc.name}-{scale:g}.duckdb"
+            progress(f"{sc.name} x{scale:g}: generating")
+            truth = generate(scenario, db)
+            progress(f"{sc.name} x{scale:g}: scanning {truth['events']:,} events")
+            started = time.perf_counter()
+            with Warehouse(db, timeout_s=600) as wh:
+                report = scan(wh, "all")
+                seconds = round(time.perf_counter() - started, 2)
+                rows.append({"scenario": sc.name, "scale": scale, "events": truth["events"], "scan_s": seconds,
+                             **score(truth, report, same_population(wh))})
+    return {"runs": rows, "summary": summarize(rows)}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Recall per scale, null findings, demo ranks, against the targets."""
+    out: dict = {}
+    for scale in sorted({r["scale"] for r in rows}, reverse=True):
+        planted = [r for r in rows if r["scale"] == scale and r["planted"]]
+        total = sum(r["planted"] for r in planted)
+        out[f"recall_x{scale:g}"] = round(sum(r["found"] for r in planted) / total, 3) if total else None
+        out[f"unmatched_findings_x{scale:g}"] = sum(r["unmatched_findings"] for r in planted)
+        out[f"unmatched_suggestions_x{scale:g}"] = sum(r["unmatched_suggestions"] for r in planted)
+    null = [r for r in rows if r["scenario"] == "null"]
+    out["null_findings"] = null[0]["findings"] if null else None
+    demo = next((r for r in rows if r["scenario"] == "demo" and r["scale"] == 1.0), None)
+    if demo:
+        out["demo_worst_rank"] = max((r or 999) for r in demo["ranks"].values())
+    out["targets_met"] = bool(
+        (out.get("recall_x1") or 0) >= 0.9 and (out.get("recall_x0.5") or 0) >= 0.7
+        and (out["null_findings"] or 0) <= 1 and out.get("demo_worst_rank", 999) <= 10)
+    return out
+
+
+def markdown(result: dict) -> str:
+    """A Markdown table of the runs and the summary."""
+    lines = ["| scenario | effect | events | planted | found | unmatched findings | unmatched suggestions "
+             "| worst rank | scan s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        worst = max((v or 999) for v in r["ranks"].values()) if r["ranks"] else "-"
+        lines.append(f"| {r['scenario']} | x{r['scale']:g} | {r['events']:,} | {r['planted']} | {r['found']} | "
+                     f"{r['unmatched_findings']} | {r['unmatched_suggestions']} | {worst if worst != 999 else 'missed'} | {r['scan_s']} |")
+    s = result["summary"]
+    lines.append("")
+    lines.append(", ".join(f"{k}: {v}" for k, v in s.items()))
+    return "\n".join(lines)
+
+
+def main() -> None:  # pragma: no cover - exercised through `insight eval`
+    result = run()
+    print(markdown(result))
+    print(json.dumps(result["summary"]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

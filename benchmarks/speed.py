@@ -1,0 +1,495 @@
+"""Benchmark: the friction scan and the purchase funnel at a target event count, against baselines.
+
+    python benchmarks/speed.py [--events 10000000] [--repeat 3] [--workdir DIR] [--out-json FILE]
+
+Generates (or reuses) a demo dataset of about `--events` events, then measures:
+
+* the full friction scan, `scan(wh, "all")`, once per run in a fresh subprocess: median
+  seconds of the `scan` call and the peak RSS of each process (from `wait4`);
+* the default purchase funnel, `funnel(wh, FunnelSpec())` (median), against ClickHouse's
+  `windowFunnel` run by chdb over a Parquet export of (user_id, ts, event), and against two
+  pandas versions: per-user `groupby().apply()` and vectorized `merge_asof`. A pandas version
+  whose full run would exceed `--pandas-budget` seconds is timed on a sample of users holding
+  about 1M events and extrapolated linearly (labelled as such). Step counts of every baseline
+  run on the full data are checked against ours.
+
+The design targets (2 cores): scan under 15 s and 3 GiB; funnel at most 1.5x chdb's time and
+at least 20x faster than pandas. Prints Markdown tables and optionally writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data.generate import generate, ground_truth_path  # noqa: E402
+from data.scenario import load_scenario  # noqa: E402
+from data.schema import PURCHASE_FUNNEL  # noqa: E402
+from tools.funnel import FunnelSpec, funnel, step_counts_sql  # noqa: E402
+from tools.scan import scan  # noqa: E402
+from tools.warehouse import Warehouse  # noqa: E402
+
+try:
+    import chdb
+except ImportError:  # optional baseline
+    chdb = None
+
+Progress = Callable[[str], None]
+
+CALIBRATION_USERS = 20_000
+SIZE_TOLERANCE = 0.05  # a stored dataset within 5% of the target event count is reused
+SAMPLE_EVENTS = 1_000_000  # pandas sample size when the full run would exceed the budget
+WINDOW_S = 7 * 86_400
+SCAN_TARGET_S = 15.0
+SCAN_TARGET_MB = 3 * 1024
+CHDB_TARGET = 1.5  # our funnel time / chdb time, at most
+PANDAS_TARGET = 20.0  # pandas time / our funnel time, at least
+DEFAULT_WORKDIR = ROOT / ".insight" / "bench"
+
+
+def rss_mb(maxrss: int) -> float:
+    """ru_maxrss in MiB (KiB on Linux, bytes on macOS)."""
+    return maxrss / (1 << 20) if sys.platform == "darwin" else maxrss / 1024
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """Seconds taken by `fn(*args)` and its result."""
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def repeated(fn: Callable[[], Any], repeat: int, label: str, progress: Progress) -> tuple[list[float], Any]:
+    """Run `fn` `repeat` times; the seconds of each run and the last result."""
+    runs, result = [], None
+    for i in range(repeat):
+        seconds, result = timed(fn)
+        runs.append(seconds)
+        progress(f"{label} {i + 1}/{repeat}: {seconds:.2f} s")
+    return runs, result
+
+
+def counts_from_levels(levels: pd.Series, k: int) -> list[int]:
+    """Entities reaching each step, from one furthest-step level (0..k) per entity."""
+    return [int((levels >= i).sum()) for i in range(1, k + 1)]
+
+
+# --- dataset -------------------------------------------------------------------------------
+
+
+def table_count(db: Path, table: str) -> int:
+    """Rows of `table`, from a short-lived read-only connection."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def ensure_dataset(events: int, workdir: Path, progress: Progress) -> dict:
+    """The demo dataset of about `events` events in `workdir`: reused if its size fits, else generated."""
+    db = workdir / f"demo-{events}.duckdb"
+    if db.exists() and abs(table_count(db, "events") - events) <= SIZE_TOLERANCE * events:
+        progress(f"reusing {db}")
+        return {"db": db, "generated": False, "generation_s": None}
+    base = load_scenario("demo")
+    calibration = workdir / "calibration.duckdb"
+    truth = generate(base.model_copy(update={"users": CALIBRATION_USERS}), calibration)
+    calibration.unlink()
+    ground_truth_path(calibration).unlink(missing_ok=True)
+    per_user = truth["events"] / CALIBRATION_USERS
+    users = max(1, round(events / per_user))
+    progress(f"generating {users:,} users ({per_user:.2f} events/user) into {db}")
+    seconds, truth = timed(generate, base.model_copy(update={"users": users}), db)
+    progress(f"generated {truth['events']:,} events in {seconds:.1f} s")
+    return {"db": db, "generated": True, "generation_s": round(seconds, 3)}
+
+
+# --- friction scan ---------------------------------------------------------------------------
+
+
+def scan_worker(db: Path) -> None:
+    """Child process: run the full scan once and print its seconds and timings as one JSON line."""
+    with Warehouse(db, timeout_s=600) as wh:
+        seconds, report = timed(scan, wh, "all")
+    print(json.dumps({"seconds": seconds, "timings_ms": report.timings_ms, "findings": len(report.findings),
+                      "suggestions": len(report.suggestions), "warnings": report.warnings}))
+
+
+def run_measured(cmd: list[str]) -> tuple[str, float, float]:
+    """Run `cmd`; its stdout, wall seconds and peak RSS in MiB (this child's own, via wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    with proc.stdout:
+        out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
+    return out, time.perf_counter() - started, rss_mb(usage.ru_maxrss)
+
+
+def bench_scan(db: Path, repeat: int, progress: Progress) -> dict:
+    """The full scan, each run in a fresh process: median seconds, max peak RSS, timings of the median run."""
+    runs = []
+    for i in range(repeat):
+        out, wall, peak = run_measured([sys.executable, str(Path(__file__).resolve()), "--scan-worker", str(db)])
+        run = {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": peak}
+        runs.append(run)
+        progress(f"scan {i + 1}/{repeat}: {run['seconds']:.2f} s (process {wall:.2f} s), peak RSS {peak:,.0f} MiB")
+    median = statistics.median(r["seconds"] for r in runs)
+    middle = min(runs, key=lambda r: abs(r["seconds"] - median))
+    return {
+        "median_s": round(median, 3),
+        "runs_s": [round(r["seconds"], 3) for r in runs],
+        "process_runs_s": [round(r["wall_s"], 3) for r in runs],
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+        "peak_rss_runs_mb": [round(r["peak_rss_mb"], 1) for r in runs],
+        "timings_ms": middle["timings_ms"],
+        "findings": middle["findings"],
+        "suggestions": middle["suggestions"],
+        "warnings": middle["warnings"],
+    }
+
+
+# --- funnel: ours and chdb -------------------------------------------------------------------
+
+
+def export_parquet(db: Path, out: Path) -> float:
+    """Write (user_id, ts, event) of every event to `out`; seconds taken.
+
+    Uses its own read-only connection: the Warehouse has external access disabled.
+    """
+    with duckdb.connect(str(db), read_only=True) as con:
+        seconds, _ = timed(con.execute, f"COPY (SELECT user_id, ts, event FROM events) TO '{out}' (FORMAT parquet)")
+    return seconds
+
+
+def bench_ours(db: Path, repeat: int, progress: Progress) -> dict:
+    """`funnel(wh, FunnelSpec())` (median of `repeat`) and its step-counts SQL alone."""
+    spec = FunnelSpec()
+    with Warehouse(db, timeout_s=600) as wh:
+        runs, result = repeated(lambda: funnel(wh, spec), repeat, "funnel (ours)", progress)
+        sql = step_counts_sql(spec)
+        sql_runs, _ = repeated(lambda: wh.query(sql), repeat, "funnel SQL only (ours)", progress)
+    return {
+        "median_s": round(statistics.median(runs), 3),
+        "runs_s": [round(t, 3) for t in runs],
+        "sql_median_s": round(statistics.median(sql_runs), 3),
+        "sql_runs_s": [round(t, 3) for t in sql_runs],
+        "counts": [int(n) for n in result.table["entities"]],
+    }
+
+
+def chdb_sql(parquet: Path, steps: tuple[str, ...]) -> str:
+    """Users per furthest step with ClickHouse's windowFunnel (timestamps in microseconds)."""
+    names = ", ".join(f"'{s}'" for s in steps)
+    conditions = ", ".join(f"event = '{s}'" for s in steps)
+    return (
+        "SELECT level, count() AS users FROM ("
+        f" SELECT user_id, windowFunnel({WINDOW_S * 1_000_000})(toUInt64(toUnixTimestamp64Micro(ts)), {conditions})"
+        f" AS level FROM file('{parquet}', Parquet) WHERE event IN ({names}) GROUP BY user_id)"
+        " GROUP BY level ORDER BY level"
+    )
+
+
+def bench_chdb(parquet: Path, repeat: int, progress: Progress) -> dict:
+    """chdb's windowFunnel over the Parquet export (median of `repeat`), or why it was skipped."""
+    if chdb is None:
+        return {"available": False, "note": "chdb is not installed (pip install chdb): baseline skipped"}
+    sql = chdb_sql(parquet, PURCHASE_FUNNEL)
+    runs, levels = repeated(lambda: chdb.query(sql, "DataFrame"), repeat, "funnel (chdb)", progress)
+    return {
+        "available": True,
+        "version": f"chdb {version('chdb')}, ClickHouse {chdb.query('SELECT version()', 'CSV').bytes().decode().strip()}",
+        "sql": sql,
+        "median_s": round(statistics.median(runs), 3),
+        "runs_s": [round(t, 3) for t in runs],
+        "counts": [int(levels.loc[levels["level"] >= i, "users"].sum()) for i in range(1, len(PURCHASE_FUNNEL) + 1)],
+    }
+
+
+# --- funnel: pandas baselines ------------------------------------------------------------------
+
+
+def load_funnel_events(parquet: Path) -> pd.DataFrame:
+    """(user_id, ts, event) of the funnel steps' events."""
+    return pd.read_parquet(parquet, columns=["user_id", "ts", "event"], filters=[("event", "in", list(PURCHASE_FUNNEL))])
+
+
+def pandas_apply(events: pd.DataFrame) -> list[int]:
+    """Per user with groupby().apply(): try every step-1 event, follow the earliest next step, keep the furthest."""
+    k, window = len(PURCHASE_FUNNEL), np.timedelta64(WINDOW_S, "s")
+    df = events.assign(step=events["event"].map({s: i for i, s in enumerate(PURCHASE_FUNNEL)}))
+    df = df.sort_values(["user_id", "ts"])
+
+    def furthest(g: pd.DataFrame) -> int:
+        ts, step = g["ts"].to_numpy(), g["step"].to_numpy()
+        best = 0
+        for start in ts[step == 0]:
+            level, t = 1, start
+            for s in range(1, k):
+                later = ts[(step == s) & (ts >= t)]
+                if later.size == 0 or later[0] > start + window:
+                    break
+                level, t = level + 1, later[0]
+            best = max(best, level)
+        return best
+
+    return counts_from_levels(df.groupby("user_id", sort=False)[["ts", "step"]].apply(furthest), k)
+
+
+def pandas_merge_asof(events: pd.DataFrame) -> list[int]:
+    """Vectorized with merge_asof: every step-1 event is an attempt; join each next step forward in time."""
+    window = pd.Timedelta(seconds=WINDOW_S)
+    attempts = events.loc[events["event"] == PURCHASE_FUNNEL[0], ["user_id", "ts"]].rename(columns={"ts": "t1"})
+    attempts["t"] = attempts["t1"]
+    counts = [attempts["user_id"].nunique()]
+    for step in PURCHASE_FUNNEL[1:]:
+        nxt = events.loc[events["event"] == step, ["user_id", "ts"]].sort_values("ts")
+        joined = pd.merge_asof(attempts.sort_values("t"), nxt, left_on="t", right_on="ts", by="user_id",
+                               direction="forward")
+        attempts = joined.loc[joined["ts"] <= joined["t1"] + window, ["user_id", "t1", "ts"]].rename(columns={"ts": "t"})
+        counts.append(attempts["user_id"].nunique())
+    return counts
+
+
+def user_sample(events: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """The events of a fixed random `fraction` of the users."""
+    users = events["user_id"].unique()
+    keep = np.random.default_rng(0).choice(users, size=max(1, round(len(users) * fraction)), replace=False)
+    return events[events["user_id"].isin(keep)]
+
+
+def bench_pandas(fn: Callable[[pd.DataFrame], list[int]], events: pd.DataFrame, total_events: int, repeat: int,
+                 budget_s: float, label: str, progress: Progress) -> dict:
+    """Time `fn` on the full data (as many runs, up to `repeat`, as fit in `budget_s`), or extrapolate from a sample.
+
+    With more than SAMPLE_EVENTS events, a sample of users holding about SAMPLE_EVENTS events runs
+    first; its time, scaled by funnel rows, predicts the full run.
+    """
+    runs_allowed = repeat
+    if total_events > SAMPLE_EVENTS:
+        sample = user_sample(events, SAMPLE_EVENTS / total_events)
+        sample_s, _ = timed(fn, sample)
+        projected = sample_s * len(events) / len(sample)
+        progress(f"{label} on a {len(sample):,}-row sample: {sample_s:.2f} s -> full run projected {projected:.0f} s")
+        if projected > budget_s:
+            return {
+                "extrapolated": True,
+                "median_s": round(projected, 3),
+                "sample_s": round(sample_s, 3),
+                "sample_events": round(total_events * len(sample) / len(events)),
+                "sample_funnel_rows": len(sample),
+                "note": f"extrapolated linearly from a ~{SAMPLE_EVENTS:,}-event user sample "
+                        f"(projected {projected:.0f} s > budget {budget_s:.0f} s)",
+            }
+        runs_allowed = min(repeat, max(1, int(budget_s // projected)))
+    runs, counts = repeated(lambda: fn(events), runs_allowed, label, progress)
+    return {"extrapolated": False, "median_s": round(statistics.median(runs), 3),
+            "runs_s": [round(t, 3) for t in runs], "counts": counts}
+
+
+def check_counts(name: str, theirs: list[int] | None, ours: list[int], progress: Progress) -> list[int] | None:
+    """Per-step differences (theirs - ours); a mismatch is reported loudly."""
+    if theirs is None:
+        return None
+    diff = [t - o for t, o in zip(theirs, ours, strict=True)]
+    if any(diff):
+        progress(f"!!! STEP COUNT MISMATCH: {name} - ours per step = {diff} (theirs {theirs}, ours {ours})")
+    return diff
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing."""
+    return None if a is None or b is None or b == 0 else round(a / b, 2)
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of `name`, or None."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def run(events: int = 10_000_000, repeat: int = 3, workdir: Path | None = None, progress: Progress = print,
+        pandas_budget_s: float = 600.0) -> dict:
+    """Measure the scan and the funnel on a demo dataset of about `events` events; all figures as a dict.
+
+    `workdir` holds the dataset (reused across runs) and the Parquet export; default `.insight/bench/`.
+    """
+    if events < 1 or repeat < 1:
+        raise ValueError("events and repeat must be positive")
+    workdir = Path(workdir or DEFAULT_WORKDIR)
+    workdir.mkdir(parents=True, exist_ok=True)
+    dataset = ensure_dataset(events, workdir, progress)
+    db = dataset["db"]
+    n_events, n_users = table_count(db, "events"), table_count(db, "users")
+
+    scan_result = bench_scan(db, repeat, progress)
+
+    parquet = workdir / f"events-{events}.parquet"
+    export_s = export_parquet(db, parquet)
+    progress(f"exported (user_id, ts, event) to {parquet} in {export_s:.1f} s")
+    ours = bench_ours(db, repeat, progress)
+    chdb_result = bench_chdb(parquet, repeat, progress)
+    chdb_result["diff"] = check_counts("chdb", chdb_result.get("counts"), ours["counts"], progress)
+
+    load_s, funnel_events = timed(load_funnel_events, parquet)
+    progress(f"pandas: loaded {len(funnel_events):,} funnel events in {load_s:.1f} s")
+    baselines = {}
+    for name, fn in (("pandas_apply", pandas_apply), ("pandas_merge_asof", pandas_merge_asof)):
+        baselines[name] = bench_pandas(fn, funnel_events, n_events, repeat, pandas_budget_s, name, progress)
+        baselines[name]["diff"] = check_counts(name, baselines[name].get("counts"), ours["counts"], progress)
+
+    return {
+        "events": n_events,
+        "users": n_users,
+        "target_events": events,
+        "repeat": repeat,
+        "db": str(db),
+        "generated": dataset["generated"],
+        "generation_s": dataset["generation_s"],
+        "scan": scan_result,
+        "funnel": {
+            "steps": list(PURCHASE_FUNNEL),
+            "window_s": WINDOW_S,
+            "export_parquet_s": round(export_s, 3),
+            "funnel_rows": len(funnel_events),
+            "pandas_load_s": round(load_s, 3),
+            "ours": ours,
+            "chdb": chdb_result,
+            **baselines,
+        },
+        "ratios": {
+            "ours_over_chdb": ratio(ours["median_s"], chdb_result.get("median_s")),
+            "ours_sql_over_chdb": ratio(ours["sql_median_s"], chdb_result.get("median_s")),
+            "pandas_apply_over_ours": ratio(baselines["pandas_apply"]["median_s"], ours["median_s"]),
+            "pandas_merge_asof_over_ours": ratio(baselines["pandas_merge_asof"]["median_s"], ours["median_s"]),
+        },
+        "targets": {"scan_s": SCAN_TARGET_S, "scan_rss_mb": SCAN_TARGET_MB, "ours_over_chdb_max": CHDB_TARGET,
+                    "pandas_over_ours_min": PANDAS_TARGET},
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) for name in ("duckdb", "pandas", "pyarrow", "numpy", "chdb")},
+    }
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    """PASS / FAIL / n/a."""
+    return "n/a" if ok is None else "PASS" if ok else "FAIL"
+
+
+def pandas_value(b: dict) -> str:
+    """A pandas baseline's time, labelled when extrapolated."""
+    if b["extrapolated"]:
+        return f"{b['median_s']:.1f} s (EXTRAPOLATED: {b['sample_s']:.1f} s on ~{b['sample_events']:,} events)"
+    return f"{b['median_s']:.2f} s (median of {len(b['runs_s'])})"
+
+
+def times(value: float | None) -> str:
+    """A ratio as '1.23x', or n/a."""
+    return "n/a" if value is None else f"{value:,.2f}x"
+
+
+def markdown(r: dict) -> str:
+    """The results as Markdown tables: headline targets, step counts, scan timings."""
+    s, f, q = r["scan"], r["funnel"], r["ratios"]
+    ours, ch = f["ours"], f["chdb"]
+    n = r["repeat"]
+
+    def vs(value: float | None, ok: Callable[[float], bool]) -> str:
+        return verdict(None if value is None else ok(value))
+
+    chdb_time = f"{ch['median_s']:.2f} s (median of {n})" if ch["available"] else ch["note"]
+    rows = [
+        ("events / users", f"{r['events']:,} / {r['users']:,}", "", ""),
+        (f"friction scan, scan() call (median of {n}, fresh process each)", f"{s['median_s']:.2f} s",
+         f"< {SCAN_TARGET_S:g} s", vs(s["median_s"], lambda v: v < SCAN_TARGET_S)),
+        (f"friction scan, peak RSS (max over {n} processes)", f"{s['peak_rss_mb']:,.0f} MiB",
+         f"< {SCAN_TARGET_MB:,} MiB", vs(s["peak_rss_mb"], lambda v: v < SCAN_TARGET_MB)),
+        ("funnel, ours: funnel(wh, FunnelSpec())", f"{ours['median_s']:.2f} s (median of {n})", "", ""),
+        ("funnel, ours: step_counts_sql only", f"{ours['sql_median_s']:.2f} s (median of {n})", "", ""),
+        ("funnel, chdb windowFunnel over Parquet", chdb_time, "", ""),
+        ("funnel, pandas groupby/apply", pandas_value(f["pandas_apply"]), "", ""),
+        ("funnel, pandas merge_asof", pandas_value(f["pandas_merge_asof"]), "", ""),
+        ("ours / chdb", times(q["ours_over_chdb"]), f"<= {CHDB_TARGET:g}x",
+         vs(q["ours_over_chdb"], lambda v: v <= CHDB_TARGET)),
+        ("ours (SQL only) / chdb", times(q["ours_sql_over_chdb"]), f"<= {CHDB_TARGET:g}x",
+         vs(q["ours_sql_over_chdb"], lambda v: v <= CHDB_TARGET)),
+        ("pandas groupby/apply / ours", times(q["pandas_apply_over_ours"]), f">= {PANDAS_TARGET:g}x",
+         vs(q["pandas_apply_over_ours"], lambda v: v >= PANDAS_TARGET)),
+        ("pandas merge_asof / ours", times(q["pandas_merge_asof_over_ours"]), f">= {PANDAS_TARGET:g}x",
+         vs(q["pandas_merge_asof_over_ours"], lambda v: v >= PANDAS_TARGET)),
+    ]
+    out = ["| measure | value | target | status |", "|---|---|---|---|",
+           *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)]
+
+    baselines = [("chdb", ch), ("pandas apply", f["pandas_apply"]), ("pandas merge_asof", f["pandas_merge_asof"])]
+    out += ["", "| step | ours | " + " | ".join(f"{name} (diff)" for name, _ in baselines) + " |",
+            "|---|---:|" + "---:|" * len(baselines)]
+    for i, step in enumerate(f["steps"]):
+        cells = [f"{b['counts'][i]:,} ({b['diff'][i]:+,})" if b.get("counts") else "not run on full data"
+                 for _, b in baselines]
+        out.append(f"| {step} | {ours['counts'][i]:,} | " + " | ".join(cells) + " |")
+
+    out += ["", "| scan detector (run nearest the median) | ms |", "|---|---:|",
+            *(f"| {name} | {ms:,.0f} |" for name, ms in s["timings_ms"].items())]
+    notes = [f"scan: {s['findings']} findings, {s['suggestions']} suggestions"]
+    notes += [f"scan warning: {w}" for w in s["warnings"]]
+    notes += [f"{name}: {b['note']}" for name, b in baselines if b.get("note")]
+    notes.append(f"pandas load of {f['funnel_rows']:,} funnel events from Parquet: {f['pandas_load_s']:.2f} s "
+                 f"(not timed); Parquet export: {f['export_parquet_s']:.2f} s")
+    notes.append(f"{r['cpus']} CPUs, Python {r['python']}, " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
+    return "\n".join(out + [""] + [f"- {note}" for note in notes])
+
+
+def main() -> None:
+    """CLI: run the benchmark, print Markdown, optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="target number of events")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (median reported)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help="where the dataset (reused when its size fits) and the Parquet export live")
+    parser.add_argument("--pandas-budget", type=float, default=600.0, metavar="SECONDS",
+                        help="longest full-data pandas run to attempt; beyond it, extrapolate from a sample")
+    parser.add_argument("--out-json", type=Path, default=None, help="write the figures to this JSON file")
+    parser.add_argument("--scan-worker", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scan_worker:
+        scan_worker(args.scan_worker)
+        return
+    if args.repeat < 1 or args.events < 1:
+        parser.error("--events and --repeat must be positive")
+    result = run(args.events, args.repeat, args.workdir, lambda msg: print(msg, file=sys.stderr, flush=True),
+                 args.pandas_budget)
+    print(markdown(result))
+    if args.out_json:
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {args.out_json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
