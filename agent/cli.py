@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +20,7 @@ app = typer.Typer(help="Product Insight Agent: find where users struggle and wha
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[Optional[Path], typer.Option("--db", help="analytics DuckDB file (default: INSIGHT_DB)")]
+DbOption = Annotated[Path | None, typer.Option("--db", help="analytics DuckDB file (default: INSIGHT_DB)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
@@ -45,12 +47,13 @@ def resolve_db(db: Path | None) -> Path:
 def generate(
     out: Annotated[Path, typer.Option("--out", help="DuckDB file to write")],
     scenario: Annotated[str, typer.Option(help="demo, null, another shipped name, or a YAML file")] = "demo",
-    users: Annotated[Optional[int], typer.Option(min=1, help="population size (default: the scenario's)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="random seed (default: the scenario's)")] = None,
+    users: Annotated[int | None, typer.Option(min=1, help="population size (default: the scenario's)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: the scenario's)")] = None,
     effect_scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="scale every planted effect")] = 1.0,
 ) -> None:
     """Generate a synthetic dataset with planted frictions and its ground truth."""
-    from data.generate import generate as run, ground_truth_path
+    from data.generate import generate as run
+    from data.generate import ground_truth_path
     from data.scenario import load_scenario
 
     try:
@@ -85,6 +88,49 @@ def import_(
     console.print(f"imported into {target}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
 
+def open_warehouse(db: Path | None):
+    """The read-only warehouse of `db` (or INSIGHT_DB), or a clean exit naming the problem."""
+    from tools.warehouse import Warehouse, WarehouseError
+
+    settings = Settings()
+    try:
+        return Warehouse(resolve_db(db), memory_limit=settings.memory_limit, threads=settings.threads,
+                         timeout_s=settings.query_timeout_s, row_cap=settings.row_cap)
+    except WarehouseError as exc:
+        raise fail(str(exc))
+
+
+def run_scan(db: Path | None, period: str):
+    """Scan with a progress spinner; bad periods and database problems end in a one-line error."""
+    from tools.period import PeriodError
+    from tools.scan import scan
+    from tools.warehouse import WarehouseError
+
+    with open_warehouse(db) as wh:
+        try:
+            with progress_bar("scanning") as step:
+                return scan(wh, period, progress=step)
+        except (PeriodError, WarehouseError) as exc:
+            raise fail(str(exc))
+
+
+def print_suggestions(report, limit: int = 10) -> None:
+    """The ranked suggestions as a Rich table, then their evidence."""
+    table = Table(title=f"What to fix first (period {report.period}; {len(report.findings)} findings)",
+                  show_lines=True)
+    for col in ("#", "RICE", "tweak", "evidence", "weekly uplift"):
+        table.add_column(col, overflow="fold")
+    for i, s in enumerate(report.suggestions[:limit], 1):
+        u = s.est_weekly_uplift
+        uplift = f"{u.conversions_low:g}-{u.conversions_high:g} orders\n${u.revenue_low:,.0f}-${u.revenue_high:,.0f}"
+        table.add_row(str(i), f"{s.rice_score:,.0f}", s.tweak, s.rationale, uplift)
+    console.print(table)
+    if not report.suggestions:
+        console.print("No friction found: nothing stands out in this period.")
+    for w in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}")
+
+
 @app.command()
 def demo(db: DbOption = None) -> None:
     """Build the demo dataset on first use, then print what to fix first."""
@@ -95,18 +141,78 @@ def demo(db: DbOption = None) -> None:
     if not target.exists():
         with progress_bar("building the demo dataset (first run only)") as step:
             run(load_scenario("demo"), target, progress=step)
-    from tools.summary import dataset_summary
+    print_suggestions(run_scan(target, "all"))
 
-    summary = dataset_summary(target)
-    console.print(f"[bold]Demo dataset[/] {target}")
-    table = Table("table", "rows")
-    for name, n in summary["rows"].items():
-        table.add_row(name, f"{n:,}")
+
+@app.command()
+def scan(
+    db: DbOption = None,
+    period: Annotated[str, typer.Option(help="all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www")] = "all",
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option(min=1, help="suggestions to show")] = 10,
+) -> None:
+    """Run every friction detector and rank the suggested tweaks (RICE)."""
+    report = run_scan(db, period)
+    if as_json:
+        console.print_json(report.model_dump_json(include={"period", "findings", "suggestions"}))
+    else:
+        print_suggestions(report, limit)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one read-only SELECT over the known tables")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one guarded, read-only SQL query (row-capped)."""
+    from tools.sql_guard import SqlRefused
+    from tools.warehouse import WarehouseError
+
+    with open_warehouse(db) as wh:
+        try:
+            result = wh.run_guarded(query)
+        except (SqlRefused, WarehouseError) as exc:
+            raise fail(str(exc))
+    if as_json:
+        console.print_json(result.df.to_json(orient="records", date_format="iso"))
+        return
+    table = Table(*[str(c) for c in result.df.columns])
+    for row in result.df.astype(str).itertuples(index=False):
+        table.add_row(*row)
     console.print(table)
-    console.print(f"period {summary['period'][0]} .. {summary['period'][1]}; "
-                  f"purchase conversion {summary['conversion']:.1%}; "
-                  f"cart abandonment {summary['cart_abandonment']:.1%}; "
-                  f"zero-result searches {summary['zero_result_rate']:.1%}")
+    if result.truncated:
+        console.print(f"(truncated at {len(result.df)} rows)")
+
+
+@app.command("eval")
+def eval_(
+    users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the full JSON result here")] = None,
+) -> None:
+    """Detection benchmark: recall of planted frictions at full and half effect, null findings, ranks."""
+    from benchmarks.detection import markdown, run
+
+    with progress_bar("evaluating") as step:
+        result = run(users=users, progress=step)
+    console.print(markdown(result))
+    if out:
+        out.write_text(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=10_000, help="events in the benchmark dataset")] = 10_000_000,
+    repeat: Annotated[int, typer.Option(min=1)] = 3,
+    out: Annotated[Path | None, typer.Option(help="write the JSON result here")] = None,
+) -> None:
+    """Speed benchmark: scan time and memory, funnel against chdb windowFunnel and pandas."""
+    from benchmarks.speed import markdown, run
+
+    result = run(events=events, repeat=repeat, progress=lambda m: err_console.print(m, highlight=False))
+    console.print(markdown(result))
+    if out:
+        out.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.generate import generate
-from data.schema import DIMENSIONS
 from data.scenario import Scenario, load_scenario
+from data.schema import DIMENSIONS
 from tools.period import Period
 from tools.prioritize import AFTER_ADD
 from tools.result import Friction

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import yaml
@@ -13,7 +13,7 @@ class PromptError(KeyError):
     """A prompt that does not exist, or placeholders that do not match what the caller passes."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _text(filename: str) -> str:
     path = resources.files("prompts").joinpath(filename)
     if not path.is_file():

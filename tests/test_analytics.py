@@ -65,9 +65,11 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[str,
     rows = list(rows)
     if not rows:
         return
-    cols = list(TABLES[table])
-    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-    con.executemany(sql, [[row.get(c) for c in cols] for row in rows])
+    used = [c for c in TABLES[table] if any(c in row for row in rows)]
+    frame = pd.DataFrame([[row.get(c) for c in used] for row in rows], columns=used, dtype=object)
+    con.register("new_rows", frame)
+    con.execute(f"INSERT INTO {table} ({', '.join(used)}) SELECT {', '.join(used)} FROM new_rows")
+    con.unregister("new_rows")
 
 
 @pytest.fixture

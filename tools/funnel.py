@@ -99,7 +99,7 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
         body = "kept"
     user_filter = " AND ".join(f"u.{d} = {lit(v)}" for d, v in spec.where.items() if d in USER_DIMENSIONS)
     cols = "".join(f", u.{d}" for d in user_dims)
-    join = f" LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or user_filter else ""
+    join = " LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or user_filter else ""
     return (
         "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}"
         + (f" WHERE {user_filter}" if user_filter else "")

@@ -136,7 +136,7 @@ def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
         gap = f"{f.observed:.0f} users assigned vs {f.baseline:.0f} expected"
     else:
         gap = f"{f.metric.replace('_', ' ')} {f.observed:.1%} vs {f.baseline:.1%}"
-    p = f", p={f.p_value:.2g}" if f.p_value is not None else ""
+    p = "" if f.p_value is None else (", p<0.0001" if f.p_value < 1e-4 else f", p={f.p_value:.2g}")
     return (f"{f.title}: {gap}{p}; {f.affected_users} users affected; about {weekly_lost:.1f} conversions "
             f"lost per week ({share:.1%} of weekly conversions).")
 

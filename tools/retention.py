@@ -8,7 +8,7 @@ import pandas as pd
 
 from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.charts import heatmap
-from tools.period import Period, data_bounds
+from tools.period import Period, data_bounds, period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
 from tools.sqltext import lit
@@ -89,7 +89,7 @@ def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, .
     if rows.empty:
         return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[w_sql])
     rows = rows[complete_cohorts(rows["cohort"], data_end, week_n)]
-    findings = _dips(rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
+    findings = _dips(wh, rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
     overall = rows[rows["depth"] == 0]
     rate = overall["x"].sum() / overall["n"].sum() if overall["n"].sum() else 0.0
     summary = (f"Week-{week_n} retention (period {period.label}, {rows['cohort'].nunique()} complete weekly cohorts): "
@@ -108,13 +108,15 @@ def _dims(segment: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in segment.items() if k != "cohort"}
 
 
-def _dips(rows: pd.DataFrame, rules: SegmentRules, week_n: int, period: Period, sql: str) -> list[Friction]:
+def _dips(wh: Warehouse, rows: pd.DataFrame, rules: SegmentRules, week_n: int, period: Period,
+          sql: str) -> list[Friction]:
     """Each cohort x segment against the other complete cohorts of the same segment."""
     rows = rows.assign(seg_key=rows["segment"].map(lambda s: tuple(sorted(s.items()))))
     totals = rows.groupby("seg_key")[["n", "x"]].transform("sum")
     rows = rows.assign(n_rest=totals["n"] - rows["n"], x_rest=totals["x"] - rows["x"],
                        cohort_label=rows["cohort"].map(lambda c: f"{c:%G-W%V}"))
     hits = select(compare(rows, worse="lower"), rules, key="cohort_label", include_total=True)
+    weeks = period_weeks(wh, period)
     everyone = rows[rows["depth"] == 0]
     order_rate = float(everyone["converted"].sum() / everyone["x"].sum()) if everyone["x"].sum() else 0.0
     out = []
@@ -126,7 +128,7 @@ def _dips(rows: pd.DataFrame, rules: SegmentRules, week_n: int, period: Period, 
             metric=f"week_{week_n}_retention", step=None, segment=segment, period=period.label,
             baseline=float(r.rate_rest), observed=float(r.rate), affected_users=int(r.n),
             est_lost_conversions=float(r.lost) * order_rate, p_value=float(r.p_value), evidence_sql=sql,
-            weekly_exposed=float(r.n), gap=float(r.gap), downstream_rate=order_rate,
+            weekly_exposed=float(r.n) / weeks, gap=float(r.gap), downstream_rate=order_rate,
             detail={"cohort_size": int(r.n), "retained": int(r.x), "lost_users": float(r.lost)},
         ))
     return out
