@@ -1,0 +1,150 @@
+"""Every analysis in one registry: name -> typed parameters, runner and description.
+
+The agent turns each entry into a LangChain tool; the scan and the digest call the same
+runners. Every runner is `(warehouse, params) -> ToolResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from data.schema import PURCHASE_FUNNEL
+from tools.cart import cart_abandonment
+from tools.dropoffs import dropoffs
+from tools.errors_speed import errors_and_speed
+from tools.experiments import experiments
+from tools.funnel import FunnelSpec, check_dimensions, funnel
+from tools.period import PERIOD_HELP, resolve_period
+from tools.result import ToolResult
+from tools.retention import retention
+from tools.scan import scan
+from tools.schema import schema
+from tools.search import search
+from tools.trends import METRICS, release_regressions, trends
+from tools.warehouse import Warehouse
+
+PeriodField = Field("all", description=f"time range: {PERIOD_HELP}")
+SegmentField = Field(default_factory=dict, description="filter, dimension -> value, e.g. {\"platform\": \"ios\"}")
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    """No parameters."""
+
+
+class SqlParams(Params):
+    query: str = Field(description="one read-only SELECT over users, events, experiments, assignments, products")
+
+
+class FunnelParams(Params):
+    steps: list[str] = Field(default_factory=lambda: list(PURCHASE_FUNNEL), description="event names, in order")
+    window_days: float = Field(7.0, gt=0, le=90, description="conversion window from step 1, in days")
+    breakdown: str | None = Field(None, description="a dimension to break the funnel down by")
+    entity: Literal["users", "sessions"] = "users"
+    period: str = PeriodField
+    segment: dict[str, str] = SegmentField
+
+
+class DropoffParams(Params):
+    steps: list[str] = Field(default_factory=lambda: list(PURCHASE_FUNNEL), description="event names, in order")
+    period: str = PeriodField
+    entity: Literal["users", "sessions"] = Field("sessions", description="sessions avoid tenure confounding")
+
+
+class PeriodParams(Params):
+    period: str = PeriodField
+
+
+class RetentionParams(Params):
+    period: str = PeriodField
+    week_n: int = Field(1, ge=1, le=12, description="retention week N: any event in days [7N, 7N+7) after signup")
+
+
+class ExperimentParams(Params):
+    period: str = PeriodField
+    experiment_id: str | None = Field(None, description="one experiment, or all")
+
+
+class TrendParams(Params):
+    metric: Literal[tuple(METRICS)] = Field("conversion", description="daily metric")  # type: ignore[valid-type]
+    period: str = PeriodField
+    dimension: str | None = Field(None, description="explain the week-over-week change by this dimension")
+
+
+def _sql(wh: Warehouse, p: SqlParams) -> ToolResult:
+    r = wh.run_guarded(p.query)
+    text = r.df.head(20).to_string(index=False) if not r.df.empty else "(no rows)"
+    more = f" (truncated at {len(r.df)} rows)" if r.truncated else ""
+    return ToolResult("SQL", f"{len(r.df)} row(s){more}:\n{text}", r.df, sql=[r.sql])
+
+
+def _funnel(wh: Warehouse, p: FunnelParams) -> ToolResult:
+    check_dimensions(p.segment)
+    spec = FunnelSpec(tuple(p.steps), p.window_days, p.entity, resolve_period(wh, p.period), where=p.segment)
+    return funnel(wh, spec, p.breakdown)
+
+
+def _dropoffs(wh: Warehouse, p: DropoffParams) -> ToolResult:
+    return dropoffs(wh, FunnelSpec(tuple(p.steps), 7.0, p.entity, resolve_period(wh, p.period)))
+
+
+def _scan(wh: Warehouse, p: PeriodParams) -> ToolResult:
+    report = scan(wh, p.period)
+    table = pd.DataFrame([{"rank": i, "rice": s.rice_score, "tweak": s.tweak, "evidence": s.rationale}
+                          for i, s in enumerate(report.suggestions, 1)])
+    summary = (f"Scan of period {report.period}: {len(report.findings)} findings, {len(report.suggestions)} "
+               "suggestions, ranked by RICE: " + " | ".join(
+                   f"{i}. {s.tweak} (RICE {s.rice_score:g}; {s.rationale})"
+                   for i, s in enumerate(report.suggestions[:5], 1)))
+    if not report.suggestions:
+        summary = f"Scan of period {report.period}: no friction found."
+    return ToolResult("Friction scan", summary, table, sql=[f.evidence_sql for f in report.findings[:5]],
+                      findings=report.findings, data={"report": report})
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One analysis as the model sees it."""
+
+    name: str
+    description: str
+    params: type[Params]
+    run: Callable[[Warehouse, Params], ToolResult]
+    untrusted_text: bool = False   # its output quotes text typed by end users
+
+
+TOOLS: dict[str, Tool] = {t.name: t for t in (
+    Tool("schema", "Tables, columns, row counts, event names, the period covered and segment values.",
+         NoParams, lambda wh, p: schema(wh)),
+    Tool("run_sql", "Run one read-only SQL query (DuckDB dialect) over the event data; rows are capped.",
+         SqlParams, _sql),
+    Tool("funnel", "Ordered funnel with a conversion window: entities and conversion per step, optional "
+         "breakdown by a dimension and segment filter.", FunnelParams, _funnel),
+    Tool("dropoffs", "For every funnel step, the segments (one dimension or pairs) converting significantly "
+         "worse than the rest, ranked by users lost.", DropoffParams, _dropoffs),
+    Tool("cart_abandonment", "Cart and checkout abandonment, and the segments abandoning more.", PeriodParams,
+         lambda wh, p: cart_abandonment(wh, resolve_period(wh, p.period))),
+    Tool("search_quality", "Search zero-result, no-click, exit and reformulation rates; failing queries and "
+         "tokens with their likely cause.", PeriodParams, lambda wh, p: search(wh, resolve_period(wh, p.period)),
+         untrusted_text=True),
+    Tool("retention", "Weekly signup cohorts: week-N retention, and cohorts that dip below the others.",
+         RetentionParams, lambda wh, p: retention(wh, resolve_period(wh, p.period), p.week_n)),
+    Tool("experiments", "A/B tests: conversion per variant, lift with 95% CI and p-value, sample-ratio mismatch.",
+         ExperimentParams, lambda wh, p: experiments(wh, resolve_period(wh, p.period), p.experiment_id)),
+    Tool("trends", "Daily metric with anomaly flags, week-over-week change, and what explains it by a dimension.",
+         TrendParams, lambda wh, p: trends(wh, p.metric, resolve_period(wh, p.period), p.dimension)),
+    Tool("errors_and_speed", "Error rates and page load times per funnel step, and segments where they hurt "
+         "conversion.", PeriodParams, lambda wh, p: errors_and_speed(wh, resolve_period(wh, p.period))),
+    Tool("release_regressions", "App versions converting worse than the version before them.", PeriodParams,
+         lambda wh, p: release_regressions(wh, resolve_period(wh, p.period))),
+    Tool("scan_frictions", "Run every detector and rank suggested tweaks by RICE: what to fix first.",
+         PeriodParams, _scan),
+)}

@@ -20,12 +20,14 @@ from tools.warehouse import Warehouse
 
 
 def abandonment_sql(period: Period, window_days: float) -> str:
-    """Users adding to cart, of them ordering within the window; users starting checkout and ordering."""
+    """Users adding to cart, of them ordering within the window; users starting checkout, of them ordering."""
     cart = step_counts_sql(FunnelSpec(CART_STEPS, window_days, "users", period))
     return (f"WITH cart AS ({cart}),\n"
-            f"co AS (SELECT count(DISTINCT user_id) FILTER (WHERE event = 'Checkout Started') AS started,"
-            f" count(DISTINCT user_id) FILTER (WHERE event = 'Order Completed') AS ordered"
-            f" FROM events WHERE {period.where()})\n"
+            f"per_user AS (SELECT user_id, bool_or(event = 'Checkout Started') AS started,"
+            f" bool_or(event = 'Order Completed') AS ordered FROM events"
+            f" WHERE event IN ('Checkout Started', 'Order Completed') AND {period.where()} GROUP BY user_id),\n"
+            "co AS (SELECT count(*) FILTER (WHERE started) AS started, count(*) FILTER (WHERE started AND ordered)"
+            " AS ordered FROM per_user)\n"
             "SELECT cart.n1 AS added, cart.n2 AS ordered_within_window, co.started AS checkout_started,"
             " co.ordered AS orders FROM cart, co")
 

@@ -73,7 +73,7 @@ def drill_down(wh: Warehouse, levels: Levels, spec: FunnelSpec, dims: tuple[str,
     """Findings for the segments converting significantly worse at some step, ranked by entities lost."""
     counts, sql = segment_step_counts(wh, levels, dims, pairs)
     everyone = counts[counts["depth"] == 0]
-    if everyone.empty or everyone["n1"].iloc[0] == 0:
+    if everyone.empty or pd.isna(everyone["n1"].iloc[0]) or everyone["n1"].iloc[0] == 0:
         return [], sql
     hits = select(step_tests(counts, levels.steps), rules, key="step")
     downstream = downstream_rates(counts, levels.steps)

@@ -26,8 +26,8 @@ def _users_cte(period: Period, dims: tuple[str, ...]) -> str:
 cohort_users AS (
     SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
            date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_dims}
-    FROM users u JOIN firsts f USING (user_id)
-    WHERE {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
+    FROM users u LEFT JOIN firsts f USING (user_id)
+    WHERE coalesce(u.signed_up_at, f.first_ts) IS NOT NULL AND {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
 
 
 def _active_cte(week_n: int | None) -> str:

@@ -21,7 +21,10 @@ NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_que
 
 
 def searches_sql(period: Period) -> str:
-    """One row per search: normalized query, zero result, click within 5 min, exit, reformulation, order."""
+    """One row per search: normalized query, zero result, click within 5 min, exit, reformulation, order.
+
+    Click, exit, reformulation and order need a session; a search without one counts as none of them.
+    """
     return f"""WITH raw AS MATERIALIZED (
     SELECT ts, user_id, session_id, results_count, search_query,
            lead(ts) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS next_search_ts
@@ -35,11 +38,11 @@ sess AS (SELECT session_id, max(ts) AS last_ts, max(ts) FILTER (WHERE event = 'O
 SELECT w.ts, w.user_id, w.session_id, w.q,
        w.results_count = 0 AS zero,
        w.results_count > 0 AND c.ts IS NOT NULL AND c.ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
-       w.ts >= m.last_ts AS exited,
+       coalesce(w.ts >= m.last_ts, FALSE) AS exited,
        w.next_search_ts IS NOT NULL AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
-       m.order_ts IS NOT NULL AND m.order_ts >= w.ts AS ordered
+       coalesce(m.order_ts >= w.ts, FALSE) AS ordered
 FROM s w ASOF LEFT JOIN clicks c ON w.session_id = c.session_id AND w.ts <= c.ts
-JOIN sess m ON m.session_id = w.session_id"""
+LEFT JOIN sess m ON m.session_id = w.session_id"""
 
 
 STATS = """count(*) AS n, sum(zero::INT) AS zero, sum(exited::INT) AS exits, count(DISTINCT user_id) AS users,

@@ -66,7 +66,7 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.D
     """Rate/mix decomposition of a rate change; rows sum to the total change."""
     b = before.groupby(dimension)[["num", "den"]].sum()
     a = after.groupby(dimension)[["num", "den"]].sum()
-    both = b.join(a, lsuffix="0", rsuffix="1", how="outer").fillna(0.0)
+    both = b.add_suffix("0").join(a.add_suffix("1"), how="outer").fillna(0.0)
     y0 = both["num0"].sum() / both["den0"].sum()
     p0, p1 = both["den0"] / both["den0"].sum(), both["den1"] / both["den1"].sum()
     y0_i = (both["num0"] / both["den0"]).where(both["den0"] > 0, y0)

@@ -1,0 +1,214 @@
+"""Understanding a PM's question without a language model: intent, metric, step, segment, period.
+
+>>> v = Vocabulary(dimensions={"platform": ["ios", "web"], "country": ["DE", "US"]}, data_end="2026-11-23")
+>>> q = parse("Why did checkout conversion drop last week on iOS?", v)
+>>> q.intent, q.period, q.segment
+('why_change', 'last_7_days', {'platform': 'ios'})
+>>> parse("and in Germany?", v, previous=q).segment
+{'country': 'DE'}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from data.schema import DIMENSIONS
+
+COUNTRY_NAMES = {
+    "germany": "DE", "german": "DE", "brazil": "BR", "brazilian": "BR", "united states": "US", "usa": "US",
+    "america": "US", "uk": "GB", "united kingdom": "GB", "britain": "GB", "england": "GB", "france": "FR",
+    "french": "FR", "india": "IN", "indian": "IN", "canada": "CA", "canadian": "CA", "japan": "JP",
+    "japanese": "JP", "spain": "ES", "italy": "IT", "mexico": "MX", "australia": "AU", "netherlands": "NL",
+}
+DIMENSION_WORDS = {
+    "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
+    "os": "os", "operating system": "os", "version": "app_version", "versions": "app_version",
+    "app version": "app_version", "release": "app_version", "releases": "app_version", "browser": "browser",
+    "browsers": "browser", "country": "country", "countries": "country", "market": "country",
+    "channel": "acquisition_channel", "channels": "acquisition_channel", "acquisition": "acquisition_channel",
+    "source": "acquisition_channel", "plan": "plan", "plans": "plan", "tier": "plan",
+}
+STEP_WORDS = (
+    ("add to cart", "Product Added"), ("add-to-cart", "Product Added"), ("adding to cart", "Product Added"),
+    ("added to cart", "Product Added"), ("payment", "Payment Info Entered"), ("checkout", "Checkout Started"),
+    ("product page", "Product Viewed"), ("product view", "Product Viewed"), ("purchase", "Order Completed"),
+    ("order", "Order Completed"),
+)
+METRIC_WORDS = (
+    ("revenue", "revenue"), ("sales", "revenue"), ("orders", "orders"), ("active users", "active_users"),
+    ("dau", "active_users"), ("add to cart rate", "add_to_cart_rate"), ("add-to-cart rate", "add_to_cart_rate"),
+    ("zero result", "zero_result_rate"), ("zero-result", "zero_result_rate"), ("error rate", "error_rate"),
+    ("conversion", "conversion"),
+)
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+# (intent, patterns); the first intent with a matching pattern wins.
+INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("show_sql", (r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", r"^sql\??$",
+                  r"\bwhich (sql|query)\b")),
+    ("run_sql", (r"^\s*(with|select)\b",)),
+    ("help", (r"^(help|\?)$", r"\bwhat can you (do|answer)\b", r"\bhow do i use\b")),
+    ("unsupported", (r"\b(predict|forecast|next year|weather|poem|joke|stock price|translate)\b",)),
+    ("scan", (r"\bfix first\b", r"\bpriorit", r"\bwhat should (we|i) (fix|work on|improve|do)\b",
+              r"\b(top|biggest|main|worst) (issues|problems|frictions|opportunities)\b", r"\bwhere do users struggle\b",
+              r"\b(suggest|recommend)", r"\bquick wins?\b", r"\bfrictions?\b", r"\bwhat('s| is) broken\b")),
+    ("schema", (r"\b(schema|tables?|columns?|fields)\b", r"\bwhat data\b", r"\bwhich events\b")),
+    ("experiments", (r"\bexperiments?\b", r"\ba/?b\b", r"\bab tests?\b", r"\bvariants?\b", r"\bsrm\b",
+                     r"\bsample ratio\b", r"\btests? results?\b")),
+    ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
+    ("cart", (r"\bcart abandon", r"\babandon", r"\bcarts?\b")),
+    ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
+    ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"\bapp versions?\b", r"\bupdate broke\b")),
+    ("errors", (r"\berrors?\b", r"\bcrash", r"\bbugs?\b", r"\bslow", r"\bload(ing)? times?\b", r"\bspeed\b",
+                r"\blatency\b", r"\bperformance\b", r"\bpage load\b")),
+    ("why_change", (r"\bwhy\b.*\b(drop|dropped|fall|fell|decline|declined|down|change|changed|lower|worse|"
+                    r"increase|increased|up|spike|spiked)\b",)),
+    ("trends", (r"\btrends?\b", r"\bover time\b", r"\bweek[- ]over[- ]week\b", r"\bwow\b", r"\bdaily\b",
+                r"\banomal", r"\bspikes?\b", r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b",
+                r"\b(revenue|dau|active users)\b")),
+    ("dropoffs", (r"\bwhy\b", r"\bwhich segments?\b", r"\bwho drops\b", r"\bdrop[- ]?offs?\b", r"\broot cause\b",
+                  r"\bwhere do (users|people|customers) (drop|leave|give up)\b", r"\bsegments?\b")),
+    ("funnel", (r"\bfunnel\b", r"\bconver", r"\bhow many (users|people|customers)\b", r"\bstep\b")),
+)
+FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|now for|only for|just for|also for|and for|"
+                       r"then for|ok(ay)?,? (and|what about)|what if)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the data contains: segment values per dimension, experiments, and its end date."""
+
+    dimensions: dict[str, list[str]] = field(default_factory=dict)
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment_id -> name
+    data_end: str | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    """A parsed question: what to compute."""
+
+    text: str
+    intent: str
+    period: str = "all"
+    segment: dict[str, str] = field(default_factory=dict)
+    breakdown: str | None = None
+    step: str | None = None
+    metric: str = "conversion"
+    experiment_id: str | None = None
+    week_n: int = 1
+    entity: str = "users"
+    sql: str | None = None
+    follow_up: bool = False
+
+
+def _intent(q: str) -> str | None:
+    for intent, patterns in INTENT_PATTERNS:
+        if any(re.search(p, q) for p in patterns):
+            return intent
+    return None
+
+
+def _period(q: str, v: Vocabulary) -> str | None:
+    if m := re.search(r"\b(\d{4})-w(\d{1,2})\b", q):
+        return f"{m.group(1)}-W{int(m.group(2)):02d}"
+    if m := re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:\.\.|to|until|and|-|–)\s*(\d{4}-\d{2}-\d{2})", q):
+        return f"{m.group(1)}..{m.group(2)}"
+    if m := re.search(r"\b(?:last|past|previous)\s+(\d{1,3})\s+(day|week|month)s?\b", q):
+        n = int(m.group(1)) * {"day": 1, "week": 7, "month": 30}[m.group(2)]
+        return f"last_{n}_days"
+    if re.search(r"\b(last|past|previous|this) week\b", q):
+        return "last_7_days"
+    if re.search(r"\b(last|past|previous|this) month\b", q):
+        return "last_30_days"
+    if re.search(r"\b(yesterday|today|last day|past day)\b", q):
+        return "last_1_days"
+    if (m := re.search(r"\bweek (\d{1,2})\b", q)) and v.data_end and "retention" not in q:
+        return f"{date.fromisoformat(v.data_end[:10]).isocalendar().year}-W{int(m.group(1)):02d}"
+    for i, month in enumerate(MONTHS, 1):
+        if re.search(rf"\b(in|during|for) {month}\b", q) and v.data_end:
+            year = date.fromisoformat(v.data_end[:10]).year
+            end = f"{year + (i == 12)}-{i % 12 + 1:02d}-01"
+            return f"{year}-{i:02d}-01..{end}"
+    if re.search(r"\b(all time|overall|ever|whole period|all data)\b", q):
+        return "all"
+    return None
+
+
+def _segment(text: str, v: Vocabulary) -> dict[str, str]:
+    """Dimension values named in the question (country names and codes, versions, platform words...)."""
+    q = text.lower()
+    out: dict[str, str] = {}
+    for name, code in COUNTRY_NAMES.items():
+        if re.search(rf"\b{name}\b", q) and code in v.dimensions.get("country", []):
+            out["country"] = code
+    for code in v.dimensions.get("country", []):
+        if re.search(rf"\b{re.escape(code)}\b", text) and len(code) == 2:
+            out.setdefault("country", code)
+    for version in v.dimensions.get("app_version", []):
+        short = re.escape(version.removesuffix(".0"))
+        if re.search(rf"(?<![\d.]){short}(\.0)?(?![\d.])", q):
+            out["app_version"] = version
+    for dim in DIMENSIONS:
+        if dim in ("country", "app_version") or dim in out:
+            continue
+        for value in v.dimensions.get(dim, []):
+            word = re.escape(value.lower()).replace("_", "[ _]")
+            needs_context = dim == "plan" or value.lower() in {"web", "email", "organic", "social"}
+            if needs_context and not re.search(rf"\b{word}\b\s*(plan|tier|users?|customers?|channel|traffic)\b|"
+                                               rf"\b(on|from|via|plan|channel)\s+{word}\b", q):
+                continue
+            if re.search(rf"\b{word}\b", q):
+                out[dim] = value
+                break
+    if out.get("platform") and out.get("os") and out["platform"] == out["os"]:
+        out.pop("os")
+    return out
+
+
+def _breakdown(q: str) -> str | None:
+    m = re.search(r"\b(?:by|per|across|split by|broken down by|for each|each)\s+(operating system|app version|"
+                  r"[a-z_]+)", q)
+    return DIMENSION_WORDS.get(m.group(1)) if m else None
+
+
+def _step(q: str) -> str | None:
+    return next((step for word, step in STEP_WORDS if word in q), None)
+
+
+def _metric(q: str) -> str:
+    return next((metric for word, metric in METRIC_WORDS if word in q), "conversion")
+
+
+def _experiment(q: str, v: Vocabulary) -> str | None:
+    for exp_id, name in v.experiments.items():
+        if exp_id.lower() in q or (name and name.lower() in q):
+            return exp_id
+    return None
+
+
+def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -> Question:
+    """Parse one question; a follow-up ("and on iOS?") reuses the previous question's intent."""
+    q = " ".join(text.lower().split())
+    intent = _intent(q)
+    period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q)
+    follow = previous is not None and previous.intent not in {"help", "unsupported", "show_sql"} and (
+        bool(FOLLOW_UP.match(q)) or intent is None) and bool(period or segment or breakdown or FOLLOW_UP.match(q))
+    if follow and (intent is None or intent in {"funnel", "dropoffs"} and FOLLOW_UP.match(q)):
+        merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
+        return replace(previous, text=text, period=period or previous.period, segment=merged,
+                       breakdown=breakdown or previous.breakdown, follow_up=True)
+    week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b", q)
+    sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
+    return Question(
+        text=text, intent=intent or "unknown", period=period or "all", segment=segment, breakdown=breakdown,
+        step=_step(q), metric=_metric(q), experiment_id=_experiment(q, vocabulary),
+        week_n=int(next(g for g in week.groups() if g)) if week else 1,
+        entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql,
+    )
+
+
+def _narrows(q: str) -> bool:
+    """'and among those, on iOS?' narrows the previous segment; otherwise a new segment replaces it."""
+    return bool(re.search(r"\b(within|among|of those|also|as well|in addition)\b", q))

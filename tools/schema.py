@@ -1,0 +1,41 @@
+"""The `schema` tool: tables, columns, row counts, the data's time span and segment values."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from data.schema import DIMENSIONS, EVENT_DIMENSIONS
+from tools.period import data_bounds
+from tools.result import ToolResult
+from tools.warehouse import Warehouse
+
+MAX_VALUES = 12
+
+
+def dimension_values(wh: Warehouse) -> dict[str, list[str]]:
+    """The most frequent values of every segment dimension."""
+    out = {}
+    for d in DIMENSIONS:
+        table = "events" if d in EVENT_DIMENSIONS else "users"
+        df = wh.query(f"SELECT {d} AS v, count(*) AS n FROM {table} WHERE {d} IS NOT NULL "
+                      f"GROUP BY 1 ORDER BY 2 DESC LIMIT {MAX_VALUES}").df
+        out[d] = [str(v) for v in df["v"]]
+    return out
+
+
+def schema(wh: Warehouse) -> ToolResult:
+    """Describe every table (columns, types, rows), the event names and the period covered."""
+    rows = []
+    for table, columns in sorted(wh.tables.items()):
+        n = int(wh.scalar(f'SELECT count(*) FROM "{table}"'))
+        rows.append({"table": table, "rows": n, "columns": ", ".join(f"{c} {t}" for c, t in columns.items())})
+    events = wh.query("SELECT event, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC").df
+    lo, hi = data_bounds(wh)
+    dims = dimension_values(wh)
+    summary = ("Tables: " + "; ".join(f"{r['table']} ({r['rows']} rows: {r['columns']})" for r in rows)
+               + ". Events: " + ", ".join(f"{e} ({n})" for e, n in events.itertuples(index=False))
+               + (f". Data from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} (exclusive)." if lo else ". No events.")
+               + " Segment dimensions: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in dims.items()))
+    return ToolResult("Schema", summary, pd.DataFrame(rows),
+                      data={"events": dict(zip(events["event"], events["n"].astype(int))), "dimensions": dims,
+                            "first_event": str(lo) if lo else None, "data_end": str(hi) if hi else None})
