@@ -185,6 +185,66 @@ def sql(
         console.print(f"(truncated at {len(result.df)} rows)")
 
 
+def make_agent(db: Path | None):
+    """The InsightAgent for `db`; says once, plainly, when it runs without a language model."""
+    from agent.api import InsightAgent
+    from tools.warehouse import WarehouseError
+
+    try:
+        agent = InsightAgent(db=resolve_db(db))
+    except WarehouseError as exc:
+        raise fail(str(exc))
+    if agent.mode == "offline":
+        err_console.print("[dim]No OPENAI_API_KEY or OPENAI_BASE_URL set: answering with the offline analyst.[/]")
+    return agent
+
+
+def print_answer(answer) -> None:
+    from rich.markdown import Markdown
+
+    console.print(Markdown(answer.text))
+    for w in answer.warnings:
+        err_console.print(f"[yellow]note:[/] {w}", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="a question in plain words")],
+    db: DbOption = None,
+    thread: Annotated[str, typer.Option("--thread", help="conversation id, for follow-up questions")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Ask one question; numbers come from SQL over the data."""
+    with make_agent(db) as agent:
+        answer = agent.ask(question, thread_id=thread)
+    if as_json:
+        console.print_json(answer.model_dump_json(exclude={"charts", "tables"}))
+    else:
+        print_answer(answer)
+
+
+@app.command()
+def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] = "chat") -> None:
+    """An interactive conversation with streamed steps (empty line or Ctrl-D to quit)."""
+    from agent.api import Answer, Step
+
+    with make_agent(db) as agent:
+        console.print("Ask about your product (e.g. \"What should we fix first?\"). Empty line to quit.")
+        while True:
+            try:
+                question = console.input("[bold cyan]you>[/] ")
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not question.strip():
+                break
+            for event in agent.stream(question, thread_id=thread):
+                if isinstance(event, Step):
+                    status = "running" if event.ms is None else f"{event.ms:.0f} ms" + ("" if event.ok else " (failed)")
+                    err_console.print(f"[dim]  {event.tool} {status}[/]", highlight=False)
+                elif isinstance(event, Answer):
+                    print_answer(event)
+
+
 @app.command("eval")
 def eval_(
     users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,

@@ -181,24 +181,34 @@ def _metric(q: str) -> str:
     return next((metric for word, metric in METRIC_WORDS if word in q), "conversion")
 
 
+GENERIC_WORDS = {"experiment", "exp", "test", "the", "a", "an", "of", "new", "and", "ab", "variant"}
+
+
 def _experiment(q: str, v: Vocabulary) -> str | None:
+    """The experiment named by id, by name, or by the most words of its name."""
+    words = set(re.findall(r"[a-z0-9]+", q)) - GENERIC_WORDS
+    best, score = None, 0
     for exp_id, name in v.experiments.items():
         if exp_id.lower() in q or (name and name.lower() in q):
             return exp_id
-    return None
+        overlap = len(words & (set(re.findall(r"[a-z0-9]+", f"{exp_id} {name}".lower())) - GENERIC_WORDS))
+        if overlap > score:
+            best, score = exp_id, overlap
+    return best
 
 
 def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -> Question:
     """Parse one question; a follow-up ("and on iOS?") reuses the previous question's intent."""
     q = " ".join(text.lower().split())
-    intent = _intent(q)
     period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q)
+    intent = _intent(_without_values(q, segment))
     follow = previous is not None and previous.intent not in {"help", "unsupported", "show_sql"} and (
         bool(FOLLOW_UP.match(q)) or intent is None) and bool(period or segment or breakdown or FOLLOW_UP.match(q))
     if follow and (intent is None or intent in {"funnel", "dropoffs"} and FOLLOW_UP.match(q)):
         merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
+        keep = breakdown or previous.breakdown
         return replace(previous, text=text, period=period or previous.period, segment=merged,
-                       breakdown=breakdown or previous.breakdown, follow_up=True)
+                       breakdown=None if keep in merged else keep, follow_up=True)
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b", q)
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
@@ -207,6 +217,13 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         week_n=int(next(g for g in week.groups() if g)) if week else 1,
         entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql,
     )
+
+
+def _without_values(q: str, segment: dict[str, str]) -> str:
+    """The question without the segment values it names ('paid search users' is not about search)."""
+    for value in segment.values():
+        q = re.sub(rf"\b{re.escape(value.lower()).replace('_', '[ _]')}\b", " ", q)
+    return q
 
 
 def _narrows(q: str) -> bool:

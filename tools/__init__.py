@@ -77,6 +77,12 @@ class TrendParams(Params):
     metric: Literal[tuple(METRICS)] = Field("conversion", description="daily metric")  # type: ignore[valid-type]
     period: str = PeriodField
     dimension: str | None = Field(None, description="explain the week-over-week change by this dimension")
+    segment: dict[str, str] = SegmentField
+
+
+class CartParams(Params):
+    period: str = PeriodField
+    segment: dict[str, str] = SegmentField
 
 
 def _sql(wh: Warehouse, p: SqlParams) -> ToolResult:
@@ -101,8 +107,8 @@ def _scan(wh: Warehouse, p: PeriodParams) -> ToolResult:
     table = pd.DataFrame([{"rank": i, "rice": s.rice_score, "tweak": s.tweak, "evidence": s.rationale}
                           for i, s in enumerate(report.suggestions, 1)])
     summary = (f"Scan of period {report.period}: {len(report.findings)} findings, {len(report.suggestions)} "
-               "suggestions, ranked by RICE: " + " | ".join(
-                   f"{i}. {s.tweak} (RICE {s.rice_score:g}; {s.rationale})"
+               "suggestions, ranked by RICE:\n" + "\n".join(
+                   f"{i}. {s.tweak} (RICE {s.rice_score:g}). Evidence: {s.rationale}"
                    for i, s in enumerate(report.suggestions[:5], 1)))
     if not report.suggestions:
         summary = f"Scan of period {report.period}: no friction found."
@@ -130,8 +136,9 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          "breakdown by a dimension and segment filter.", FunnelParams, _funnel),
     Tool("dropoffs", "For every funnel step, the segments (one dimension or pairs) converting significantly "
          "worse than the rest, ranked by users lost.", DropoffParams, _dropoffs),
-    Tool("cart_abandonment", "Cart and checkout abandonment, and the segments abandoning more.", PeriodParams,
-         lambda wh, p: cart_abandonment(wh, resolve_period(wh, p.period))),
+    Tool("cart_abandonment", "Cart and checkout abandonment (optionally within a segment), and the segments "
+         "abandoning more.", CartParams,
+         lambda wh, p: cart_abandonment(wh, resolve_period(wh, p.period), segment=p.segment)),
     Tool("search_quality", "Search zero-result, no-click, exit and reformulation rates; failing queries and "
          "tokens with their likely cause.", PeriodParams, lambda wh, p: search(wh, resolve_period(wh, p.period)),
          untrusted_text=True),
@@ -140,7 +147,7 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
     Tool("experiments", "A/B tests: conversion per variant, lift with 95% CI and p-value, sample-ratio mismatch.",
          ExperimentParams, lambda wh, p: experiments(wh, resolve_period(wh, p.period), p.experiment_id)),
     Tool("trends", "Daily metric with anomaly flags, week-over-week change, and what explains it by a dimension.",
-         TrendParams, lambda wh, p: trends(wh, p.metric, resolve_period(wh, p.period), p.dimension)),
+         TrendParams, lambda wh, p: trends(wh, p.metric, resolve_period(wh, p.period), p.dimension, p.segment)),
     Tool("errors_and_speed", "Error rates and page load times per funnel step, and segments where they hurt "
          "conversion.", PeriodParams, lambda wh, p: errors_and_speed(wh, resolve_period(wh, p.period))),
     Tool("release_regressions", "App versions converting worse than the version before them.", PeriodParams,

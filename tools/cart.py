@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data.schema import DIMENSIONS
+from data.schema import DIMENSIONS, EVENT_DIMENSIONS
 from tools.dropoffs import Levels, drill_down
-from tools.funnel import FunnelSpec, step_counts_sql
+from tools.funnel import FunnelSpec, check_dimensions, step_counts_sql
 from tools.period import Period
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules
 from tools.sessions import CART_STEPS, Facts
+from tools.sqltext import lit
 from tools.warehouse import Warehouse
 
 
-def abandonment_sql(period: Period, window_days: float) -> str:
+def abandonment_sql(period: Period, window_days: float, segment: dict[str, str] | None = None) -> str:
     """Users adding to cart, of them ordering within the window; users starting checkout, of them ordering."""
-    cart = step_counts_sql(FunnelSpec(CART_STEPS, window_days, "users", period))
+    cart = step_counts_sql(FunnelSpec(CART_STEPS, window_days, "users", period, where=segment or {}))
+    ev = {d: v for d, v in (segment or {}).items() if d in EVENT_DIMENSIONS}
+    us = {d: v for d, v in (segment or {}).items() if d not in EVENT_DIMENSIONS}
+    filters = "".join(f" AND {d} = {lit(v)}" for d, v in ev.items()) + "".join(
+        f" AND user_id IN (SELECT user_id FROM users WHERE {d} = {lit(v)})" for d, v in us.items())
     return (f"WITH cart AS ({cart}),\n"
             f"per_user AS (SELECT user_id, bool_or(event = 'Checkout Started') AS started,"
             f" bool_or(event = 'Order Completed') AS ordered FROM events"
-            f" WHERE event IN ('Checkout Started', 'Order Completed') AND {period.where()} GROUP BY user_id),\n"
+            f" WHERE event IN ('Checkout Started', 'Order Completed') AND {period.where()}{filters} GROUP BY user_id),\n"
             "co AS (SELECT count(*) FILTER (WHERE started) AS started, count(*) FILTER (WHERE started AND ordered)"
             " AS ordered FROM per_user)\n"
             "SELECT cart.n1 AS added, cart.n2 AS ordered_within_window, co.started AS checkout_started,"
@@ -42,19 +47,22 @@ def abandoning_segments(wh: Warehouse, period: Period, dims: tuple[str, ...] = D
 
 
 def cart_abandonment(wh: Warehouse, period: Period, window_days: float = 7.0,
-                     dims: tuple[str, ...] = DIMENSIONS, rules: SegmentRules = SegmentRules()) -> ToolResult:
-    """Cart and checkout abandonment, and the segments that abandon significantly more."""
-    sql = abandonment_sql(period, window_days)
+                     dims: tuple[str, ...] = DIMENSIONS, rules: SegmentRules = SegmentRules(),
+                     segment: dict[str, str] | None = None) -> ToolResult:
+    """Cart and checkout abandonment (of everyone or one segment), and the segments abandoning more."""
+    check_dimensions(segment or {})
+    sql = abandonment_sql(period, window_days, segment)
     row = wh.query(sql).df.iloc[0]
     added, ordered = int(row["added"]), int(row["ordered_within_window"])
     cart_rate = 1 - ordered / added if added else 0.0
     started, orders = int(row["checkout_started"]), int(row["orders"])
     checkout_rate = 1 - orders / started if started else 0.0
     findings, drill_sql = abandoning_segments(wh, period, dims, rules)
-    summary = (f"Cart abandonment (period {period.label}): {cart_rate:.1%} of {added} users who added to cart "
+    who = f", {segment_text(segment)}" if segment else ""
+    summary = (f"Cart abandonment (period {period.label}{who}): {cart_rate:.1%} of {added} users who added to cart "
                f"did not order within {window_days:g} days; checkout abandonment {checkout_rate:.1%} "
                f"({orders} ordering of {started} starting checkout). ")
-    summary += ("Segments abandoning more (per session): " + "; ".join(
+    summary += ("Across everyone, segments abandoning more (per session): " + "; ".join(
         f"{segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%}" for f in findings[:5])
         if findings else "No segment abandons significantly more.")
     data = {"cart_abandonment": cart_rate, "checkout_abandonment": checkout_rate, "added": added,

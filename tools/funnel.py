@@ -65,7 +65,7 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     p = spec.period
     late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
     names = ", ".join(lit(s) for s in spec.steps)
-    ev_dims = [d for d in dims if d in EVENT_DIMENSIONS]
+    ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
     filters = " AND ".join(f"{d} = {lit(v)}" for d, v in spec.where.items() if d in EVENT_DIMENSIONS) or "TRUE"
     ctes = [
@@ -159,6 +159,8 @@ def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> Too
         by["conversion"] = (by[f"n{k}"] / by["n1"]).where(by["n1"] > 0, 0.0)
         data["breakdown"] = by[[breakdown, "n1", f"n{k}", "conversion"]].rename(
             columns={"n1": "entered", f"n{k}": "converted"})
+        by_text = "; ".join(f"{v}: {c:.1%} ({int(x)} of {int(n)})" for v, n, x, c in
+                            by[[breakdown, "n1", f"n{k}", "conversion"]].itertuples(index=False))
     first, last = table.iloc[0], table.iloc[-1]
     summary = (
         f"Funnel {' -> '.join(spec.steps)} ({spec.entity}, {spec.window_days:g}-day window, period {spec.period.label}"
@@ -169,4 +171,6 @@ def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> Too
     )
     worst = table.iloc[1:].sort_values("step_conversion").iloc[0]
     summary += f". Biggest drop: into {worst['step']} ({int(worst['dropoff'])} lost)."
+    if breakdown:
+        summary += f" Conversion by {breakdown}: {by_text}."
     return ToolResult(title="Funnel", summary=summary, table=table, chart=funnel_chart(table), sql=sql, data=data)

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from tools.charts import line_chart
+from data.schema import USER_DIMENSIONS
 from tools.funnel import check_dimensions
 from tools.period import Period, data_bounds
 from tools.result import Friction, ToolResult, segment_text
 from tools.sessions import Facts, distinct_users, segment_condition
+from tools.sqltext import lit
 from tools.stats import bh, robust_z, two_proportion_p
 from tools.warehouse import Warehouse
 
@@ -52,14 +54,17 @@ class TrendError(ValueError):
     """Unknown metric or dimension."""
 
 
-def series_sql(metric: str, period: Period, dimension: str | None = None) -> str:
-    """Daily numerator and denominator, optionally per value of one dimension."""
+def series_sql(metric: str, period: Period, dimension: str | None = None, segment: dict[str, str] | None = None
+               ) -> str:
+    """Daily numerator and denominator, optionally per value of one dimension and within a segment."""
     m = METRICS[metric]
     dim = f"{dimension}, " if dimension else ""
-    join = " JOIN users u USING (user_id)" if dimension in ("acquisition_channel", "plan") else ""
+    user_dims = {d for d in (dimension, *(segment or {})) if d in USER_DIMENSIONS}
+    join = " JOIN users u USING (user_id)" if user_dims else ""
     den = m.denominator or "1"
+    where = " AND ".join([period.where(), *(f"{d} = {lit(v)}" for d, v in (segment or {}).items())])
     return (f"SELECT date_trunc('day', ts) AS day, {dim}{m.numerator} AS num, {den} AS den "
-            f"FROM events{join} WHERE {period.where()} GROUP BY ALL ORDER BY ALL")
+            f"FROM events{join} WHERE {where} GROUP BY ALL ORDER BY ALL")
 
 
 def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.DataFrame:
@@ -77,13 +82,12 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.D
 
 
 def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("all", None, None),
-           dimension: str | None = None) -> ToolResult:
+           dimension: str | None = None, segment: dict[str, str] | None = None) -> ToolResult:
     """Daily series with anomaly flags, week-over-week change, and what explains it."""
     if metric not in METRICS:
         raise TrendError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    if dimension:
-        check_dimensions([dimension])
-    sql = series_sql(metric, period)
+    check_dimensions([*([dimension] if dimension else []), *(segment or {})])
+    sql = series_sql(metric, period, segment=segment)
     daily = wh.query(sql).df
     if daily.empty:
         return ToolResult("Trends", f"No events in period {period.label}.", sql=[sql])
@@ -96,7 +100,8 @@ def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("a
     prev = daily[(daily["day"] <= last_day - pd.Timedelta(days=7)) & (daily["day"] > last_day - pd.Timedelta(days=14))]
     wow = _week_over_week(now, prev, is_rate)
     sqls, explain = [sql], None
-    summary = (f"{metric} ({METRICS[metric].description}), daily, period {period.label}: "
+    summary = (f"{metric} ({METRICS[metric].description}), daily, period {period.label}"
+               + (f", {segment_text(segment)}" if segment else "") + ": "
                f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before ({wow['change']:+.1%}"
                + (f", p={wow['p_value']:.3g}" if wow.get("p_value") is not None else "") + "). ")
     anomalies = daily[daily["anomaly"]]
@@ -104,7 +109,7 @@ def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("a
                 + ", ".join(f"{d:%Y-%m-%d} ({v:.4g})" for d, v in anomalies[["day", "value"]].tail(5).itertuples(index=False))
                 if len(anomalies) else "No anomalous day.")
     if dimension and is_rate:
-        by_sql = series_sql(metric, period, dimension)
+        by_sql = series_sql(metric, period, dimension, segment)
         by = wh.query(by_sql).df
         sqls.append(by_sql)
         explain = decompose(by[by["day"].isin(prev["day"])], by[by["day"].isin(now["day"])], dimension)

@@ -1,0 +1,1 @@
+"""The graph's nodes: analyst, run_tools, ground, respond."""

@@ -1,0 +1,103 @@
+"""The analyses as the model sees them: tool schemas, execution, and results as delimited data.
+
+A tool returns text for the model (a compact, capped data block) and a payload for people
+(the typed ToolResult, kept in a ResultStore; only its key travels in the graph state).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from langchain_core.tools import StructuredTool
+from pydantic import ValidationError
+
+from tools import TOOLS, Tool
+from tools.result import ToolResult
+from tools.warehouse import Warehouse
+
+MAX_ROWS = 15
+MAX_CHARS = 6000
+MAX_ERROR = 500
+
+
+class ResultStore:
+    """ToolResults by key, most recent first out (bounded)."""
+
+    def __init__(self, capacity: int = 500) -> None:
+        self._items: OrderedDict[str, ToolResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def put(self, result: ToolResult) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._items[key] = result
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> ToolResult | None:
+        with self._lock:
+            return self._items.get(key)
+
+
+def schemas() -> list[StructuredTool]:
+    """LangChain tools (name, description, typed arguments) for `bind_tools`; never executed by LangChain."""
+    def unused(**_kwargs: object) -> str:
+        raise RuntimeError("tools are executed by the graph's tools node")
+
+    return [StructuredTool.from_function(unused, name=t.name, description=t.description, args_schema=t.params)
+            for t in TOOLS.values()]
+
+
+def data_block(tool: Tool, result: ToolResult) -> str:
+    """The text the model reads: summary and a capped table inside a delimited data block."""
+    trust = "untrusted" if tool.untrusted_text else "computed"
+    body = result.summary
+    if not result.table.empty:
+        shown = result.table.head(MAX_ROWS).to_string(index=False, max_colwidth=80)
+        more = len(result.table) - MAX_ROWS
+        body += f"\n\n{shown}" + (f"\n(truncated: {more} more rows)" if more > 0 else "")
+    if len(body) > MAX_CHARS:
+        body = body[:MAX_CHARS] + "\n(truncated)"
+    body = body.replace("</data>", "</ data>")
+    return f'<data tool="{tool.name}" trust="{trust}">\n{body}\n</data>'
+
+
+@dataclass
+class Outcome:
+    """One executed tool call."""
+
+    content: str
+    artifact: dict
+    ok: bool
+    ms: float
+
+
+def execute(wh: Warehouse, store: ResultStore, name: str, args: dict) -> Outcome:
+    """Run a tool call; errors become short observations the model can act on."""
+    started = time.perf_counter()
+    tool = TOOLS.get(name)
+    try:
+        if tool is None:
+            raise LookupError(f"unknown tool {name!r}; tools: {', '.join(TOOLS)}")
+        result = tool.run(wh, tool.params.model_validate(args or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = f"bad arguments for {name}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        return _failure(name, message, started)
+    except Exception as exc:  # every tool failure goes back to the model as an observation
+        return _failure(name, f"{type(exc).__name__}: {exc}", started)
+    key = store.put(result)
+    artifact = {"key": key, "tool": name, "title": result.title, "sql": result.sql[:6]}
+    return Outcome(data_block(tool, result), artifact, True, (time.perf_counter() - started) * 1000)
+
+
+def _failure(name: str, message: str, started: float) -> Outcome:
+    text = " ".join(message.split())[:MAX_ERROR]
+    return Outcome(f'<data tool="{name}" trust="computed">\nError: {text}\n</data>', {"tool": name, "error": text},
+                   False, (time.perf_counter() - started) * 1000)
