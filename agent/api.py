@@ -148,6 +148,12 @@ class InsightAgent:
         """Every detector over `period`, with ranked suggestions."""
         return scan(self.warehouse, period)
 
+    def digest(self, week: str | None = None, out_dir: str | Path | None = None, webhook: str | None = None):
+        """The weekly digest (default: the last full week), saved with history in the state directory."""
+        from agent.digest import run_digest
+
+        return run_digest(self.warehouse, self.state_dir, week, out_dir, webhook)
+
     def close(self) -> None:
         self.warehouse.close()
         self._sqlite.close()

@@ -245,6 +245,53 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
                     print_answer(event)
 
 
+def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None):
+    """One digest run; bad weeks, paths and databases end in a one-line error."""
+    from agent.digest import run_digest
+    from tools.period import PeriodError
+    from tools.warehouse import WarehouseError
+
+    settings = Settings()
+    with open_warehouse(db) as wh:
+        try:
+            with progress_bar(f"digest {week or 'last full week'}") as step:
+                step("scanning")
+                return run_digest(wh, settings.state_dir, week, out, webhook)
+        except (PeriodError, WarehouseError, OSError) as exc:
+            raise fail(str(exc))
+
+
+@app.command()
+def digest(
+    db: DbOption = None,
+    week: Annotated[str | None, typer.Option(help="ISO week YYYY-Www (default: the last full week)")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the files to this folder")] = None,
+    webhook: Annotated[str | None, typer.Option(help="Slack-compatible webhook URL")] = None,
+) -> None:
+    """Build the weekly digest (Markdown + self-contained HTML), save it with history, optionally deliver it."""
+    d = run_digest_cli(db, week, out, webhook)
+    console.print(f"digest {d.week}: {len(d.new)} new, {len(d.ongoing)} ongoing, {len(d.resolved)} resolved; "
+                  f"files: {', '.join(d.files.values())}")
+    if d.delivery:
+        (console if d.delivery.startswith("delivered") else err_console).print(d.delivery)
+
+
+@app.command()
+def schedule(
+    cron: Annotated[str, typer.Option(help="crontab expression, e.g. \"0 8 * * MON\"")] = "0 8 * * MON",
+    db: DbOption = None,
+    webhook: Annotated[str | None, typer.Option(help="Slack-compatible webhook URL")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the files to this folder")] = None,
+) -> None:
+    """Run the digest on a schedule (APScheduler, UTC) and log each run to <state_dir>/schedule.log."""
+    from agent.schedule import run_forever
+
+    try:
+        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook), Settings().state_dir / "schedule.log")
+    except ValueError as exc:
+        raise fail(f"--cron {cron!r}: {exc}")
+
+
 @app.command("eval")
 def eval_(
     users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,

@@ -121,7 +121,7 @@ class OfflineAnalyst(BaseChatModel):
         templates = load_yaml("answers")
         parts = [f"**{templates[q.intent].format(scope=_scope(q))}**"]
         for msg in results:
-            for tool, body in DATA_BLOCK.findall(str(msg.content)):
+            for _tool, body in DATA_BLOCK.findall(str(msg.content)):
                 parts.append(body.split("\n\n")[0].strip())
         if q.segment and not any(getattr(r, "name", None) in SEGMENT_TOOLS for r in results):
             parts.append(templates["segment_note"])

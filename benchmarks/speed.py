@@ -5,7 +5,7 @@
 Generates (or reuses) a demo dataset of about `--events` events, then measures:
 
 * the full friction scan, `scan(wh, "all")`, once per run in a fresh subprocess: median
-  seconds of the `scan` call and the peak RSS of each process (from `wait4`);
+  seconds of the `scan` call and each process's own peak RSS (VmHWM on Linux);
 * the default purchase funnel, `funnel(wh, FunnelSpec())` (median), against ClickHouse's
   `windowFunnel` run by chdb over a Parquet export of (user_id, ts, event), and against two
   pandas versions: per-user `groupby().apply()` and vectorized `merge_asof`. A pandas version
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,15 +65,25 @@ PANDAS_TARGET = 20.0  # pandas time / our funnel time, at least
 DEFAULT_WORKDIR = ROOT / ".insight" / "bench"
 
 
-def rss_mb(maxrss: int) -> float:
-    """ru_maxrss in MiB (KiB on Linux, bytes on macOS)."""
-    return maxrss / (1 << 20) if sys.platform == "darwin" else maxrss / 1024
+def own_peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MiB.
+
+    On Linux this is VmHWM of /proc/self/status: ru_maxrss of an exec'd child also carries the
+    high-water mark of the parent it was forked from, which would hide the child's own peak.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
-def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-    """Seconds taken by `fn(*args)` and its result."""
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds taken by `fn(*args, **kwargs)` and its result."""
     started = time.perf_counter()
-    result = fn(*args)
+    result = fn(*args, **kwargs)
     return time.perf_counter() - started, result
 
 
@@ -123,34 +134,24 @@ def ensure_dataset(events: int, workdir: Path, progress: Progress) -> dict:
 
 
 def scan_worker(db: Path) -> None:
-    """Child process: run the full scan once and print its seconds and timings as one JSON line."""
+    """Child process: run the full scan once; print its seconds, timings and peak RSS as one JSON line."""
     with Warehouse(db, timeout_s=600) as wh:
         seconds, report = timed(scan, wh, "all")
     print(json.dumps({"seconds": seconds, "timings_ms": report.timings_ms, "findings": len(report.findings),
-                      "suggestions": len(report.suggestions), "warnings": report.warnings}))
-
-
-def run_measured(cmd: list[str]) -> tuple[str, float, float]:
-    """Run `cmd`; its stdout, wall seconds and peak RSS in MiB (this child's own, via wait4)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    with proc.stdout:
-        out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
-    return out, time.perf_counter() - started, rss_mb(usage.ru_maxrss)
+                      "suggestions": len(report.suggestions), "warnings": report.warnings,
+                      "peak_rss_mb": own_peak_rss_mb()}))
 
 
 def bench_scan(db: Path, repeat: int, progress: Progress) -> dict:
     """The full scan, each run in a fresh process: median seconds, max peak RSS, timings of the median run."""
     runs = []
     for i in range(repeat):
-        out, wall, peak = run_measured([sys.executable, str(Path(__file__).resolve()), "--scan-worker", str(db)])
-        run = {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": peak}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--scan-worker", str(db)]
+        wall, done = timed(subprocess.run, cmd, stdout=subprocess.PIPE, text=True, check=True)
+        run = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": wall}
         runs.append(run)
-        progress(f"scan {i + 1}/{repeat}: {run['seconds']:.2f} s (process {wall:.2f} s), peak RSS {peak:,.0f} MiB")
+        progress(f"scan {i + 1}/{repeat}: {run['seconds']:.2f} s (process {wall:.2f} s), "
+                 f"peak RSS {run['peak_rss_mb']:,.0f} MiB")
     median = statistics.median(r["seconds"] for r in runs)
     middle = min(runs, key=lambda r: abs(r["seconds"] - median))
     return {

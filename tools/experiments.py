@@ -16,9 +16,17 @@ LOSER_P = 0.05
 CONTROL_NAMES = ("control", "baseline", "a", "original")
 
 
-def variants_sql(experiment_id: str | None = None) -> str:
-    """Per experiment and variant: users assigned, users converting (primary metric after assignment)."""
-    only = f"WHERE x.experiment_id = {lit(experiment_id)}" if experiment_id else ""
+def variants_sql(period: Period, experiment_id: str | None = None) -> str:
+    """Per experiment running in the period and variant: users assigned, users converting (primary metric
+    after assignment, before the end), and the share of the experiment's run inside the period."""
+    run_end = "coalesce(x.ended_at, (SELECT max(ts) FROM events))"
+    overlap = [f"{run_end} > TIMESTAMP '{period.start:%Y-%m-%d %H:%M:%S}'"] if period.start else []
+    overlap += [f"x.started_at < TIMESTAMP '{period.end:%Y-%m-%d %H:%M:%S}'"] if period.end else []
+    if experiment_id:
+        overlap.append(f"x.experiment_id = {lit(experiment_id)}")
+    only = "WHERE " + " AND ".join(overlap) if overlap else ""
+    lo = f"greatest(x.started_at, TIMESTAMP '{period.start:%Y-%m-%d %H:%M:%S}')" if period.start else "x.started_at"
+    hi = f"least({run_end}, TIMESTAMP '{period.end:%Y-%m-%d %H:%M:%S}')" if period.end else run_end
     return f"""WITH a AS (
     SELECT a.experiment_id, a.user_id, a.variant, a.assigned_at, x.primary_metric, x.started_at, x.ended_at
     FROM assignments a JOIN experiments x USING (experiment_id) {only}),
@@ -28,7 +36,9 @@ conv AS (
         AND e.ts >= coalesce(a.assigned_at, a.started_at) AND (a.ended_at IS NULL OR e.ts < a.ended_at)
     GROUP BY ALL)
 SELECT a.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, a.variant,
-       count(DISTINCT a.user_id) AS users, count(DISTINCT a.user_id) FILTER (WHERE c.converted) AS converted
+       count(DISTINCT a.user_id) AS users, count(DISTINCT a.user_id) FILTER (WHERE c.converted) AS converted,
+       any_value(greatest(epoch({hi}) - epoch({lo}), 0) / nullif(epoch({run_end}) - epoch(x.started_at), 0))
+           AS share_in_period
 FROM a JOIN conv c USING (experiment_id, user_id) JOIN experiments x USING (experiment_id)
 GROUP BY a.experiment_id, a.variant ORDER BY a.experiment_id, a.variant"""
 
@@ -53,13 +63,19 @@ def analyze(df: pd.DataFrame) -> pd.DataFrame:
             rows.append({"experiment_id": exp_id, "name": r.name, "primary_metric": r.primary_metric,
                          "variant": r.variant, "is_control": r.variant == control, "users": int(r.users),
                          "converted": int(r.converted), "rate": r.converted / r.users if r.users else 0.0,
-                         "lift": lift, "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "srm_p": srm})
+                         "lift": lift, "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "srm_p": srm,
+                         "share_in_period": _share(getattr(r, "share_in_period", 1.0))})
     return pd.DataFrame(rows)
+
+
+def _share(value: object) -> float:
+    """The part of an experiment's run inside the period, in [0, 1] (1 when unknown)."""
+    return 1.0 if value is None or value != value else min(max(float(value), 0.0), 1.0)
 
 
 def experiments(wh: Warehouse, period: Period, experiment_id: str | None = None) -> ToolResult:
     """Every experiment (or one): variants, lift with 95% CI and p-value, sample-ratio mismatch."""
-    sql = variants_sql(experiment_id)
+    sql = variants_sql(period, experiment_id)
     table = analyze(wh.query(sql).df)
     if table.empty:
         return ToolResult("Experiments", "No experiment assignments in the data" +
@@ -94,19 +110,23 @@ def _srm_finding(g: pd.DataFrame, worst, srm: float, period: Period, sql: str) -
         kind="experiment_srm", title=f"Sample ratio mismatch in {worst.experiment_id}: {worst.variant} has "
         f"{int(worst.users)} users, {expected:.0f} expected", metric="assigned_users",
         segment={"experiment_id": worst.experiment_id, "variant": worst.variant}, period=period.label,
-        baseline=expected, observed=float(worst.users), affected_users=int(g["users"].sum()),
+        baseline=expected, observed=float(worst.users),
+        affected_users=round(int(g["users"].sum()) * worst.share_in_period),
         est_lost_conversions=0.0, p_value=srm, evidence_sql=sql,
         detail={"experiment": worst["name"], "counts": dict(zip(g["variant"], g["users"].astype(int)))},
     )
 
 
 def _loser_finding(r, control: pd.Series, weeks: float, period: Period, sql: str) -> Friction:
-    lost = r.users * (control["rate"] - r.rate)
+    """A losing variant; its users and losses are counted for the part of its run inside the period."""
+    share = r.share_in_period
+    lost = r.users * (control["rate"] - r.rate) * share
     return Friction(
         kind="experiment_loser", title=f"Variant {r.variant} of {r.experiment_id} loses: {r.lift:+.1%} {r.primary_metric}",
         metric="conversion", step=r.primary_metric, segment={"experiment_id": r.experiment_id, "variant": r.variant},
-        period=period.label, baseline=float(control["rate"]), observed=float(r.rate), affected_users=int(r.users),
-        est_lost_conversions=float(lost), p_value=float(r.p_value), ci=(float(r.ci_low), float(r.ci_high)),
-        evidence_sql=sql, weekly_exposed=float(r.users / weeks), gap=float(control["rate"] - r.rate),
+        period=period.label, baseline=float(control["rate"]), observed=float(r.rate),
+        affected_users=round(r.users * share), est_lost_conversions=float(lost), p_value=float(r.p_value),
+        ci=(float(r.ci_low), float(r.ci_high)), evidence_sql=sql, weekly_exposed=float(r.users * share / weeks),
+        gap=float(control["rate"] - r.rate),
         detail={"experiment": r.name, "lift": float(r.lift), "control": str(control["variant"])},
     )

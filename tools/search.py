@@ -126,7 +126,8 @@ def failing(queries: pd.DataFrame, q: float = 0.05) -> tuple[pd.DataFrame, pd.Da
         best = stats.assign(excess=stats["zero"] + stats["exits"]).sort_values("excess").iloc[-1]
         picked.append(best)
         candidates.discard(best["token"])
-        remaining = remaining[~remaining["q"].str.split(" ").map(lambda ts: best["token"] in ts)]
+        token = best["token"]
+        remaining = remaining[~remaining["q"].str.split(" ").map(lambda ts, t=token: t in ts)]
     failing_queries = family[family["fails"] & (family["level"] == "query") & family["key"].isin(remaining["q"])]
     return pd.DataFrame(picked), failing_queries.sort_values("zero", ascending=False)
 

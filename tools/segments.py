@@ -181,7 +181,7 @@ def _worse_within(child: pd.Series, parent: pd.Series, rules: SegmentRules) -> b
     """Is the child significantly and materially worse than the rest of its parent?"""
     n_rest, x_rest = parent["n"] - child["n"], parent["x"] - child["x"]
     if n_rest < rules.min_support:
-        return True
+        return False  # the child is nearly all of its parent: the parent says it
     rest = x_rest / n_rest
     gap = child["sign"] * (rest - child["rate"])
     p = float(two_proportion_p(child["x"], child["n"], x_rest, n_rest))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tools.charts import line_chart
 from data.schema import USER_DIMENSIONS
+from tools.charts import line_chart
 from tools.funnel import check_dimensions
 from tools.period import Period, data_bounds
 from tools.result import Friction, ToolResult, segment_text

@@ -1,0 +1,258 @@
+"""The weekly digest: headline KPIs week over week, new / ongoing / resolved friction, top tweaks.
+
+Saved per ISO week in the state directory as Markdown, self-contained HTML (Plotly inlined,
+no network needed) and JSON (the history later digests compare with). Writing is atomic and
+a week's digest is rebuilt identically when run again.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.offline
+from markdown_it import MarkdownIt
+from pydantic import BaseModel, Field
+
+from prompts import load_prompt
+from tools.period import Period, PeriodError
+from tools.result import Suggestion
+from tools.scan import ScanReport, scan
+from tools.warehouse import Warehouse
+
+TOP = 5
+KPI_SQL = """SELECT count(DISTINCT session_id) AS sessions, count(DISTINCT user_id) AS active_users,
+       count(*) FILTER (WHERE event = 'Order Completed') AS orders,
+       coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed'), 0) AS revenue,
+       count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')
+           / nullif(count(DISTINCT session_id), 0) AS session_conversion,
+       count(*) FILTER (WHERE event = 'Products Searched' AND results_count = 0)
+           / nullif(count(*) FILTER (WHERE event = 'Products Searched'), 0) AS zero_result_rate
+FROM events WHERE {where}"""
+KPI_LABELS = {"sessions": "Sessions", "active_users": "Active users", "orders": "Orders", "revenue": "Revenue",
+              "session_conversion": "Session conversion", "zero_result_rate": "Zero-result searches"}
+RATES = {"session_conversion", "zero_result_rate"}
+
+
+class Kpi(BaseModel):
+    name: str
+    value: float
+    previous: float
+    change: float | None = Field(None, description="relative change; None when the previous value is 0")
+
+
+class Tracked(BaseModel):
+    """A problem followed across digests: its ids (lead and merged findings), title, weeks seen."""
+
+    ids: list[str]
+    title: str
+    weeks: int = 1
+
+
+class Digest(BaseModel):
+    week: str
+    period_start: str
+    period_end: str
+    kpis: list[Kpi]
+    new: list[Tracked]
+    ongoing: list[Tracked]
+    resolved: list[Tracked]
+    suggestions: list[Suggestion]
+    markdown: str = ""
+    html: str = ""
+    files: dict[str, str] = Field(default_factory=dict)
+    delivery: str | None = None
+
+
+def week_period(week: str) -> Period:
+    """The ISO week `YYYY-Www` as a period; anything else is a PeriodError naming it."""
+    p = Period.parse(week, None)
+    if p.iso_week() is None:
+        raise PeriodError(f"week {week!r} not understood; use YYYY-Www, e.g. 2026-W47")
+    return p
+
+
+def previous_week(week: str) -> str:
+    monday = week_period(week).start - timedelta(days=7)
+    year, num, _ = monday.isocalendar()
+    return f"{year}-W{num:02d}"
+
+
+def last_full_week(wh: Warehouse) -> str:
+    """The latest ISO week that ends on or before the data's last day."""
+    hi = wh.scalar("SELECT max(ts) FROM events")
+    if hi is None:
+        raise PeriodError("the events table is empty: no week to digest")
+    day = hi.date() + timedelta(days=1)
+    monday = day - timedelta(days=day.weekday()) - timedelta(days=7)
+    year, num, _ = monday.isocalendar()
+    return f"{year}-W{num:02d}"
+
+
+def kpis(wh: Warehouse, week: str) -> list[Kpi]:
+    now = wh.query(KPI_SQL.format(where=week_period(week).where())).df.iloc[0]
+    before = wh.query(KPI_SQL.format(where=week_period(previous_week(week)).where())).df.iloc[0]
+    out = []
+    for key in KPI_LABELS:
+        v, p = float(now[key] or 0), float(before[key] or 0)
+        out.append(Kpi(name=key, value=v, previous=p, change=(v - p) / p if p else None))
+    return out
+
+
+class History:
+    """Digests saved per ISO week in one folder (`<state_dir>/digests`)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.dir = Path(folder)
+
+    def load(self, week: str) -> dict | None:
+        path = self.dir / f"{week}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def save(self, digest: Digest) -> dict[str, str]:
+        """Write Markdown, HTML and JSON atomically (temp file, then rename); returns the paths."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        files = {}
+        payload = digest.model_dump(exclude={"markdown", "html", "files", "delivery"}, mode="json")
+        for ext, text in (("md", digest.markdown), ("html", digest.html), ("json", json.dumps(payload, indent=2))):
+            path = self.dir / f"{digest.week}.{ext}"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            files[ext] = str(path)
+        return files
+
+
+def compare(report: ScanReport, before: dict | None) -> tuple[list[Tracked], list[Tracked], list[Tracked]]:
+    """New, ongoing (with weeks seen) and resolved problems versus the previous week's digest."""
+    old = [Tracked(**t) for t in (before or {}).get("new", []) + (before or {}).get("ongoing", [])]
+    new, ongoing, seen = [], [], set()
+    for s in report.suggestions:
+        ids = [s.friction_id, *s.related]
+        match = next((t for t in old if set(t.ids) & set(ids)), None)
+        if match is None:
+            new.append(Tracked(ids=ids, title=s.title))
+        else:
+            seen.add(id(match))
+            ongoing.append(Tracked(ids=ids, title=s.title, weeks=match.weeks + 1))
+    resolved = [t for t in old if id(t) not in seen]
+    return new, ongoing, resolved
+
+
+def build(wh: Warehouse, week: str, history: History) -> Digest:
+    """The digest of one ISO week (not saved)."""
+    period = week_period(week)
+    report = scan(wh, period)
+    new, ongoing, resolved = compare(report, history.load(previous_week(week)))
+    digest = Digest(week=week, period_start=f"{period.start:%Y-%m-%d}", period_end=f"{period.end:%Y-%m-%d}",
+                    kpis=kpis(wh, week), new=new, ongoing=ongoing, resolved=resolved,
+                    suggestions=report.suggestions[:TOP])
+    digest.markdown = render_markdown(digest)
+    digest.html = render_html(digest, wh)
+    return digest
+
+
+def _fmt(name: str, v: float) -> str:
+    if name in RATES:
+        return f"{v:.2%}"
+    return f"${v:,.2f}" if name == "revenue" else f"{v:,.0f}"
+
+
+def _items(items: list[Tracked], ongoing: bool = False) -> str:
+    if not items:
+        return "- none"
+    return "\n".join(f"- {t.title}" + (f" (for {t.weeks} weeks)" if ongoing else "") for t in items)
+
+
+def render_markdown(d: Digest) -> str:
+    rows = ["| metric | this week | week before | change |", "|---|---|---|---|"]
+    for k in d.kpis:
+        change = "n/a" if k.change is None else f"{k.change:+.1%}"
+        rows.append(f"| {KPI_LABELS[k.name]} | {_fmt(k.name, k.value)} | {_fmt(k.name, k.previous)} | {change} |")
+    tips = []
+    for i, s in enumerate(d.suggestions, 1):
+        u = s.est_weekly_uplift
+        tips.append(f"{i}. **{s.tweak}**\n   - Evidence: {s.rationale}\n   - Opportunity: {u.conversions_low:g} to "
+                    f"{u.conversions_high:g} more orders a week (${u.revenue_low:,.0f} to ${u.revenue_high:,.0f}); "
+                    f"RICE {s.rice_score:g}")
+    return load_prompt(
+        "digest", week=d.week, period_start=d.period_start, period_end=d.period_end, kpis="\n".join(rows),
+        new_count=len(d.new), new=_items(d.new), ongoing_count=len(d.ongoing), ongoing=_items(d.ongoing, True),
+        resolved_count=len(d.resolved), resolved=_items(d.resolved),
+        suggestions="\n".join(tips) or "No friction found this week.")
+
+
+def _charts(d: Digest, wh: Warehouse) -> list[go.Figure]:
+    period = week_period(previous_week(d.week))
+    daily = wh.query(
+        "SELECT date_trunc('day', ts) AS day, count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')"
+        " / nullif(count(DISTINCT session_id), 0) AS conversion FROM events"
+        f" WHERE ts >= TIMESTAMP '{period.start:%Y-%m-%d}' AND ts < TIMESTAMP '{d.period_end}' GROUP BY 1 ORDER BY 1"
+    ).df
+    trend = go.Figure(go.Scatter(x=daily["day"], y=daily["conversion"], mode="lines+markers"))
+    trend.update_layout(title="Session conversion per day (this week and the week before)", height=320)
+    bars = go.Figure(go.Bar(x=[s.est_weekly_uplift.conversions_high for s in d.suggestions],
+                            y=[f"#{i}" for i in range(1, len(d.suggestions) + 1)], orientation="h"))
+    bars.update_layout(title="Optimistic weekly orders recovered per suggestion", height=280)
+    return [trend, bars]
+
+
+def render_html(d: Digest, wh: Warehouse) -> str:
+    """Self-contained HTML: no links, no images, no remote scripts; Plotly's library is inlined."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["image", "link", "autolink"])
+    charts = "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in _charts(d, wh))
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(d.week)} digest</title>"
+        "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}</style>"
+        f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        f"{md.render(d.markdown)}<h2>Charts</h2>{charts}</body></html>"
+    )
+
+
+def deliver(d: Digest, url: str, attempts: int = 3, timeout_s: float = 10.0) -> str:
+    """POST a Slack-compatible message to `url`, retrying with backoff; returns what happened."""
+    lines = [f"*Weekly product digest {d.week}*"]
+    lines += [f"{i}. {s.tweak}" for i, s in enumerate(d.suggestions, 1)]
+    body = json.dumps({"text": "\n".join(lines)}).encode()
+    error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                if 200 <= resp.status < 300:
+                    return f"delivered to webhook (attempt {attempt})"
+                error = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            error = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            error = str(getattr(exc, "reason", exc))
+        if attempt < attempts:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+    return f"webhook delivery failed after {attempts} attempts: {error}"
+
+
+def run_digest(wh: Warehouse, state_dir: str | Path, week: str | None = None, out_dir: str | Path | None = None,
+               webhook: str | None = None) -> Digest:
+    """Build, save (history and optional copy in `out_dir`) and optionally deliver one week's digest."""
+    week = week or last_full_week(wh)
+    history = History(Path(state_dir) / "digests")
+    digest = build(wh, week, history)
+    digest.files = history.save(digest)
+    if out_dir:
+        digest.files |= {f"out_{k}": v for k, v in History(out_dir).save(digest).items()}
+    if webhook:
+        digest.delivery = deliver(digest, webhook)
+    return digest
+
