@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +23,9 @@ from agent.offline import OfflineAnalyst
 from tools.period import data_bounds
 from tools.result import Suggestion
 from tools.scan import ScanReport, scan
-from tools.schema import dimension_values
+from tools.charts import bar_chart
+from tools.result import ToolResult
+from tools.schema import dimension_values, schema
 from tools.warehouse import Warehouse
 
 MAX_QUESTION = 4000
@@ -148,6 +151,15 @@ class InsightAgent:
         """Every detector over `period`, with ranked suggestions."""
         return scan(self.warehouse, period)
 
+    def describe(self) -> ToolResult:
+        """Tables, columns, row counts, events, period and segment values."""
+        return schema(self.warehouse)
+
+    def weeks(self) -> list[str]:
+        """ISO weeks with events, newest first (for picking a digest)."""
+        df = self.warehouse.query("SELECT DISTINCT strftime(ts, '%G-W%V') AS w FROM events ORDER BY w DESC").df
+        return list(df["w"])
+
     def digest(self, week: str | None = None, out_dir: str | Path | None = None, webhook: str | None = None):
         """The weekly digest (default: the last full week), saved with history in the state directory."""
         from agent.digest import run_digest
@@ -163,6 +175,22 @@ class InsightAgent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def suggestions_table(suggestions: list[Suggestion]) -> pd.DataFrame:
+    """Ranked suggestions as a table for people."""
+    return pd.DataFrame([{
+        "#": i, "RICE": s.rice_score, "tweak": s.tweak, "evidence": s.rationale,
+        "weekly orders": f"{s.est_weekly_uplift.conversions_low:g}-{s.est_weekly_uplift.conversions_high:g}",
+    } for i, s in enumerate(suggestions, 1)])
+
+
+def report_chart(report: ScanReport):
+    """RICE score of each suggestion of a scan."""
+    if not report.suggestions:
+        return None
+    return bar_chart([f"#{i} {s.kind}" for i, s in enumerate(report.suggestions, 1)],
+                     [s.rice_score for s in report.suggestions], "Suggestions by RICE score", "RICE")
 
 
 def clean_question(question: object) -> tuple[str, str | None]:

@@ -292,6 +292,22 @@ def schedule(
         raise fail(f"--cron {cron!r}: {exc}")
 
 
+@app.command()
+def ui(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="interface to bind (keep 127.0.0.1 for company data)")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="port (default: Gradio's)")] = None,
+) -> None:
+    """Serve the Gradio chat UI (login when INSIGHT_UI_USER and INSIGHT_UI_PASSWORD are set)."""
+    import os
+    import sys
+
+    target = resolve_db(db)
+    make_agent(target).close()  # fail fast, with a clear message, on a bad database
+    args = [sys.executable, "-m", "ui.app", "--db", str(target), "--host", host]
+    os.execv(sys.executable, args + (["--port", str(port)] if port else []))  # the UI runs as its own program
+
+
 @app.command("eval")
 def eval_(
     users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,
