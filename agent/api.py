@@ -139,9 +139,11 @@ class InsightAgent:
                    if isinstance(m, ToolMessage) and isinstance(m.artifact, dict) and "key" in m.artifact]
         results = [r for r in results if r is not None]
         suggestions = [s for r in results if "report" in r.data for s in r.data["report"].suggestions]
+        charts = [r.chart if r.chart is not None or "report" not in r.data else report_chart(r.data["report"])
+                  for r in results]  # the scan's ToolResult has no chart: show its suggestions by RICE
         return Answer(
             text=str(final.content) if final else "No answer.", suggestions=suggestions,
-            charts=[r.chart for r in results if r.chart is not None],
+            charts=[c for c in charts if c is not None],
             tables=[r.table for r in results if not r.table.empty],
             sql=[q for r in results for q in r.sql], warnings=list(state.get("notes", [])), steps=steps,
             mode=state.get("mode", self.mode), thread_id=thread_id,

@@ -308,6 +308,30 @@ def ui(
     os.execv(sys.executable, args + (["--port", str(port)] if port else []))  # the UI runs as its own program
 
 
+@app.command("check-tracking")
+def check_tracking_cmd(
+    db: DbOption = None,
+    plan: Annotated[Path | None, typer.Option(help="tracking plan YAML (default: data/tracking_plan.yaml)")] = None,
+    period: Annotated[str, typer.Option(help="all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www")] = "all",
+    as_json: JsonOption = False,
+) -> None:
+    """Check the data against the tracking plan; every problem is a tracking_issue finding."""
+    from tools.period import PeriodError, resolve_period
+    from tools.tracking import PlanError, check_tracking, load_plan
+
+    with open_warehouse(db) as wh:
+        try:
+            result = check_tracking(wh, load_plan(plan), resolve_period(wh, period))
+        except (PlanError, PeriodError) as exc:
+            raise fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps([f.model_dump() for f in result.findings], default=str))
+        return
+    console.print(result.summary if not result.findings else f"{len(result.findings)} tracking problem(s):")
+    for f in result.findings:
+        console.print(f"- {f.title}", highlight=False)
+
+
 @app.command("eval")
 def eval_(
     users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,

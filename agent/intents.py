@@ -58,16 +58,17 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("experiments", (r"\bexperiments?\b", r"\ba/?b\b", r"\bab tests?\b", r"\bvariants?\b", r"\bsrm\b",
                      r"\bsample ratio\b", r"\btests? results?\b")),
     ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
-    ("cart", (r"\bcart abandon", r"\babandon", r"\bcarts?\b")),
+    ("cart", (r"\bcart abandon", r"\babandon", r"(?<!to )(?<!to-)\bcarts?\b")),  # "add to cart" is a step
     ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
-    ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"\bapp versions?\b", r"\bupdate broke\b")),
+    ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"^(?!.*\bfunnel\b).*\bapp versions?\b",
+                 r"\bupdates? (broke|break)")),
     ("errors", (r"\berrors?\b", r"\bcrash", r"\bbugs?\b", r"\bslow", r"\bload(ing)? times?\b", r"\bspeed\b",
                 r"\blatency\b", r"\bperformance\b", r"\bpage load\b")),
     ("why_change", (r"\bwhy\b.*\b(drop|dropped|fall|fell|decline|declined|down|change|changed|lower|worse|"
                     r"increase|increased|up|spike|spiked)\b",)),
     ("trends", (r"\btrends?\b", r"\bover time\b", r"\bweek[- ]over[- ]week\b", r"\bwow\b", r"\bdaily\b",
                 r"\banomal", r"\bspikes?\b", r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b",
-                r"\b(revenue|dau|active users)\b")),
+                r"\b(revenue|dau|active users|add[- ]to[- ]cart rate)\b")),
     ("dropoffs", (r"\bwhy\b", r"\bwhich segments?\b", r"\bwho drops\b", r"\bdrop[- ]?offs?\b", r"\broot cause\b",
                   r"\bwhere do (users|people|customers) (drop|leave|give up)\b", r"\bsegments?\b")),
     ("funnel", (r"\bfunnel\b", r"\bconver", r"\bhow many (users|people|customers)\b", r"\bstep\b")),
@@ -177,8 +178,9 @@ def _step(q: str) -> str | None:
     return next((step for word, step in STEP_WORDS if word in q), None)
 
 
-def _metric(q: str) -> str:
-    return next((metric for word, metric in METRIC_WORDS if word in q), "conversion")
+def _metric(q: str) -> str | None:
+    """The metric the question names, if any."""
+    return next((metric for word, metric in METRIC_WORDS if word in q), None)
 
 
 GENERIC_WORDS = {"experiment", "exp", "test", "the", "a", "an", "of", "new", "and", "ab", "variant"}
@@ -202,18 +204,24 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     q = " ".join(text.lower().split())
     period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q)
     intent = _intent(_without_values(q, segment))
+    if intent is None and any(i.lower() in q or (n and n.lower() in q) for i, n in vocabulary.experiments.items()):
+        intent = "experiments"  # "results of exp_onboarding", "how is the new onboarding test doing?"
     follow = previous is not None and previous.intent not in {"help", "unsupported", "show_sql"} and (
         bool(FOLLOW_UP.match(q)) or intent is None) and bool(period or segment or breakdown or FOLLOW_UP.match(q))
     if follow and (intent is None or intent in {"funnel", "dropoffs"} and FOLLOW_UP.match(q)):
         merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
         keep = breakdown or previous.breakdown
         return replace(previous, text=text, period=period or previous.period, segment=merged,
-                       breakdown=None if keep in merged else keep, follow_up=True)
+                       breakdown=None if keep in merged else keep, metric=_metric(q) or previous.metric,
+                       follow_up=True)
+    metric = _metric(q)
+    if intent == "why_change" and metric is None and previous is not None and previous.intent in {"trends", "why_change"}:
+        metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b", q)
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
         text=text, intent=intent or "unknown", period=period or "all", segment=segment, breakdown=breakdown,
-        step=_step(q), metric=_metric(q), experiment_id=_experiment(q, vocabulary),
+        step=_step(q), metric=metric or "conversion", experiment_id=_experiment(q, vocabulary),
         week_n=int(next(g for g in week.groups() if g)) if week else 1,
         entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql,
     )

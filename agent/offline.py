@@ -89,11 +89,17 @@ class OfflineAnalyst(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
 
     def question(self, messages: list[BaseMessage]) -> Question | None:
-        """The current question, parsed with the earlier ones as context for follow-ups."""
-        previous = None
+        """The current question, parsed with the earlier ones as context for follow-ups.
+
+        "Show me the SQL" and "help" do not change the subject: a follow-up after them ("and on iOS?")
+        refers to the question before them.
+        """
+        current = context = None
         for human, _ in _turns(messages):
-            previous = parse(str(human.content), self.vocabulary, previous)
-        return previous
+            current = parse(str(human.content), self.vocabulary, context)
+            if current.intent not in {"show_sql", "help"}:
+                context = current
+        return current
 
     def respond(self, messages: list[BaseMessage]) -> AIMessage:
         turns = _turns(messages)

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 PATHS = {"/v1/chat/completions", "/chat/completions"}
 
@@ -102,7 +102,7 @@ class Raw:
     status: int = 200
 
 
-Turn = Union[ToolCalls, Text, Error, Delay, Garbage, Raw, str, int, Callable[[dict], Any]]
+Turn = ToolCalls | Text | Error | Delay | Garbage | Raw | str | int | Callable[[dict], Any]
 
 
 def tool_call(name: str, arguments: dict | str | None = None, /, **args: Any) -> ToolCalls:

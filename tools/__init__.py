@@ -19,12 +19,14 @@ from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
 from tools.funnel import FunnelSpec, check_dimensions, funnel
+from tools.metrics import compute_metric, describe_metric
 from tools.period import PERIOD_HELP, resolve_period
 from tools.result import ToolResult
 from tools.retention import retention
 from tools.scan import scan
 from tools.schema import schema
 from tools.search import search
+from tools.tracking import check_tracking, load_plan
 from tools.trends import METRICS, release_regressions, trends
 from tools.warehouse import Warehouse
 
@@ -83,6 +85,20 @@ class TrendParams(Params):
 class CartParams(Params):
     period: str = PeriodField
     segment: dict[str, str] = SegmentField
+
+
+class MetricParams(Params):
+    metric: str = Field(description="a metric defined in data/metrics.yaml, by key or name (e.g. mau, aov)")
+    period: str = PeriodField
+    segment: dict[str, str] = SegmentField
+
+
+class DefinitionParams(Params):
+    metric: str | None = Field(None, description="one metric, or omit for all definitions")
+
+
+class TrackingParams(Params):
+    period: str = PeriodField
 
 
 def _sql(wh: Warehouse, p: SqlParams) -> ToolResult:
@@ -152,6 +168,14 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          "conversion.", PeriodParams, lambda wh, p: errors_and_speed(wh, resolve_period(wh, p.period))),
     Tool("release_regressions", "App versions converting worse than the version before them.", PeriodParams,
          lambda wh, p: release_regressions(wh, resolve_period(wh, p.period))),
+    Tool("metric", "Compute a named metric (DAU, WAU, MAU, orders, revenue, AOV, conversion_rate, cart_abandonment, "
+         "zero_result_rate, week_1_retention...) from its definition, for a period and segment.", MetricParams,
+         lambda wh, p: compute_metric(wh, p.metric, resolve_period(wh, p.period), p.segment)),
+    Tool("metric_definition", "How a named metric is defined (event, filter, aggregation, entity, owner).",
+         DefinitionParams, lambda wh, p: describe_metric(p.metric)),
+    Tool("check_tracking", "Check the data against the tracking plan: unplanned or near-duplicate events, missing "
+         "properties, type drift, unexpected values, duplicate ids, bad timestamps, volume drops.", TrackingParams,
+         lambda wh, p: check_tracking(wh, load_plan(), resolve_period(wh, p.period))),
     Tool("scan_frictions", "Run every detector and rank suggested tweaks by RICE: what to fix first.",
          PeriodParams, _scan),
 )}

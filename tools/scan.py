@@ -18,6 +18,7 @@ from tools.result import Friction, Suggestion, ToolResult
 from tools.retention import retention
 from tools.search import search
 from tools.sessions import Facts
+from tools.tracking import check_tracking, load_plan
 from tools.trends import release_regressions
 from tools.warehouse import Warehouse
 
@@ -40,6 +41,7 @@ DETECTORS: dict[str, Detector] = {
     "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f),
     "experiments": lambda wh, f: experiments(wh, f.period),
     "retention": lambda wh, f: retention(wh, f.period, matrix=False),
+    "tracking": lambda wh, f: check_tracking(wh, load_plan(), f.period),
 }
 
 

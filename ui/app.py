@@ -64,7 +64,9 @@ def _step_message(step: Step) -> dict:
 
 
 def chat_handler(holder: AgentHolder) -> Callable:
-    def respond(question: str, history: list, thread_id: str) -> Iterator[tuple]:
+    def respond(question: str, history: list, thread_id: str, request: gr.Request) -> Iterator[tuple]:
+        # API clients (gradio_client) never run demo.load: fall back to their own session, never a shared ""
+        thread_id = thread_id or f"session-{request.session_hash}"
         history = list(history or []) + [{"role": "user", "content": safe_markdown(question or "")}]
         yield history, None, pd.DataFrame(), "", ""
         steps: dict[str, int] = {}
