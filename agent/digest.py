@@ -101,8 +101,9 @@ def kpis(wh: Warehouse, week: str) -> list[Kpi]:
     before = wh.query(KPI_SQL.format(where=week_period(previous_week(week)).where())).df.iloc[0]
     out = []
     for key in KPI_LABELS:
-        v, p = float(now[key] or 0), float(before[key] or 0)
-        out.append(Kpi(name=key, value=v, previous=p, change=(v - p) / p if p else None))
+        # rounded: parallel float sums differ in the last bits between runs, the digest must not
+        v, p = round(float(now[key] or 0), 6), round(float(before[key] or 0), 6)
+        out.append(Kpi(name=key, value=v, previous=p, change=round((v - p) / p, 6) if p else None))
     return out
 
 
@@ -210,7 +211,8 @@ def _charts(d: Digest, wh: Warehouse) -> list[go.Figure]:
 def render_html(d: Digest, wh: Warehouse) -> str:
     """Self-contained HTML: no links, no images, no remote scripts; Plotly's library is inlined."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["image", "link", "autolink"])
-    charts = "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in _charts(d, wh))
+    charts = "".join(f.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False},
+                               div_id=f"chart-{i}") for i, f in enumerate(_charts(d, wh)))
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(d.week)} digest</title>"

@@ -125,13 +125,15 @@ class OfflineAnalyst(BaseChatModel):
     def compose(self, q: Question, results: list[ToolMessage]) -> str:
         """Headline from the template, then each tool's own summary, then what to ask next."""
         templates = load_yaml("answers")
-        parts = [f"**{templates[q.intent].format(scope=_scope(q))}**"]
+        headline = templates.get(q.intent, templates["other"])
+        parts = [f"**{headline.format(scope=_scope(q))}**"]
         for msg in results:
             for _tool, body in DATA_BLOCK.findall(str(msg.content)):
                 parts.append(body.split("\n\n")[0].strip())
         if q.segment and not any(getattr(r, "name", None) in SEGMENT_TOOLS for r in results):
             parts.append(templates["segment_note"])
-        parts.append(f"_{templates['next'][q.intent]}_")
+        if q.intent in templates["next"]:
+            parts.append(f"_{templates['next'][q.intent]}_")
         return "\n\n".join(parts)
 
     @staticmethod

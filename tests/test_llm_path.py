@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from langgraph.errors import GraphRecursionError
 from llm_server import Call, Raw, ScriptedLLM, ToolCalls, delay, error, garbage, text, tool_call
-from pydantic import ValidationError
 
 from agent.api import Answer, InsightAgent
 from agent.config import Settings
@@ -285,13 +283,9 @@ def test_tool_call_cap(server, make_agent):
     assert answer.text == "I used the results I had." and answer.mode == "llm"
 
 
-# ------------------------------------------------------------------------------ known bugs (strict xfail)
-# Each test states the behaviour we want; remove the marker when the bug is fixed.
+# ------------------------------------------------------------------------------ misbehaving models
 
 
-@pytest.mark.xfail(strict=True, raises=GraphRecursionError,
-                   reason="analyst keeps asking a model that ignores the tool-call limit until LangGraph's "
-                   "recursion limit: GraphRecursionError escapes ask()")
 def test_model_that_never_stops_calling_tools_still_gets_an_answer(server, make_agent):
     server.after = tool_call("funnel", period="all")
     answer = make_agent(max_tool_calls=2).ask(FUNNEL_Q, "runaway")
@@ -300,9 +294,6 @@ def test_model_that_never_stops_calling_tools_still_gets_an_answer(server, make_
     assert answer.text and answer.text != "No answer."
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="OfflineAnalyst.compose looks up prompts/answers.yaml by "
-                   "intent; a question it parses as 'unknown' or 'unsupported' has no template, so a fallback after "
-                   "the model already ran tools raises KeyError out of ask()")
 @pytest.mark.parametrize("question", ["Count the users", "What will revenue be next year?"])
 def test_fallback_mid_question_the_offline_parser_does_not_understand(server, make_agent, question):
     server.push(tool_call("run_sql", query="SELECT count(*) AS n FROM users"))
@@ -312,9 +303,6 @@ def test_fallback_mid_question_the_offline_parser_does_not_understand(server, ma
     assert any("language model" in w for w in answer.warnings)
 
 
-@pytest.mark.xfail(strict=True, raises=ValidationError,
-                   reason="a tool call without an id passes check_reply; ToolMessage(tool_call_id=None) then "
-                   "raises a pydantic ValidationError out of ask()")
 def test_tool_call_without_id_falls_back(server, make_agent):
     body = server.completion(tool_call("run_sql", query="SELECT count(*) AS n FROM users"), {})
     del body["choices"][0]["message"]["tool_calls"][0]["id"]
@@ -323,9 +311,6 @@ def test_tool_call_without_id_falls_back(server, make_agent):
     assert answer.mode in {"llm", "fallback"} and answer.text
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="InsightAgent.stream keys steps by the model's tool-call id, so a server that reuses "
-                   "ids (e.g. call_0 in every reply) loses steps from Answer.steps")
 def test_reused_tool_call_ids_keep_every_step(server, make_agent):
     server.push(ToolCalls([Call("run_sql", {"query": "SELECT count(*) AS n FROM users"}, id="call_0")]),
                 ToolCalls([Call("funnel", {"period": "all"}, id="call_0")]), text("done"))

@@ -71,7 +71,7 @@ def merge(findings: list[Friction], steps: tuple[str, ...]) -> list[tuple[Fricti
         kind = SPECIFICITY.index(f.kind)
         if f.kind == "cart_abandonment":
             kind = SPECIFICITY.index("funnel_dropoff") - 0.5
-        return kind, -f.est_lost_conversions
+        return kind, -round(f.est_lost_conversions, 9), f.id
 
     def leads(f: Friction, cart: Friction) -> bool:
         return f.est_lost_conversions >= 0.8 * cart.est_lost_conversions
@@ -173,4 +173,4 @@ def prioritize(wh: Warehouse, findings: list[Friction], period: Period,
             evidence=f"{lead.title} (period {lead.period})", evidence_sql=lead.evidence_sql,
             related=[m.id for m in members],
         ))
-    return sorted(out, key=lambda s: s.rice_score, reverse=True)
+    return sorted(out, key=lambda s: (-s.rice_score, s.friction_id))

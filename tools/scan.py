@@ -85,6 +85,7 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
         timings[name] = round((time.perf_counter() - started) * 1000, 1)
     if progress:
         progress("prioritizing")
+    findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL
     suggestions = prioritize(wh, findings, p)
     return ScanReport(period=p.label, findings=findings, suggestions=suggestions, timings_ms=timings,
                       warnings=warnings)

@@ -23,7 +23,9 @@ from tools.warehouse import Warehouse
 MAX_NULL_SHARE = 0.01
 MIN_ROWS = 20
 DROP_RATIO = 0.5
-JSON_TYPES = {"VARCHAR": "VARCHAR", "INTEGER": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
+# json_type() of each planned type; JSON has one number type, so a whole number is a valid DOUBLE.
+JSON_TYPES = {"VARCHAR": ("VARCHAR",), "INTEGER": ("BIGINT", "UBIGINT"),
+              "DOUBLE": ("DOUBLE", "BIGINT", "UBIGINT"), "BOOLEAN": ("BOOLEAN",)}
 SqlType = Literal["VARCHAR", "INTEGER", "DOUBLE", "BOOLEAN"]
 
 
@@ -119,7 +121,7 @@ def _properties(wh: Warehouse, plan: TrackingPlan, period: Period) -> list[Frict
                 if required:
                     checks.append((event, prop, "missing", f"json_extract(properties, {path}) IS NULL"))
                 checks.append((event, prop, "type", f"json_extract(properties, {path}) IS NOT NULL AND "
-                               f"json_type(properties, {path}) <> {lit(JSON_TYPES[typ])}"))
+                               f"json_type(properties, {path}) NOT IN ({', '.join(map(lit, JSON_TYPES[typ]))})"))
     if not checks:
         return []
     by_event: dict[str, dict[str, int]] = {}
@@ -233,7 +235,9 @@ def _any_before_signup(wh: Warehouse, period: Period) -> bool:
 
 def _volume(wh: Warehouse, plan: TrackingPlan, period: Period) -> list[Friction]:
     """Planned events whose last full week has less than half the volume of the week before."""
-    sql = f"""WITH last AS (SELECT date_trunc('day', max(ts)) AS d FROM events WHERE {period.where()})
+    # the last day of data, ignoring timestamps in the future (reported by _integrity) unless all are
+    sql = f"""WITH last AS (SELECT date_trunc('day', coalesce(max(ts) FILTER (WHERE ts <= now()::TIMESTAMP
+    + INTERVAL 1 DAY), max(ts))) AS d FROM events WHERE {period.where()})
 SELECT event, count(*) FILTER (WHERE ts >= last.d - INTERVAL 7 DAY AND ts < last.d) AS now,
        count(*) FILTER (WHERE ts >= last.d - INTERVAL 14 DAY AND ts < last.d - INTERVAL 7 DAY) AS before
 FROM events, last WHERE {period.where()} GROUP BY event"""

@@ -27,14 +27,16 @@ EXAMPLES = [
     "Why did conversion drop last week?",
 ]
 IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-LINK = re.compile(r"\[([^\]]*)\]\((?:[a-z]+:)?//[^)]*\)", re.IGNORECASE)
-URL = re.compile(r"\b(?:https?|ftp)://[^\s)>\]]+", re.IGNORECASE)
+LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # any target: javascript:, data:, relative, " http://..."
+REFDEF = re.compile(r"^( {0,3})\[([^\]]*)\]:", re.MULTILINE)  # "[1]: url" would make "[x][1]" a link
+URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s)>\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 
 
 def safe_markdown(text: str) -> str:
     """Markdown with no images, no links and no raw HTML: data may carry them, the UI never renders them."""
     text = IMAGE.sub(lambda m: f"[image: {m.group(1)}]", text)
     text = LINK.sub(lambda m: m.group(1), text)
+    text = REFDEF.sub(lambda m: f"{m.group(1)}\\[{m.group(2)}]:", text)
     text = URL.sub(lambda m: "`" + m.group(0).replace("`", "") + "`", text)
     return text.replace("<", "&lt;").replace(">", "&gt;")
 

@@ -20,6 +20,8 @@ def check_reply(reply: AIMessage) -> None:
     """Refuse malformed tool calls, unknown tools and empty answers."""
     if reply.invalid_tool_calls:
         raise LLMProblem(f"malformed tool call: {reply.invalid_tool_calls[0].get('error') or 'bad arguments'}")
+    if any(not c.get("id") for c in reply.tool_calls):
+        raise LLMProblem("tool call without an id")
     unknown = [c["name"] for c in reply.tool_calls if c["name"] not in TOOLS]
     if unknown:
         raise LLMProblem(f"unknown tool {unknown[0]!r}")
@@ -40,6 +42,8 @@ def analyst(state: State, runtime: Runtime[Context]) -> dict:
         try:
             reply = ctx.llm.invoke([system, *state["messages"]])
             check_reply(reply)
+            if reply.tool_calls and update.get("tool_calls", state.get("tool_calls", 0)) >= ctx.max_tool_calls:
+                raise LLMProblem(f"still calling tools after the limit of {ctx.max_tool_calls} per question")
             return {**update, "messages": [reply], "mode": "llm"}
         except Exception as exc:  # timeouts, 5xx, connection errors, malformed replies: answer offline
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
@@ -25,9 +27,10 @@ def run_tools(state: State, runtime: Runtime[Context]) -> dict:
                 tool_call_id=call["id"], name=call["name"], status="error"))
             continue
         used += 1
-        writer({"type": "tool_started", "tool": call["name"], "args": call["args"], "id": call["id"]})
+        key = uuid.uuid4().hex  # models may reuse call ids across replies; steps need their own
+        writer({"type": "tool_started", "tool": call["name"], "args": call["args"], "id": key})
         outcome = execute(ctx.warehouse, ctx.store, call["name"], call["args"])
-        writer({"type": "tool_finished", "tool": call["name"], "id": call["id"], "ok": outcome.ok,
+        writer({"type": "tool_finished", "tool": call["name"], "id": key, "ok": outcome.ok,
                 "ms": round(outcome.ms, 1), "title": outcome.artifact.get("title", call["name"])})
         out.append(ToolMessage(outcome.content, tool_call_id=call["id"], name=call["name"], artifact=outcome.artifact,
                                status="success" if outcome.ok else "error"))
