@@ -20,11 +20,10 @@ from agent.graph import RECURSION_LIMIT, build_graph
 from agent.intents import Vocabulary
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst
-from tools.period import data_bounds
-from tools.result import Suggestion
-from tools.scan import ScanReport, scan
 from tools.charts import bar_chart
-from tools.result import ToolResult
+from tools.period import data_bounds
+from tools.result import Suggestion, ToolResult
+from tools.scan import ScanReport, scan
 from tools.schema import dimension_values, schema
 from tools.warehouse import Warehouse
 
@@ -181,7 +180,8 @@ class InsightAgent:
 
 def suggestions_table(suggestions: list[Suggestion]) -> pd.DataFrame:
     """Ranked suggestions as a table for people."""
-    return pd.DataFrame([{
+    columns = ["#", "RICE", "tweak", "evidence", "weekly orders"]
+    return pd.DataFrame(columns=columns) if not suggestions else pd.DataFrame([{
         "#": i, "RICE": s.rice_score, "tweak": s.tweak, "evidence": s.rationale,
         "weekly orders": f"{s.est_weekly_uplift.conversions_low:g}-{s.est_weekly_uplift.conversions_high:g}",
     } for i, s in enumerate(suggestions, 1)])

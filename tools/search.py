@@ -162,7 +162,7 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
     findings, sql = [], [evidence]
     for t, users in zip(tokens.itertuples(), token_users):
         examples = queries[queries["q"].str.split(" ").map(lambda ts, tok=t.token: tok in ts)]
-        examples = examples.sort_values("zero", ascending=False)["q"].head(5).tolist()
+        examples = examples.sort_values(["zero", "q"], ascending=[False, True])["q"].head(5).tolist()
         counts = {"searches": int(t.n), "zero_results": int(t.zero), "exits": int(t.exits), "users_failed": users}
         findings.append(_finding(t.token, "search_token", counts, overall_zero, after, weeks, period,
                                  likely_cause(t.token, good), examples, token_sql(period, t.token),

@@ -61,7 +61,7 @@ def _step_message(step: Step) -> dict:
     status = f"{step.ms:.0f} ms" if done else "running"
     return {"role": "assistant", "content": safe_markdown(f"`{step.tool}` {step.args}" + ("" if step.ok else
                                                                                           " (failed)")),
-            "metadata": {"title": f"🔧 {step.tool} ({status})", "status": "done" if done else "pending",
+            "metadata": {"title": f"Tool {step.tool} ({status})", "status": "done" if done else "pending",
                          **({"duration": step.ms / 1000} if done else {})}}
 
 
