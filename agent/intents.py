@@ -58,7 +58,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("experiments", (r"\bexperiments?\b", r"\ba/?b\b", r"\bab tests?\b", r"\bvariants?\b", r"\bsrm\b",
                      r"\bsample ratio\b", r"\btests? results?\b")),
     ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
-    ("cart", (r"\bcart abandon", r"\babandon", r"(?<!to )(?<!to-)\bcarts?\b")),  # "add to cart" is a step
+    ("cart", (r"\bcart abandon", r"\babandon", r"(?<!to )(?<!to-)\bcarts?\b")),  # not "add to cart"
     ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
     ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"^(?!.*\bfunnel\b).*\bapp versions?\b",
                  r"\bupdates? (broke|break)")),
@@ -202,6 +202,8 @@ def _experiment(q: str, v: Vocabulary) -> str | None:
 def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -> Question:
     """Parse one question; a follow-up ("and on iOS?") reuses the previous question's intent."""
     q = " ".join(text.lower().split())
+    if previous is not None and previous.intent == "retention":  # "and week 3?" asks for week-3 retention
+        q = re.sub(r"\bweek[- ]?([1-9]|1[0-2])\b(?! retention)", r"week-\1 retention", q)
     period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q)
     intent = _intent(_without_values(q, segment))
     if intent is None and any(i.lower() in q or (n and n.lower() in q) for i, n in vocabulary.experiments.items()):
@@ -215,7 +217,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                        breakdown=None if keep in merged else keep, metric=_metric(q) or previous.metric,
                        follow_up=True)
     metric = _metric(q)
-    if intent == "why_change" and metric is None and previous is not None and previous.intent in {"trends", "why_change"}:
+    if intent == "why_change" and metric is None and previous and previous.intent in {"trends", "why_change"}:
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b", q)
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None

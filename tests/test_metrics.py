@@ -260,15 +260,11 @@ def test_bad_segments_are_refused(wh: Warehouse) -> None:
 # Known bugs, worked out by hand the same way.
 
 
-@pytest.mark.xfail(strict=True, reason="per-day/week/month actives are averaged over the days with events in the "
-                   "segment, not over the days of the period (days without an active user are skipped)")
 def test_actives_average_over_every_day_of_the_period(wh: Warehouse) -> None:
     # platform=web: one user on d0, d1, d7, d8, d15 and none on the other 30 days -> 5/35
     assert compute_metric(wh, "dau", ALL, {"platform": "web"}).data["value"] == pytest.approx(5 / 35)
 
 
-@pytest.mark.xfail(strict=True, reason="buyers_among_adders filters `user_id IN (SELECT user_id FROM events WHERE "
-                   "event = 'Product Added')` without the period or segment, so buyers can outnumber cart adders")
 def test_cart_abandonment_in_a_bounded_period(wh: Warehouse) -> None:
     # W03: the only cart adder is u4 (d7), who did not buy -> 1 - 0/1 = 1.0;
     # the code counts u1 and u2 (bought in W03, added in W02) as buyers among adders -> 1 - 2/1 = -1.0

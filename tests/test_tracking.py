@@ -486,8 +486,6 @@ def test_scan_reports_and_suggests_every_fault(planted: dict, name: str) -> None
 # Known weaknesses of the suggestions built from tracking findings (tools/prioritize.py, prompts/playbook.yaml).
 
 
-@pytest.mark.xfail(strict=True, reason="prioritize.same_problem merges tracking issues whose segments share one item, "
-                   "e.g. ('check', 'allowed'): 'plan' (users table) is hidden under 'browser'")
 def test_unrelated_tracking_problems_are_not_merged(planted: dict) -> None:
     path, _ = planted["A"]
     with Warehouse(path) as wh:
@@ -498,8 +496,6 @@ def test_unrelated_tracking_problems_are_not_merged(planted: dict) -> None:
     assert merged == []
 
 
-@pytest.mark.xfail(strict=True, reason="tracking findings without a step give the tweak 'Fix the tracking of : ...', "
-                   "and _rationale prints counts as percentages ('events 6000.0% vs 0.0%')")
 def test_tracking_suggestions_read_well(planted: dict) -> None:
     path, _ = planted["A"]
     with Warehouse(path) as wh:

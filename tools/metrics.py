@@ -73,12 +73,9 @@ def find(name: str) -> MetricDef | None:
     return None
 
 
-def _where(d: MetricDef, period: Period, segment: dict[str, str]) -> str:
+def _scope(period: Period, segment: dict[str, str]) -> str:
+    """The period and segment as one SQL condition on events."""
     parts = [period.where()]
-    if d.event and d.event != "any":
-        parts.append(f"event = {lit(d.event)}")
-    if d.filter:
-        parts.append(f"({d.filter})")
     for dim, value in segment.items():
         if dim in EVENT_DIMENSIONS:
             parts.append(f"{dim} = {lit(value)}")
@@ -87,12 +84,27 @@ def _where(d: MetricDef, period: Period, segment: dict[str, str]) -> str:
     return " AND ".join(parts)
 
 
-def metric_sql(key: str, period: Period, segment: dict[str, str], data_end: str | None = None) -> str:
-    """A scalar SQL expression (a subquery) computing metric `key`."""
+def _where(d: MetricDef, period: Period, segment: dict[str, str]) -> str:
+    """Period, segment, event and the definition's filter (whose `{scope}` is the period and segment)."""
+    parts = [_scope(period, segment)]
+    if d.event and d.event != "any":
+        parts.append(f"event = {lit(d.event)}")
+    if d.filter:
+        parts.append(f"({d.filter.replace('{scope}', _scope(period, segment))})")
+    return " AND ".join(parts)
+
+
+def metric_sql(key: str, period: Period, segment: dict[str, str], data_end: str | None = None,
+               data_start: str | None = None) -> str:
+    """A scalar SQL expression (a subquery) computing metric `key`.
+
+    Daily, weekly and monthly actives average over every day, week or month of the period
+    within the data (zero where nobody was active).
+    """
     d = definitions()[key]
     if d.aggregation in {"ratio", "one_minus_ratio"}:
-        ratio = (f"(({metric_sql(d.numerator, period, segment, data_end)}) / "
-                 f"nullif(({metric_sql(d.denominator, period, segment, data_end)}), 0))")
+        ratio = (f"(({metric_sql(d.numerator, period, segment, data_end, data_start)}) / "
+                 f"nullif(({metric_sql(d.denominator, period, segment, data_end, data_start)}), 0))")
         return f"SELECT 1 - {ratio}" if d.aggregation == "one_minus_ratio" else f"SELECT {ratio}"
     if d.aggregation == "retention":
         lo, hi = 7 * d.week, 7 * d.week + 7
@@ -107,8 +119,14 @@ def metric_sql(key: str, period: Period, segment: dict[str, str], data_end: str 
     if d.aggregation == "sum":
         return f"SELECT coalesce(sum({d.value}), 0) FROM events WHERE {where}"
     if d.per:
-        return (f"SELECT avg(n) FROM (SELECT date_trunc('{d.per}', ts) AS p, count(DISTINCT {d.entity}) AS n "
-                f"FROM events WHERE {where} GROUP BY 1)")
+        lo = f"TIMESTAMP '{period.start:%Y-%m-%d %H:%M:%S}'" if period.start else f"TIMESTAMP '{data_start}'"
+        hi = f"TIMESTAMP '{period.end:%Y-%m-%d %H:%M:%S}'" if period.end else f"TIMESTAMP '{data_end}'"
+        if data_start and data_end and period.start and period.end:
+            lo, hi = f"greatest({lo}, TIMESTAMP '{data_start}')", f"least({hi}, TIMESTAMP '{data_end}')"
+        units = (f"SELECT unnest(generate_series(date_trunc('{d.per}', {lo}), {hi} - INTERVAL 1 MICROSECOND, "
+                 f"INTERVAL 1 {d.per})) AS p")
+        return (f"SELECT avg(coalesce(n, 0)) FROM ({units}) LEFT JOIN (SELECT date_trunc('{d.per}', ts) AS p, "
+                f"count(DISTINCT {d.entity}) AS n FROM events WHERE {where} GROUP BY 1) USING (p)")
     return f"SELECT count(DISTINCT {d.entity}) FROM events WHERE {where}"
 
 
@@ -122,8 +140,9 @@ def compute_metric(wh: Warehouse, name: str, period: Period, segment: dict[str, 
     check_dimensions(segment)
     if d.aggregation == "retention" and set(segment) & set(EVENT_DIMENSIONS):
         raise MetricError(f"{d.name} is defined on users: segment it by acquisition_channel or plan")
-    _, end = data_bounds(wh)
-    sql = f"SELECT ({metric_sql(d.key, period, segment, f'{end:%Y-%m-%d}' if end else None)}) AS value"
+    start, end = data_bounds(wh)
+    sql = "SELECT ({}) AS value".format(metric_sql(d.key, period, segment, f"{end:%Y-%m-%d}" if end else None,
+                                                    f"{start:%Y-%m-%d}" if start else None))
     value = wh.scalar(sql)
     shown = "no data" if value is None else _format(d, float(value))
     scope = f"period {period.label}" + (f", {segment_text(segment)}" if segment else "")

@@ -46,6 +46,8 @@ def _next_step(step: str | None, steps: tuple[str, ...]) -> str | None:
 
 def same_problem(keep: Friction, other: Friction, steps: tuple[str, ...]) -> bool:
     """Does `keep` (the more specific or larger finding) explain `other`?"""
+    if keep.kind == other.kind == "tracking_issue":
+        return False  # each broken piece of tracking is its own fix
     if keep.kind == other.kind:
         return keep.step == other.step and _overlap(keep.segment, other.segment)
     if other.kind == "funnel_dropoff":
@@ -130,6 +132,8 @@ def tweak_for(f: Friction, playbook: dict) -> tuple[str, float, float | None]:
 
 
 def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
+    if f.kind == "tracking_issue":
+        return f"{f.title}; {f.affected_users} users affected. Analyses that use this data are unreliable until fixed."
     if f.metric == "p75_load_ms":
         gap = f"p75 load {f.observed:.0f} ms vs {f.baseline:.0f} ms"
     elif f.metric == "assigned_users":
