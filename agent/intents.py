@@ -58,7 +58,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("experiments", (r"\bexperiments?\b", r"\ba/?b\b", r"\bab tests?\b", r"\bvariants?\b", r"\bsrm\b",
                      r"\bsample ratio\b", r"\btests? results?\b")),
     ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
-    ("cart", (r"\bcart abandon", r"\babandon", r"(?<!to )(?<!to-)\bcarts?\b")),  # not "add to cart"
+    ("cart", (r"\bcart abandon", r"\babandon", r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b")),
     ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
     ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"^(?!.*\bfunnel\b).*\bapp versions?\b",
                  r"\bupdates? (broke|break)")),

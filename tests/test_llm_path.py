@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from llm_server import Call, Raw, ScriptedLLM, ToolCalls, delay, error, garbage, text, tool_call
 
 from agent.api import Answer, InsightAgent
 from agent.config import Settings
 from agent.model import make_llm
 from data.generate import generate
 from data.scenario import load_scenario
+from tests.llm_server import Call, Raw, ScriptedLLM, ToolCalls, delay, error, garbage, text, tool_call
 from tools import TOOLS
 from tools.warehouse import Warehouse
 

@@ -839,20 +839,6 @@ def help_(q) -> Turn:
     return Turn(q, "help", [], helped)
 
 
-FIRST_TOUCH = (
-    "ANALYTICS.md (Conventions, Funnel): a user's segment value is the value on their first step-1 "
-    "event (first touch); tools/funnel.py levels_sql filters step-1 events by the segment instead, so "
-    "for app_version (which changes during a user's life) a user counts in every version they viewed a "
-    "product on, and the filtered funnel disagrees with the breakdown row of the same version"
-)
-NO_COHORTS = (
-    "tools/retention.py retention(): when no cohort of the period is complete, the summary still says "
-    "'0 complete weekly cohorts): 0.0% on average; by cohort: .' (an average over nothing)"
-)
-ZERO_MS = (
-    "tools/errors_speed.py _overview: Product Added has no load_time_ms at all, the overview fills the "
-    "missing p75 with 0 and prints 'p75 load 0 ms'"
-)
 
 SINGLE: list[Turn] = [
     # funnel
@@ -871,8 +857,8 @@ SINGLE: list[Turn] = [
     funnel("conversion for users from India", segment={"country": "IN"}),
     funnel("funnel for email users last week", "last_7_days", {"acquisition_channel": "email"}),
     funnel("funnel by app version", breakdown="app_version"),
-    funnel("Show the funnel for app version 5.5", segment={"app_version": "5.5.0"}, known_bug=FIRST_TOUCH),
-    funnel("funnel on android 5.5", segment={"app_version": "5.5.0", "platform": "android"}, known_bug=FIRST_TOUCH),
+    funnel("Show the funnel for app version 5.5", segment={"app_version": "5.5.0"}),
+    funnel("funnel on android 5.5", segment={"app_version": "5.5.0", "platform": "android"}),
     funnel("How many users added to cart on iOS?", segment={"platform": "ios"}),
     # cart
     cart("How many carts are abandoned on iOS last month?", "last_30_days", {"platform": "ios"}),
@@ -894,7 +880,6 @@ SINGLE: list[Turn] = [
         "retention",
         [("retention", {"period": "last_7_days", "week_n": 1})],
         no_average_without_cohorts("last_7_days"),
-        known_bug=NO_COHORTS,
     ),
     # experiments
     experiments("Show A/B test results"),
@@ -911,7 +896,7 @@ SINGLE: list[Turn] = [
     errors("Are pages slow or erroring anywhere?"),
     errors("any crashes last week?", "last_7_days", planted=False),
     errors("performance issues in 2026-W46", "2026-W46", planted=False),
-    errors("What were our page load times last week?", "last_7_days", check=no_fake_load_times, known_bug=ZERO_MS),
+    errors("What were our page load times last week?", "last_7_days", check=no_fake_load_times),
     # trends
     trends("daily active users over time", "active_users"),
     trends("orders week over week", "orders"),

@@ -116,7 +116,7 @@ def test_readers_never_see_a_half_import(tmp_path):
     assert reader.scalar("SELECT count(*) FROM users") == count  # the open reader keeps its snapshot
     reader.close()
     fresh = subprocess.run([sys.executable, "-c", "from tools.warehouse import Warehouse; import sys; "
-                            f"print(Warehouse(sys.argv[1]).scalar('SELECT count(*) FROM users'))", str(old_db)],
+                            "print(Warehouse(sys.argv[1]).scalar('SELECT count(*) FROM users'))", str(old_db)],
                            capture_output=True, text=True, timeout=120)
     assert fresh.stdout.strip() == "700", fresh.stderr
 

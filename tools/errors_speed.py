@@ -170,7 +170,8 @@ def errors_and_speed(wh: Warehouse, period: Period, dims: tuple[str, ...] = DIME
     findings = e_findings + s_findings
     overview = _overview(wh, facts, errors)
     summary = (f"Errors and speed (period {period.label}, per session): "
-               + "; ".join(f"{r.step}: error rate {r.error_rate:.1%}, p75 load {r.p75_ms:.0f} ms"
+               + "; ".join(f"{r.step}: error rate {r.error_rate:.1%}, "
+                           + (f"p75 load {r.p75_ms:.0f} ms" if r.p75_ms == r.p75_ms else "no load times")
                            for r in overview.itertuples()) + ". ")
     summary += ("Flagged: " + "; ".join(
         f"{f.title} ({f.observed:.1%} vs {f.baseline:.1%})" if f.kind == "error_spike"
@@ -189,5 +190,5 @@ def _overview(wh: Warehouse, facts: Facts, errors: pd.DataFrame) -> pd.DataFrame
                    f" avg((load > {SLOW_MS})::INT) AS slow_share FROM step_rows WHERE load IS NOT NULL GROUP BY step"
                    ).df
     order = {s: i for i, s in enumerate(facts.steps)}
-    out = e.merge(p75, on="step", how="left").fillna({"p75_ms": 0.0, "slow_share": 0.0})
+    out = e.merge(p75, on="step", how="left")
     return out.sort_values("step", key=lambda s: s.map(order)).reset_index(drop=True)

@@ -67,12 +67,11 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     names = ", ".join(lit(s) for s in spec.steps)
     ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
-    filters = " AND ".join(f"{d} = {lit(v)}" for d, v in spec.where.items() if d in EVENT_DIMENSIONS) or "TRUE"
     ctes = [
         f"ev AS (SELECT {entity} AS entity, user_id, ts, event{''.join(', ' + d for d in ev_dims)} FROM events"
         f" WHERE event IN ({names}) AND {entity} IS NOT NULL AND {late.where()})",
         f"s1 AS (SELECT * EXCLUDE (event), ts AS t1 FROM ev WHERE event = {lit(spec.steps[0])}"
-        f" AND {p.where()} AND {filters})",
+        f" AND {p.where()})",
     ]
     prev = "s1"
     for i in range(2, k + 1):
@@ -97,13 +96,11 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
             f" AND x.ts <= p.times[p.level]))"
         )
         body = "kept"
-    user_filter = " AND ".join(f"u.{d} = {lit(v)}" for d, v in spec.where.items() if d in USER_DIMENSIONS)
+    # a segment filter applies to the entity's first-touch value (its first step-1 event), as a breakdown does
+    where = " AND ".join(f"{'u' if d in USER_DIMENSIONS else 'b'}.{d} = {lit(v)}" for d, v in spec.where.items())
     cols = "".join(f", u.{d}" for d in user_dims)
-    join = " LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or user_filter else ""
-    return (
-        "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}"
-        + (f" WHERE {user_filter}" if user_filter else "")
-    )
+    join = " LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or where else ""
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}" + (f" WHERE {where}" if where else "")
 
 
 def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:

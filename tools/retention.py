@@ -89,6 +89,9 @@ def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, .
     if rows.empty:
         return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[w_sql])
     rows = rows[complete_cohorts(rows["cohort"], data_end, week_n)]
+    if rows.empty:
+        return ToolResult("Retention", f"No weekly cohort in period {period.label} is old enough for week-{week_n} "
+                          "retention yet (its members need 7N+7 days of data after signup).", sql=[w_sql])
     findings = _dips(wh, rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
     overall = rows[rows["depth"] == 0]
     rate = overall["x"].sum() / overall["n"].sum() if overall["n"].sum() else 0.0
