@@ -21,6 +21,7 @@ from agent.intents import Vocabulary
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst
 from tools.charts import bar_chart
+from tools.metrics import definitions
 from tools.period import data_bounds
 from tools.result import Suggestion, ToolResult
 from tools.scan import ScanReport, scan
@@ -74,7 +75,8 @@ class InsightAgent:
         experiments = self.warehouse.query("SELECT experiment_id, name FROM experiments").df
         vocabulary = Vocabulary(dimensions=dimension_values(self.warehouse),
                                 experiments=dict(zip(experiments["experiment_id"], experiments["name"].fillna(""))),
-                                data_end=str(end) if end else None)
+                                data_end=str(end) if end else None,
+                                metrics={k: d.name for k, d in definitions().items()})
         chat = make_llm(self.settings) if llm == "auto" else llm
         self.context = Context(warehouse=self.warehouse, offline=OfflineAnalyst(vocabulary=vocabulary), llm=chat,
                                max_tool_calls=max_tool_calls, data_start=f"{start:%Y-%m-%d}" if start else "",

@@ -54,6 +54,8 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scan", (r"\bfix first\b", r"\bpriorit", r"\bwhat should (we|i) (fix|work on|improve|do)\b",
               r"\b(top|biggest|main|worst) (issues|problems|frictions|opportunities)\b", r"\bwhere do users struggle\b",
               r"\b(suggest|recommend)", r"\bquick wins?\b", r"\bfrictions?\b", r"\bwhat('s| is) broken\b")),
+    ("tracking", (r"\btracking\b", r"\binstrumentation\b", r"\bdata quality\b", r"\bevent quality\b",
+                  r"\btracking plan\b")),
     ("schema", (r"\b(schema|tables?|columns?|fields)\b", r"\bwhat data\b", r"\bwhich events\b")),
     ("experiments", (r"\bexperiments?\b", r"\ba/?b\b", r"\bab tests?\b", r"\bvariants?\b", r"\bsrm\b",
                      r"\bsample ratio\b", r"\btests? results?\b")),
@@ -84,6 +86,7 @@ class Vocabulary:
     dimensions: dict[str, list[str]] = field(default_factory=dict)
     experiments: dict[str, str] = field(default_factory=dict)  # experiment_id -> name
     data_end: str | None = None
+    metrics: dict[str, str] = field(default_factory=dict)  # metric key -> name (data/metrics.yaml)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Question:
     week_n: int = 1
     entity: str = "users"
     sql: str | None = None
+    metric_name: str | None = None
     follow_up: bool = False
 
 
@@ -216,6 +220,16 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         return replace(previous, text=text, period=period or previous.period, segment=merged,
                        breakdown=None if keep in merged else keep, metric=_metric(q) or previous.metric,
                        follow_up=True)
+    definition = DEFINITION.search(q)
+    named = _named_metric(q, vocabulary)
+    if definition:
+        intent = "metric_definition"
+        named = named or next(g for g in definition.groups() if g).strip(" ?.'\"")
+    elif named and (intent is None or intent in ("trends", "funnel") and named not in ANALYSED_ELSEWHERE
+                    and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow)", q)):
+        intent = "metric"  # "MAU last month on Android" is computed from its definition
+    elif intent is None and (unknown := re.search(r"\bwhat(?:'s| is) (?:our|the) ([a-z][\w -]{1,30}?)\??$", q)):
+        intent, named = "metric_definition", unknown.group(1)  # "what is our NPS?": say whether it is defined
     metric = _metric(q)
     if intent == "why_change" and metric is None and previous and previous.intent in {"trends", "why_change"}:
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
@@ -225,8 +239,26 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         text=text, intent=intent or "unknown", period=period or "all", segment=segment, breakdown=breakdown,
         step=_step(q), metric=metric or "conversion", experiment_id=_experiment(q, vocabulary),
         week_n=int(next(g for g in week.groups() if g)) if week else 1,
-        entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql,
+        entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql, metric_name=named,
     )
+
+
+# Metrics whose questions the funnel, trends, cart and search analyses answer in more depth.
+ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment", "zero_result_rate"}
+DEFINITION = re.compile(
+    r"\bhow (?:is|are) (?:the |our )?(.+?) (?:defined|calculated|computed|measured)\b"
+    r"|\bhow do (?:we|you) (?:define|calculate|compute|measure) (?:the |our )?(.+?)\s*\??$"
+    r"|\b(?:definition of|define) (?:the |our )?(.+?)\s*\??$"
+    r"|\bwhat (?:is|does) (?:the )?(?:metric )?(.+?) mean\??$")
+
+
+def _named_metric(q: str, v: Vocabulary) -> str | None:
+    """A metric of the metrics layer named by key (`mau`) or name (`monthly active users`)."""
+    for key, name in v.metrics.items():
+        if re.search(rf"\b{re.escape(key.replace('_', ' '))}\b", q.replace("_", " ")) or (
+                name and re.search(rf"\b{re.escape(name.lower())}\b", q)):
+            return key
+    return None
 
 
 def _without_values(q: str, segment: dict[str, str]) -> str:

@@ -20,7 +20,7 @@ from agent.intents import Question, Vocabulary, parse
 from prompts import load_prompt, load_yaml
 
 GROUNDING = "grounding"
-SEGMENT_TOOLS = {"funnel", "cart_abandonment", "trends"}
+SEGMENT_TOOLS = {"funnel", "cart_abandonment", "trends", "metric"}
 DATA_BLOCK = re.compile(r'<data tool="([^"]+)"[^>]*>\n?(.*?)\n?</data>', re.S)
 
 
@@ -47,6 +47,9 @@ def plan(q: Question) -> list[tuple[str, dict]]:
         "scan": ("scan_frictions", {"period": p}),
         "schema": ("schema", {}),
         "run_sql": ("run_sql", {"query": q.sql or ""}),
+        "metric": ("metric", {"metric": q.metric_name, "period": p, "segment": seg}),
+        "metric_definition": ("metric_definition", {"metric": q.metric_name}),
+        "tracking": ("check_tracking", {"period": p}),
     }
     return [simple[q.intent]] if q.intent in simple else []
 
