@@ -22,23 +22,16 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
 
 from prompts import load_prompt
-from tools.period import Period, PeriodError
+from tools.metrics import definitions, metric_sql
+from tools.period import Period, PeriodError, data_bounds
 from tools.result import Suggestion
 from tools.scan import ScanReport, scan
 from tools.warehouse import Warehouse
 
 TOP = 5
-KPI_SQL = """SELECT count(DISTINCT session_id) AS sessions, count(DISTINCT user_id) AS active_users,
-       count(*) FILTER (WHERE event = 'Order Completed') AS orders,
-       coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed'), 0) AS revenue,
-       count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')
-           / nullif(count(DISTINCT session_id), 0) AS session_conversion,
-       count(*) FILTER (WHERE event = 'Products Searched' AND results_count = 0)
-           / nullif(count(*) FILTER (WHERE event = 'Products Searched'), 0) AS zero_result_rate
-FROM events WHERE {where}"""
-KPI_LABELS = {"sessions": "Sessions", "active_users": "Active users", "orders": "Orders", "revenue": "Revenue",
-              "session_conversion": "Session conversion", "zero_result_rate": "Zero-result searches"}
-RATES = {"session_conversion", "zero_result_rate"}
+# Headline KPIs: metrics of the metrics layer (data/metrics.yaml), computed from their definitions.
+KPI_METRICS = ("wau", "orders", "revenue", "aov", "conversion_rate", "zero_result_rate")
+RATES = {"conversion_rate", "zero_result_rate"}
 
 
 class Kpi(BaseModel):
@@ -97,12 +90,17 @@ def last_full_week(wh: Warehouse) -> str:
 
 
 def kpis(wh: Warehouse, week: str) -> list[Kpi]:
-    now = wh.query(KPI_SQL.format(where=week_period(week).where())).df.iloc[0]
-    before = wh.query(KPI_SQL.format(where=week_period(previous_week(week)).where())).df.iloc[0]
+    """The headline metrics this week and the week before, from the metrics layer's definitions."""
+    now, before = week_period(week), week_period(previous_week(week))
+    start, end = data_bounds(wh)
+    bounds = (f"{end:%Y-%m-%d}" if end else None, f"{start:%Y-%m-%d}" if start else None)
+    cols = ", ".join(f"({metric_sql(k, p, {}, *bounds)}) AS {k}_{i}" for k in KPI_METRICS
+                     for i, p in enumerate((now, before)))
+    row = wh.query(f"SELECT {cols}").df.iloc[0]
     out = []
-    for key in KPI_LABELS:
+    for key in KPI_METRICS:
         # rounded: parallel float sums differ in the last bits between runs, the digest must not
-        v, p = round(float(now[key] or 0), 6), round(float(before[key] or 0), 6)
+        v, p = (round(float(row[f"{key}_{i}"] or 0), 6) for i in (0, 1))
         out.append(Kpi(name=key, value=v, previous=p, change=round((v - p) / p, 6) if p else None))
     return out
 
@@ -166,7 +164,7 @@ def build(wh: Warehouse, week: str, history: History) -> Digest:
 def _fmt(name: str, v: float) -> str:
     if name in RATES:
         return f"{v:.2%}"
-    return f"${v:,.2f}" if name == "revenue" else f"{v:,.0f}"
+    return f"${v:,.2f}" if name in {"revenue", "aov"} else f"{v:,.0f}"
 
 
 def _items(items: list[Tracked], ongoing: bool = False) -> str:
@@ -179,7 +177,8 @@ def render_markdown(d: Digest) -> str:
     rows = ["| metric | this week | week before | change |", "|---|---|---|---|"]
     for k in d.kpis:
         change = "n/a" if k.change is None else f"{k.change:+.1%}"
-        rows.append(f"| {KPI_LABELS[k.name]} | {_fmt(k.name, k.value)} | {_fmt(k.name, k.previous)} | {change} |")
+        rows.append(f"| {definitions()[k.name].name} | {_fmt(k.name, k.value)} | {_fmt(k.name, k.previous)} "
+                    f"| {change} |")
     tips = []
     for i, s in enumerate(d.suggestions, 1):
         u = s.est_weekly_uplift

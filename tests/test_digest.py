@@ -49,19 +49,25 @@ def test_history_new_ongoing_resolved(db, tmp_path):
 
 
 def test_kpis_match_sql(db):
+    """The headline metrics, from the metrics layer, against SQL written here."""
     con = duckdb.connect(str(db), read_only=True)
-    row = con.execute("""SELECT count(DISTINCT session_id), count(DISTINCT user_id),
+    week = "ts >= '2026-11-09' AND ts < '2026-11-16'"
+    users, orders, revenue = con.execute(f"""SELECT count(DISTINCT user_id),
         count(*) FILTER (WHERE event = 'Order Completed'), sum(revenue) FILTER (WHERE event = 'Order Completed')
-        FROM events WHERE ts >= '2026-11-09' AND ts < '2026-11-16'""").fetchone()
+        FROM events WHERE {week}""").fetchone()
+    buyers, viewers = con.execute(f"""SELECT count(DISTINCT user_id) FILTER (WHERE event = 'Order Completed'),
+        count(DISTINCT user_id) FILTER (WHERE event = 'Product Viewed') FROM events WHERE {week}""").fetchone()
     before = con.execute("SELECT count(*) FROM events WHERE event = 'Order Completed' "
                          "AND ts >= '2026-11-02' AND ts < '2026-11-09'").fetchone()[0]
     con.close()
     with Warehouse(db) as wh:
         k = {x.name: x for x in kpis(wh, "2026-W46")}
-    assert (k["sessions"].value, k["active_users"].value, k["orders"].value) == row[:3]
-    assert k["revenue"].value == pytest.approx(row[3])
+    assert (k["wau"].value, k["orders"].value) == (users, orders)
+    assert k["revenue"].value == pytest.approx(revenue, abs=1e-6)
+    assert k["aov"].value == pytest.approx(revenue / orders, abs=1e-6)
+    assert k["conversion_rate"].value == pytest.approx(buyers / viewers, abs=1e-6)
     assert k["orders"].previous == before
-    assert k["orders"].change == pytest.approx((row[2] - before) / before, abs=1e-6)
+    assert k["orders"].change == pytest.approx((orders - before) / before, abs=1e-6)
 
 
 def test_markdown_shows_the_numbers(db, tmp_path):
