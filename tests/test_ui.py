@@ -1,4 +1,4 @@
-"""The Gradio app end to end: a real browser (Debian Chromium via Playwright), the file route, 10 API sessions.
+"""The Gradio app end to end: a real browser (Debian Chromium via Playwright), the file route, 20 API sessions.
 
 The app is launched in-process on 127.0.0.1 over a small generated demo dataset, once for the module.
 The browser tests need /usr/bin/chromium (`apt-get install chromium`); they are skipped without it.
@@ -298,6 +298,10 @@ SESSIONS = {f"What is the cart abandonment rate in {name}?": f"Cart abandonment 
             for name, code in [("Germany", "DE"), ("Brazil", "BR"), ("the US", "US"), ("Japan", "JP"),
                                ("India", "IN"), ("France", "FR"), ("Canada", "CA"), ("GB", "GB")]}
 SESSIONS |= {f"Show the purchase funnel on {p}": f"purchase funnel for platform={p}." for p in ("ios", "android")}
+SESSIONS |= {f"Show the purchase funnel in {name}": f"purchase funnel for country={code}."
+             for name, code in [("Germany", "DE"), ("Brazil", "BR"), ("the US", "US"), ("Japan", "JP"),
+                                ("India", "IN"), ("France", "FR"), ("Canada", "CA"), ("GB", "GB")]}
+SESSIONS |= {f"What is the cart abandonment rate on {p}?": f"Cart abandonment for platform={p}." for p in ("ios", "web")}
 
 
 def answer_text(history: list) -> str:
@@ -305,8 +309,8 @@ def answer_text(history: list) -> str:
     return content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
 
 
-def test_ten_simultaneous_api_sessions(app: dict) -> None:
-    """10 gradio_client sessions at once on /respond: each gets its own answer and its own conversation thread."""
+def test_twenty_simultaneous_api_sessions(app: dict) -> None:
+    """20 gradio_client sessions at once on /respond: each gets its own answer and its own conversation thread."""
     from gradio_client import Client
 
     info = Client(app["url"], verbose=False).view_api(return_format="dict", print_info=False)
