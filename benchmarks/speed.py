@@ -87,14 +87,22 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - started, result
 
 
-def repeated(fn: Callable[[], Any], repeat: int, label: str, progress: Progress) -> tuple[list[float], Any]:
-    """Run `fn` `repeat` times; the seconds of each run and the last result."""
-    runs, result = [], None
+def summary(walls: list[float], cpus: list[float]) -> dict:
+    """Median and per-run wall seconds, and the same for CPU seconds (all threads of the process)."""
+    return {"median_s": round(statistics.median(walls), 3), "runs_s": [round(t, 3) for t in walls],
+            "cpu_median_s": round(statistics.median(cpus), 3), "cpu_runs_s": [round(t, 3) for t in cpus]}
+
+
+def repeated(fn: Callable[[], Any], repeat: int, label: str, progress: Progress) -> tuple[dict, Any]:
+    """Run `fn` `repeat` times in this process; the `summary` of its times and the last result."""
+    walls, cpus, result = [], [], None
     for i in range(repeat):
+        cpu = time.process_time()
         seconds, result = timed(fn)
-        runs.append(seconds)
-        progress(f"{label} {i + 1}/{repeat}: {seconds:.2f} s")
-    return runs, result
+        walls.append(seconds)
+        cpus.append(time.process_time() - cpu)
+        progress(f"{label} {i + 1}/{repeat}: {seconds:.2f} s (CPU {cpus[-1]:.2f} s)")
+    return summary(walls, cpus), result
 
 
 def counts_from_levels(levels: pd.Series, k: int) -> list[int]:
@@ -134,10 +142,12 @@ def ensure_dataset(events: int, workdir: Path, progress: Progress) -> dict:
 
 
 def scan_worker(db: Path) -> None:
-    """Child process: run the full scan once; print its seconds, timings and peak RSS as one JSON line."""
+    """Child process: run the full scan once; print its wall and CPU seconds, timings and peak RSS as one JSON line."""
     with Warehouse(db, timeout_s=600) as wh:
+        cpu = time.process_time()
         seconds, report = timed(scan, wh, "all")
-    print(json.dumps({"seconds": seconds, "timings_ms": report.timings_ms, "findings": len(report.findings),
+        cpu = time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "timings_ms": report.timings_ms, "findings": len(report.findings),
                       "suggestions": len(report.suggestions), "warnings": report.warnings,
                       "peak_rss_mb": own_peak_rss_mb()}))
 
@@ -150,13 +160,12 @@ def bench_scan(db: Path, repeat: int, progress: Progress) -> dict:
         wall, done = timed(subprocess.run, cmd, stdout=subprocess.PIPE, text=True, check=True)
         run = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": wall}
         runs.append(run)
-        progress(f"scan {i + 1}/{repeat}: {run['seconds']:.2f} s (process {wall:.2f} s), "
+        progress(f"scan {i + 1}/{repeat}: {run['seconds']:.2f} s (CPU {run['cpu_s']:.2f} s, process {wall:.2f} s), "
                  f"peak RSS {run['peak_rss_mb']:,.0f} MiB")
-    median = statistics.median(r["seconds"] for r in runs)
-    middle = min(runs, key=lambda r: abs(r["seconds"] - median))
+    times = summary([r["seconds"] for r in runs], [r["cpu_s"] for r in runs])
+    middle = min(runs, key=lambda r: abs(r["seconds"] - times["median_s"]))
     return {
-        "median_s": round(median, 3),
-        "runs_s": [round(r["seconds"], 3) for r in runs],
+        **times,
         "process_runs_s": [round(r["wall_s"], 3) for r in runs],
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "peak_rss_runs_mb": [round(r["peak_rss_mb"], 1) for r in runs],
@@ -184,14 +193,12 @@ def bench_ours(db: Path, repeat: int, progress: Progress) -> dict:
     """`funnel(wh, FunnelSpec())` (median of `repeat`) and its step-counts SQL alone."""
     spec = FunnelSpec()
     with Warehouse(db, timeout_s=600) as wh:
-        runs, result = repeated(lambda: funnel(wh, spec), repeat, "funnel (ours)", progress)
+        times, result = repeated(lambda: funnel(wh, spec), repeat, "funnel (ours)", progress)
         sql = step_counts_sql(spec)
-        sql_runs, _ = repeated(lambda: wh.query(sql), repeat, "funnel SQL only (ours)", progress)
+        sql_times, _ = repeated(lambda: wh.query(sql), repeat, "funnel SQL only (ours)", progress)
     return {
-        "median_s": round(statistics.median(runs), 3),
-        "runs_s": [round(t, 3) for t in runs],
-        "sql_median_s": round(statistics.median(sql_runs), 3),
-        "sql_runs_s": [round(t, 3) for t in sql_runs],
+        **times,
+        "sql": sql_times,
         "counts": [int(n) for n in result.table["entities"]],
     }
 
@@ -213,13 +220,12 @@ def bench_chdb(parquet: Path, repeat: int, progress: Progress) -> dict:
     if chdb is None:
         return {"available": False, "note": "chdb is not installed (pip install chdb): baseline skipped"}
     sql = chdb_sql(parquet, PURCHASE_FUNNEL)
-    runs, levels = repeated(lambda: chdb.query(sql, "DataFrame"), repeat, "funnel (chdb)", progress)
+    times, levels = repeated(lambda: chdb.query(sql, "DataFrame"), repeat, "funnel (chdb)", progress)
     return {
         "available": True,
         "version": f"chdb {version('chdb')}, ClickHouse {chdb.query('SELECT version()', 'CSV').bytes().decode().strip()}",
         "sql": sql,
-        "median_s": round(statistics.median(runs), 3),
-        "runs_s": [round(t, 3) for t in runs],
+        **times,
         "counts": [int(levels.loc[levels["level"] >= i, "users"].sum()) for i in range(1, len(PURCHASE_FUNNEL) + 1)],
     }
 
@@ -300,9 +306,8 @@ def bench_pandas(fn: Callable[[pd.DataFrame], list[int]], events: pd.DataFrame, 
                         f"(projected {projected:.0f} s > budget {budget_s:.0f} s)",
             }
         runs_allowed = min(repeat, max(1, int(budget_s // projected)))
-    runs, counts = repeated(lambda: fn(events), runs_allowed, label, progress)
-    return {"extrapolated": False, "median_s": round(statistics.median(runs), 3),
-            "runs_s": [round(t, 3) for t in runs], "counts": counts}
+    times, counts = repeated(lambda: fn(events), runs_allowed, label, progress)
+    return {"extrapolated": False, **times, "counts": counts}
 
 
 def check_counts(name: str, theirs: list[int] | None, ours: list[int], progress: Progress) -> list[int] | None:
@@ -341,6 +346,7 @@ def run(events: int = 10_000_000, repeat: int = 3, workdir: Path | None = None, 
         raise ValueError("events and repeat must be positive")
     workdir = Path(workdir or DEFAULT_WORKDIR)
     workdir.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
     dataset = ensure_dataset(events, workdir, progress)
     db = dataset["db"]
     n_events, n_users = table_count(db, "events"), table_count(db, "users")
@@ -382,13 +388,15 @@ def run(events: int = 10_000_000, repeat: int = 3, workdir: Path | None = None, 
         },
         "ratios": {
             "ours_over_chdb": ratio(ours["median_s"], chdb_result.get("median_s")),
-            "ours_sql_over_chdb": ratio(ours["sql_median_s"], chdb_result.get("median_s")),
+            "ours_sql_over_chdb": ratio(ours["sql"]["median_s"], chdb_result.get("median_s")),
             "pandas_apply_over_ours": ratio(baselines["pandas_apply"]["median_s"], ours["median_s"]),
             "pandas_merge_asof_over_ours": ratio(baselines["pandas_merge_asof"]["median_s"], ours["median_s"]),
         },
         "targets": {"scan_s": SCAN_TARGET_S, "scan_rss_mb": SCAN_TARGET_MB, "ours_over_chdb_max": CHDB_TARGET,
                     "pandas_over_ours_min": PANDAS_TARGET},
         "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "versions": {name: package_version(name) for name in ("duckdb", "pandas", "pyarrow", "numpy", "chdb")},
     }
@@ -402,14 +410,14 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else "PASS" if ok else "FAIL"
 
 
-def pandas_value(b: dict) -> str:
-    """A pandas baseline's time, labelled when extrapolated."""
-    if b["extrapolated"]:
-        return f"{b['median_s']:.1f} s (EXTRAPOLATED: {b['sample_s']:.1f} s on ~{b['sample_events']:,} events)"
-    return f"{b['median_s']:.2f} s (median of {len(b['runs_s'])})"
+def time_value(m: dict) -> str:
+    """A measurement's median wall time, run count and median CPU time; labelled when extrapolated."""
+    if m.get("extrapolated"):
+        return f"{m['median_s']:.1f} s (EXTRAPOLATED: {m['sample_s']:.1f} s on ~{m['sample_events']:,} events)"
+    return f"{m['median_s']:.2f} s (median of {len(m['runs_s'])}; CPU {m['cpu_median_s']:.2f} s)"
 
 
-def times(value: float | None) -> str:
+def fmt_ratio(value: float | None) -> str:
     """A ratio as '1.23x', or n/a."""
     return "n/a" if value is None else f"{value:,.2f}x"
 
@@ -423,25 +431,25 @@ def markdown(r: dict) -> str:
     def vs(value: float | None, ok: Callable[[float], bool]) -> str:
         return verdict(None if value is None else ok(value))
 
-    chdb_time = f"{ch['median_s']:.2f} s (median of {n})" if ch["available"] else ch["note"]
+    chdb_time = time_value(ch) if ch["available"] else ch["note"]
     rows = [
         ("events / users", f"{r['events']:,} / {r['users']:,}", "", ""),
-        (f"friction scan, scan() call (median of {n}, fresh process each)", f"{s['median_s']:.2f} s",
+        ("friction scan, scan() call (fresh process per run)", time_value(s),
          f"< {SCAN_TARGET_S:g} s", vs(s["median_s"], lambda v: v < SCAN_TARGET_S)),
         (f"friction scan, peak RSS (max over {n} processes)", f"{s['peak_rss_mb']:,.0f} MiB",
          f"< {SCAN_TARGET_MB:,} MiB", vs(s["peak_rss_mb"], lambda v: v < SCAN_TARGET_MB)),
-        ("funnel, ours: funnel(wh, FunnelSpec())", f"{ours['median_s']:.2f} s (median of {n})", "", ""),
-        ("funnel, ours: step_counts_sql only", f"{ours['sql_median_s']:.2f} s (median of {n})", "", ""),
+        ("funnel, ours: funnel(wh, FunnelSpec())", time_value(ours), "", ""),
+        ("funnel, ours: step_counts_sql only", time_value(ours["sql"]), "", ""),
         ("funnel, chdb windowFunnel over Parquet", chdb_time, "", ""),
-        ("funnel, pandas groupby/apply", pandas_value(f["pandas_apply"]), "", ""),
-        ("funnel, pandas merge_asof", pandas_value(f["pandas_merge_asof"]), "", ""),
-        ("ours / chdb", times(q["ours_over_chdb"]), f"<= {CHDB_TARGET:g}x",
+        ("funnel, pandas groupby/apply", time_value(f["pandas_apply"]), "", ""),
+        ("funnel, pandas merge_asof", time_value(f["pandas_merge_asof"]), "", ""),
+        ("ours / chdb", fmt_ratio(q["ours_over_chdb"]), f"<= {CHDB_TARGET:g}x",
          vs(q["ours_over_chdb"], lambda v: v <= CHDB_TARGET)),
-        ("ours (SQL only) / chdb", times(q["ours_sql_over_chdb"]), f"<= {CHDB_TARGET:g}x",
+        ("ours (SQL only) / chdb", fmt_ratio(q["ours_sql_over_chdb"]), f"<= {CHDB_TARGET:g}x",
          vs(q["ours_sql_over_chdb"], lambda v: v <= CHDB_TARGET)),
-        ("pandas groupby/apply / ours", times(q["pandas_apply_over_ours"]), f">= {PANDAS_TARGET:g}x",
+        ("pandas groupby/apply / ours", fmt_ratio(q["pandas_apply_over_ours"]), f">= {PANDAS_TARGET:g}x",
          vs(q["pandas_apply_over_ours"], lambda v: v >= PANDAS_TARGET)),
-        ("pandas merge_asof / ours", times(q["pandas_merge_asof_over_ours"]), f">= {PANDAS_TARGET:g}x",
+        ("pandas merge_asof / ours", fmt_ratio(q["pandas_merge_asof_over_ours"]), f">= {PANDAS_TARGET:g}x",
          vs(q["pandas_merge_asof_over_ours"], lambda v: v >= PANDAS_TARGET)),
     ]
     out = ["| measure | value | target | status |", "|---|---|---|---|",
@@ -462,6 +470,8 @@ def markdown(r: dict) -> str:
     notes += [f"{name}: {b['note']}" for name, b in baselines if b.get("note")]
     notes.append(f"pandas load of {f['funnel_rows']:,} funnel events from Parquet: {f['pandas_load_s']:.2f} s "
                  f"(not timed); Parquet export: {f['export_parquet_s']:.2f} s")
+    notes.append(f"load average (1/5/15 min) at start {r['loadavg_start']}, at end {r['loadavg_end']}: "
+                 f"above {r['cpus']} means other work competed for the {r['cpus']} CPUs and wall times are inflated")
     notes.append(f"{r['cpus']} CPUs, Python {r['python']}, " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))
     return "\n".join(out + [""] + [f"- {note}" for note in notes])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.api import InsightAgent
 from agent.config import Settings
@@ -130,6 +133,8 @@ def test_fifty_concurrent_asks_are_all_answered_correctly(canary_db, tmp_path):
     jobs = [list(questions)[i % len(questions)] for i in range(50)]
     with InsightAgent(db=canary_db, llm=None, state_dir=tmp_path) as agent, ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(lambda iq: agent.ask(iq[1], thread_id=f"load-{iq[0]}"), enumerate(jobs)))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert peak_mb < 3072, f"memory not bounded: peak {peak_mb:.0f} MB"
     for question, answer in zip(jobs, answers):
         assert questions[question] in answer.text.splitlines()[0] or questions[question] in answer.text
         assert answer.warnings == [] and answer.mode == "offline"
@@ -165,3 +170,38 @@ def test_full_disk_for_the_state_dir_is_reported_and_nothing_half_written(canary
         run_digest(wh, tmp_path, "2026-W47")
     leftovers = list((tmp_path / "digests").glob("*")) if (tmp_path / "digests").exists() else []
     assert leftovers == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(min_size=0, max_size=400), columns=st.lists(
+    st.sampled_from(["event_id", "ts", "user_id", "event", "price", "zzz"]), min_size=1, max_size=5, unique=True),
+    values=st.lists(st.one_of(st.integers(), st.text(max_size=8), st.floats(allow_nan=True), st.none()),
+                    min_size=1, max_size=4))
+def test_malformed_parquet_never_crashes_and_changes_nothing(tmp_path, blob, columns, values):
+    """Garbage bytes, or real Parquet with a wrong schema and odd values: only ImportFailed, database unchanged."""
+    import hashlib
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data.importers import ImportFailed
+
+    src, db = Path(tempfile.mkdtemp(dir=tmp_path)), tmp_path / "db.duckdb"
+    if not db.exists():
+        duckdb.connect(str(db)).close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    pq.write_table(pa.table({"user_id": ["u1"], "signed_up_at": ["2026-01-01"]}), src / "users.parquet")
+    if blob:
+        (src / "events.parquet").write_bytes(blob)
+    else:
+        table = pa.table({c: pa.array([str(v) if c != "price" else v for v in values], from_pandas=True)
+                          if c != "price" else pa.array([v if isinstance(v, (int, float)) else None for v in values],
+                                                        type=pa.float64()) for c in columns})
+        pq.write_table(table, src / "events.parquet")
+    try:
+        import_source(src, db)
+    except ImportFailed as exc:
+        assert str(exc) and "Traceback" not in str(exc)
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert not [p for p in tmp_path.iterdir() if ".importing-" in p.name]
