@@ -147,9 +147,9 @@ def scan_worker(db: Path) -> None:
         cpu = time.process_time()
         seconds, report = timed(scan, wh, "all")
         cpu = time.process_time() - cpu
-    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "timings_ms": report.timings_ms, "findings": len(report.findings),
-                      "suggestions": len(report.suggestions), "warnings": report.warnings,
-                      "peak_rss_mb": own_peak_rss_mb()}))
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "timings_ms": report.timings_ms,
+                      "findings": len(report.findings), "suggestions": len(report.suggestions),
+                      "warnings": report.warnings, "peak_rss_mb": own_peak_rss_mb()}))
 
 
 def bench_scan(db: Path, repeat: int, progress: Progress) -> dict:
@@ -221,9 +221,10 @@ def bench_chdb(parquet: Path, repeat: int, progress: Progress) -> dict:
         return {"available": False, "note": "chdb is not installed (pip install chdb): baseline skipped"}
     sql = chdb_sql(parquet, PURCHASE_FUNNEL)
     times, levels = repeated(lambda: chdb.query(sql, "DataFrame"), repeat, "funnel (chdb)", progress)
+    engine = chdb.query("SELECT version()", "CSV").bytes().decode().strip()
     return {
         "available": True,
-        "version": f"chdb {version('chdb')}, ClickHouse {chdb.query('SELECT version()', 'CSV').bytes().decode().strip()}",
+        "version": f"chdb {version('chdb')}, ClickHouse {engine}",
         "sql": sql,
         **times,
         "counts": [int(levels.loc[levels["level"] >= i, "users"].sum()) for i in range(1, len(PURCHASE_FUNNEL) + 1)],
@@ -235,7 +236,8 @@ def bench_chdb(parquet: Path, repeat: int, progress: Progress) -> dict:
 
 def load_funnel_events(parquet: Path) -> pd.DataFrame:
     """(user_id, ts, event) of the funnel steps' events."""
-    return pd.read_parquet(parquet, columns=["user_id", "ts", "event"], filters=[("event", "in", list(PURCHASE_FUNNEL))])
+    return pd.read_parquet(parquet, columns=["user_id", "ts", "event"],
+                           filters=[("event", "in", list(PURCHASE_FUNNEL))])
 
 
 def pandas_apply(events: pd.DataFrame) -> list[int]:
@@ -270,7 +272,8 @@ def pandas_merge_asof(events: pd.DataFrame) -> list[int]:
         nxt = events.loc[events["event"] == step, ["user_id", "ts"]].sort_values("ts")
         joined = pd.merge_asof(attempts.sort_values("t"), nxt, left_on="t", right_on="ts", by="user_id",
                                direction="forward")
-        attempts = joined.loc[joined["ts"] <= joined["t1"] + window, ["user_id", "t1", "ts"]].rename(columns={"ts": "t"})
+        reached = joined.loc[joined["ts"] <= joined["t1"] + window, ["user_id", "t1", "ts"]]
+        attempts = reached.rename(columns={"ts": "t"})
         counts.append(attempts["user_id"].nunique())
     return counts
 
