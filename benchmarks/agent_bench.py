@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.api import InsightAgent
+from benchmarks.bench_generate import calibrate
 from data.generate import generate
 from data.scenario import load_scenario
 
-EVENTS_PER_USER = 13.8
 QUESTIONS = [
     "What is our checkout conversion?",
     "Show the funnel by platform for the last month",
@@ -39,7 +39,9 @@ def dataset(events: int, workdir: Path) -> Path:
     """A demo dataset of about `events` events (built once, reused)."""
     db = workdir / f"demo-{events}.duckdb"
     if not db.exists():
-        generate(load_scenario("demo").model_copy(update={"users": int(events / EVENTS_PER_USER)}), db)
+        scenario = load_scenario("demo")
+        users, _, _ = calibrate(scenario, events, workdir)
+        generate(scenario.model_copy(update={"users": users}), db)
     return db
 
 

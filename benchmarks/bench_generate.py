@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.generate import generate  # noqa: E402
+from data.generate import generate, ground_truth_path  # noqa: E402
 from data.importers import export_folder, import_source, table_counts  # noqa: E402
-from data.scenario import load_scenario  # noqa: E402
+from data.scenario import Scenario, load_scenario  # noqa: E402
 
 CALIBRATION_USERS = 20_000
 
@@ -51,15 +51,21 @@ def remove_db(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def calibrate(scenario: Scenario, events: int, work: Path) -> tuple[int, float, float]:
+    """Users needed for about `events` events of `scenario`: (users, events per user, calibration seconds)."""
+    calibration = work / "calibration.duckdb"
+    seconds, truth = timed(generate, scenario.model_copy(update={"users": CALIBRATION_USERS}), calibration)
+    remove_db(calibration)
+    ground_truth_path(calibration).unlink(missing_ok=True)
+    per_user = truth["events"] / CALIBRATION_USERS
+    return max(1, round(events / per_user)), per_user, seconds
+
+
 def run(args: argparse.Namespace, work: Path) -> dict:
     base = load_scenario(args.scenario)
-    calibration = work / "calibration.duckdb"
-    seconds, truth = timed(generate, base.model_copy(update={"users": CALIBRATION_USERS}), calibration)
-    per_user = truth["events"] / CALIBRATION_USERS
-    remove_db(calibration)
-    users = max(1, round(args.events / per_user))
-    print(f"calibration: {truth['events']:,} events for {CALIBRATION_USERS:,} users "
-          f"({per_user:.2f} events/user, {seconds:.2f} s) -> {users:,} users", file=sys.stderr)
+    users, per_user, seconds = calibrate(base, args.events, work)
+    print(f"calibration: {CALIBRATION_USERS:,} users, {per_user:.2f} events/user ({seconds:.2f} s) "
+          f"-> {users:,} users", file=sys.stderr)
 
     scenario = base.model_copy(update={"users": users})
     db = work / f"{args.scenario}.duckdb"

@@ -40,7 +40,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.generate import generate, ground_truth_path  # noqa: E402
+from benchmarks.bench_generate import calibrate, timed  # noqa: E402
+from data.generate import generate  # noqa: E402
 from data.scenario import load_scenario  # noqa: E402
 from data.schema import PURCHASE_FUNNEL  # noqa: E402
 from tools.funnel import FunnelSpec, funnel, step_counts_sql  # noqa: E402
@@ -54,7 +55,6 @@ except ImportError:  # optional baseline
 
 Progress = Callable[[str], None]
 
-CALIBRATION_USERS = 20_000
 SIZE_TOLERANCE = 0.05  # a stored dataset within 5% of the target event count is reused
 SAMPLE_EVENTS = 1_000_000  # pandas sample size when the full run would exceed the budget
 WINDOW_S = 7 * 86_400
@@ -78,13 +78,6 @@ def own_peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-
-
-def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
-    """Seconds taken by `fn(*args, **kwargs)` and its result."""
-    started = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - started, result
 
 
 def summary(walls: list[float], cpus: list[float]) -> dict:
@@ -126,12 +119,7 @@ def ensure_dataset(events: int, workdir: Path, progress: Progress) -> dict:
         progress(f"reusing {db}")
         return {"db": db, "generated": False, "generation_s": None}
     base = load_scenario("demo")
-    calibration = workdir / "calibration.duckdb"
-    truth = generate(base.model_copy(update={"users": CALIBRATION_USERS}), calibration)
-    calibration.unlink()
-    ground_truth_path(calibration).unlink(missing_ok=True)
-    per_user = truth["events"] / CALIBRATION_USERS
-    users = max(1, round(events / per_user))
+    users, per_user, _ = calibrate(base, events, workdir)
     progress(f"generating {users:,} users ({per_user:.2f} events/user) into {db}")
     seconds, truth = timed(generate, base.model_copy(update={"users": users}), db)
     progress(f"generated {truth['events']:,} events in {seconds:.1f} s")

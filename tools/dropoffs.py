@@ -8,7 +8,7 @@ import pandas as pd
 
 from data.schema import DIMENSIONS
 from tools.charts import bar_chart
-from tools.funnel import FunnelSpec, known_events, levels_sql, step_counts_sql
+from tools.funnel import FunnelSpec, downstream_rates, known_events, levels_sql, step_counts_sql
 from tools.period import period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
@@ -61,13 +61,6 @@ def step_tests(counts: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     return compare(pd.concat(rows, ignore_index=True), worse="lower")
 
 
-def downstream_rates(counts: pd.DataFrame, steps: tuple[str, ...]) -> dict[str, float]:
-    """For each step, the product of everyone's later step conversions (reaching the last step)."""
-    total = counts[counts["depth"] == 0].iloc[0]
-    n = [float(total[f"n{i}"]) for i in range(1, len(steps) + 1)]
-    return {step: (n[-1] / n[i] if n[i] else 0.0) for i, step in enumerate(steps)}
-
-
 def drill_down(wh: Warehouse, levels: Levels, spec: FunnelSpec, dims: tuple[str, ...], pairs: bool,
                rules: SegmentRules) -> tuple[list[Friction], str]:
     """Findings for the segments converting significantly worse at some step, ranked by entities lost."""
@@ -76,7 +69,8 @@ def drill_down(wh: Warehouse, levels: Levels, spec: FunnelSpec, dims: tuple[str,
     if everyone.empty or pd.isna(everyone["n1"].iloc[0]) or everyone["n1"].iloc[0] == 0:
         return [], sql
     hits = select(step_tests(counts, levels.steps), rules, key="step")
-    downstream = downstream_rates(counts, levels.steps)
+    total = everyone.iloc[0]
+    downstream = downstream_rates([float(total[f"n{i}"]) for i in range(1, len(levels.steps) + 1)], levels.steps)
     weeks = period_weeks(wh, spec.period)
     users = distinct_users_of(wh, levels, hits)
     return [_finding(row, spec, levels, downstream, weeks, u) for row, u in zip(hits.itertuples(), users)], sql

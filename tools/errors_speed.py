@@ -14,6 +14,7 @@ import pandas as pd
 
 from data.schema import DIMENSIONS
 from tools.charts import bar_chart
+from tools.funnel import downstream_rates
 from tools.period import Period, period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
@@ -156,8 +157,7 @@ def downstream(wh: Warehouse, facts: Facts) -> dict[str, float]:
     k = len(facts.steps)
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
     row = wh.query(f"WITH {facts.cte()} SELECT {reach} FROM facts").df.iloc[0]
-    n = [float(row[f"n{i}"]) for i in range(1, k + 1)]
-    return {s: (n[-1] / n[i] if n[i] else 0.0) for i, s in enumerate(facts.steps)}
+    return downstream_rates([float(row[f"n{i}"]) for i in range(1, k + 1)], facts.steps)
 
 
 def errors_and_speed(wh: Warehouse, period: Period, dims: tuple[str, ...] = DIMENSIONS,

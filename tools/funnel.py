@@ -117,6 +117,14 @@ def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
     return f"WITH levels AS ({levels_sql(spec, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
 
 
+def downstream_rates(reached: list[float], steps: tuple[str, ...]) -> dict[str, float]:
+    """For each step, the share of entities reaching it that go on to reach the last step.
+
+    `reached[i]` counts the entities reaching step i (a product of the later step conversions).
+    """
+    return {step: (reached[-1] / reached[i] if reached[i] else 0.0) for i, step in enumerate(steps)}
+
+
 def funnel_table(row: pd.Series, steps: tuple[str, ...]) -> pd.DataFrame:
     """Per-step report from one row of step counts."""
     n = [int(row[f"n{i}"]) for i in range(1, len(steps) + 1)]

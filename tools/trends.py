@@ -10,7 +10,7 @@ import pandas as pd
 
 from data.schema import USER_DIMENSIONS
 from tools.charts import line_chart
-from tools.funnel import check_dimensions
+from tools.funnel import check_dimensions, downstream_rates
 from tools.period import Period, data_bounds
 from tools.result import Friction, ToolResult, segment_text
 from tools.sessions import Facts, distinct_users, segment_condition
@@ -155,8 +155,7 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_supp
         hits = tested[(tested["q_value"] < q) & (tested["relative_gap"] >= min_relative_gap)]
         hits = _platform_explains_all(hits)
         _, end = data_bounds(wh)
-        totals = [float(df[f"n{i}"].sum()) for i in range(1, len(steps) + 1)]
-        downstream = {s: (totals[-1] / totals[i] if totals[i] else 0.0) for i, s in enumerate(steps)}
+        downstream = downstream_rates([float(df[f"n{i}"].sum()) for i in range(1, len(steps) + 1)], steps)
         users = distinct_users(wh, facts.cte(), "facts", [segment_condition(r.segment) for r in hits.itertuples()])
         findings = [_regression(r, period, sql, end, downstream[r.step], u) for r, u in zip(hits.itertuples(), users)]
     summary = ("Release regressions: " + "; ".join(
