@@ -1,9 +1,11 @@
 """Ordered funnels with a conversion window (ANALYTICS.md, Funnel).
 
 Every step-1 event starts an attempt; each later step is the earliest matching event at or
-after the previous one (ASOF joins: ties on timestamp count, ordered by step index) and
-within `window` of step 1. An entity's level is the furthest step of any attempt; its
-segment values come from its first step-1 event (first touch).
+after the previous one (ties on timestamp count, ordered by step index) and within `window`
+of step 1. An entity's level is the furthest step of any attempt; its best path is the
+latest-starting attempt that gets that far (the most window left, as ClickHouse's
+`windowFunnel` keeps); its segment values come from its first step-1 event (first touch).
+The SQL uses window functions and aggregates only, so it transpiles to other engines.
 """
 
 from __future__ import annotations
@@ -58,42 +60,75 @@ def check_dimensions(dims) -> None:
 
 
 def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
-    """SELECT one row per entity: entity, level, t1 (first attempt), step times of the best attempt, dims."""
+    """One row per entity: entity, user_id, t1 (first step 1), dims, level, path_t1, t2..tK (best path).
+
+    Built from window functions and aggregates only (no engine-specific joins), one pass per step:
+    pass j pairs each step-j event with the latest attempt that reached step j-1 at or before it
+    (ties by step index). Attempts reaching further start later and their steps come later, so a
+    running max over earlier attempts picks that latest attempt, and it is the one with the most
+    window left. The best path is the latest-starting attempt of the furthest level.
+    """
     k = len(spec.steps)
     entity = "user_id" if spec.entity == "users" else "session_id"
     window = f"INTERVAL {int(spec.window_days * 86400)} SECOND"
     p = spec.period
     late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
     names = ", ".join(lit(s) for s in spec.steps)
+    index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps, 1))
     ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
+    order = "PARTITION BY entity ORDER BY ts, k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     ctes = [
-        f"ev AS (SELECT {entity} AS entity, user_id, ts, event{''.join(', ' + d for d in ev_dims)} FROM events"
-        f" WHERE event IN ({names}) AND {entity} IS NOT NULL AND {late.where()})",
-        f"s1 AS (SELECT * EXCLUDE (event), ts AS t1 FROM ev WHERE event = {lit(spec.steps[0])}"
-        f" AND {p.where()})",
+        f"ev AS (SELECT {entity} AS entity, user_id, ts, CASE event {index} END AS k"
+        f"{''.join(', ' + d for d in ev_dims)} FROM events"
+        f" WHERE event IN ({names}) AND {entity} IS NOT NULL AND {late.where()}"
+        f" AND (event <> {lit(spec.steps[0])} OR {p.where()}))",
+        # pass 2: the latest step-1 event at or before each step-2 event starts the attempt it extends
+        f"m2 AS (SELECT entity, ts, k, max(CASE WHEN k = 1 THEN ts END) OVER ({order}) AS t1"
+        " FROM ev WHERE k <= 2)",
+        f"a2 AS (SELECT entity, t1, min(ts) AS t2 FROM m2 WHERE k = 2 AND ts <= t1 + {window}"
+        " GROUP BY entity, t1)",
     ]
-    prev = "s1"
-    for i in range(2, k + 1):
-        ctes.append(f"s{i}_ev AS (SELECT entity, ts FROM ev WHERE event = {lit(spec.steps[i - 1])})")
-        ctes.append(f"a{i} AS (SELECT {prev}.*, s.ts AS t{i} FROM {prev} ASOF LEFT JOIN s{i}_ev s"
-                    f" ON {prev}.entity = s.entity AND {prev}.{'t1' if i == 2 else f't{i - 1}'} <= s.ts)")
-        prev = f"a{i}"
-    reached = " + ".join(f"(t{i} IS NOT NULL AND t{i} <= t1 + {window})::INT" for i in range(2, k + 1))
-    ctes.append(f"attempts AS (SELECT *, 1 + {reached} AS level FROM {prev})")
-    times = ", ".join(f"t{i}" for i in range(1, k + 1))
-    firsts = "".join(f", arg_min({d}, t1) AS {d}" for d in ev_dims)
+    for j in range(3, k + 1):
+        prev = [f"t{i}" for i in range(1, j)]
+        path = ", ".join(f"path.t{i} AS t{i}" for i in range(1, j))
+        ctes.append(
+            f"m{j} AS (SELECT entity, ts, k, max(path) OVER ({order}) AS path FROM ("
+            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, struct_pack({', '.join(f't{i} := t{i}' for i in range(1, j))})"
+            f" AS path FROM a{j - 1} UNION ALL SELECT entity, ts, k, NULL AS path FROM ev WHERE k = {j}) u)"
+        )
+        ctes.append(
+            f"a{j} AS (SELECT entity, {path}, min(ts) AS t{j} FROM m{j}"
+            f" WHERE k = {j} AND ts <= path.t1 + {window} GROUP BY entity, path)"
+        )
+    paths = " UNION ALL ".join(
+        f"SELECT entity, {j} AS level, {', '.join(f't{i}' if i <= j else f'NULL AS t{i}' for i in range(1, k + 1))}"
+        f" FROM a{j}" for j in range(2, k + 1)
+    )
+    # the best path: the latest-starting attempt of the furthest level
+    rank = "level * 10000000000 + epoch(t1)"
+    best = ", ".join(f"arg_max(t{i}, {rank}) AS t{i}" for i in range(1, k + 1))
+    ctes.append(f"best AS (SELECT entity, max(level) AS level, {best} FROM ({paths}) x GROUP BY entity)")
+    firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in ev_dims)
+    ctes.append(f"firsts AS (SELECT entity, any_value(user_id) AS user_id, min(ts) AS t1{firsts} FROM ev WHERE k = 1"
+                " GROUP BY entity)")
+    # an entity without step 2 has level 1; its path starts at its first step 1
+    times = ", ".join(f"b.t{i}" for i in range(2, k + 1))
     ctes.append(
-        "per_entity AS (SELECT entity, any_value(user_id) AS user_id, min(t1) AS t1, max(level) AS level,"
-        f" arg_max([{times}], level * 10000000000 - epoch(t1)) AS times{firsts} FROM attempts GROUP BY entity)"
+        f"per_entity AS (SELECT f.*, coalesce(b.level, 1) AS level, coalesce(b.t1, f.t1) AS path_t1, {times}"
+        " FROM firsts f LEFT JOIN best b ON b.entity = f.entity)"
     )
     body = "per_entity"
     if spec.exclusions:
         excl = ", ".join(lit(e) for e in spec.exclusions)
+        last = "coalesce(" + ", ".join(f"t{i}" for i in range(k, 1, -1)) + ", path_t1)"
         ctes.append(
-            f"kept AS (SELECT p.* FROM per_entity p WHERE NOT EXISTS (SELECT 1 FROM events x WHERE"
-            f" x.{entity} = p.entity AND x.event IN ({excl}) AND x.ts >= p.times[1]"
-            f" AND x.ts <= p.times[p.level]))"
+            f"excluded AS (SELECT DISTINCT p.entity FROM per_entity p JOIN events x ON x.{entity} = p.entity"
+            f" WHERE x.event IN ({excl}) AND x.ts >= p.path_t1 AND x.ts <= {last})"
+        )
+        ctes.append(
+            "kept AS (SELECT p.* FROM per_entity p LEFT JOIN excluded e ON e.entity = p.entity"
+            " WHERE e.entity IS NULL)"
         )
         body = "kept"
     # a segment filter applies to the entity's first-touch value (its first step-1 event), as a breakdown does
@@ -109,12 +144,17 @@ def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
     dims = tuple(dict.fromkeys(group_by))
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
     med = ", ".join(
-        f"median(epoch(times[{i}]) - epoch(times[{i - 1}])) FILTER (WHERE level >= {i}) AS m{i}"
+        f"median(epoch({_step_time(i)}) - epoch({_step_time(i - 1)})) FILTER (WHERE level >= {i}) AS m{i}"
         for i in range(2, k + 1)
     )
     select = "".join(f"{d}, " for d in dims)
     group = f" GROUP BY {', '.join(dims)} ORDER BY n1 DESC" if dims else ""
     return f"WITH levels AS ({levels_sql(spec, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
+
+
+def _step_time(i: int) -> str:
+    """The best path's time of step i, a column of the levels relation (step 1's is `path_t1`)."""
+    return "path_t1" if i == 1 else f"t{i}"
 
 
 def downstream_rates(reached: list[float], steps: tuple[str, ...]) -> dict[str, float]:
