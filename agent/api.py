@@ -26,7 +26,6 @@ from tools.period import data_bounds
 from tools.result import Suggestion, ToolResult
 from tools.scan import ScanReport, scan
 from tools.schema import dimension_values, schema
-from tools.warehouse import Warehouse
 
 MAX_QUESTION = 4000
 
@@ -58,19 +57,25 @@ class Answer(BaseModel):
 
 
 class InsightAgent:
-    """Ask questions about a DuckDB event database; scans and digests use the same tools.
+    """Ask questions about event data; scans and digests use the same tools.
+
+    `db` is a DuckDB file or a Parquet lake directory; `engine="spark"` runs the same SQL on
+    Spark (a lake; `spark_remote="sc://host:15002"` for Spark Connect).
 
     >>> agent = InsightAgent(db="data.duckdb")                    # doctest: +SKIP
     >>> agent.ask("What should we fix first?").suggestions[0].tweak  # doctest: +SKIP
     """
 
     def __init__(self, db: str | Path | None = None, llm: Any = "auto", state_dir: str | Path | None = None,
-                 settings: Settings | None = None, max_tool_calls: int = 8) -> None:
+                 settings: Settings | None = None, max_tool_calls: int = 8, engine: str | None = None,
+                 spark_remote: str | None = None) -> None:
         self.settings = settings or Settings()
+        overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote}.items() if v is not None}
+        if overrides:
+            self.settings = self.settings.model_copy(update=overrides)
         self.db = Path(db or self.settings.db)
         self.state_dir = Path(state_dir or self.settings.state_dir)
-        self.warehouse = Warehouse(self.db, memory_limit=self.settings.memory_limit, threads=self.settings.threads,
-                                   timeout_s=self.settings.query_timeout_s, row_cap=self.settings.row_cap)
+        self.warehouse = self.settings.open_warehouse(self.db)
         start, end = data_bounds(self.warehouse)
         experiments = self.warehouse.query("SELECT experiment_id, name FROM experiments").df
         vocabulary = Vocabulary(dimensions=dimension_values(self.warehouse),

@@ -20,7 +20,12 @@ app = typer.Typer(help="Product Insight Agent: find where users struggle and wha
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="analytics DuckDB file (default: INSIGHT_DB)")]
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", help="analytics DuckDB file or Parquet lake directory (default: INSIGHT_DB)")]
+EngineOption = Annotated[str | None, typer.Option(
+    "--engine", help="duckdb | spark (spark reads a Parquet lake; default: INSIGHT_ENGINE or duckdb)")]
+RemoteOption = Annotated[str | None, typer.Option(
+    "--spark-remote", help="Spark Connect URL, e.g. sc://spark-host:15002 (default: INSIGHT_SPARK_REMOTE)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
@@ -41,6 +46,17 @@ def progress_bar(description: str) -> Iterator:
 
 def resolve_db(db: Path | None) -> Path:
     return db or Settings().db
+
+
+def engine_settings(engine: str | None = None, spark_remote: str | None = None) -> Settings:
+    """Settings with the command line's engine choices over INSIGHT_* ones; a bad engine ends the command."""
+    from tools.engines import ENGINES
+
+    settings = Settings()
+    if engine is not None and engine not in ENGINES:
+        raise fail(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote}.items() if v is not None}
+    return settings.model_copy(update=overrides) if overrides else settings
 
 
 @app.command()
@@ -88,25 +104,40 @@ def import_(
     console.print(f"imported into {target}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
 
-def open_warehouse(db: Path | None):
-    """The read-only warehouse of `db` (or INSIGHT_DB), or a clean exit naming the problem."""
-    from tools.warehouse import Warehouse, WarehouseError
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="lake directory to write (events partitioned by day)")],
+    db: DbOption = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing lake directory")] = False,
+) -> None:
+    """Export a DuckDB file to a Parquet lake that DuckDB and Spark read in place (--db DIR)."""
+    from data.export import ExportError, export_lake
 
-    settings = Settings()
     try:
-        return Warehouse(resolve_db(db), memory_limit=settings.memory_limit, threads=settings.threads,
-                         timeout_s=settings.query_timeout_s, row_cap=settings.row_cap)
+        with progress_bar(f"exporting to {out}"):
+            counts = export_lake(resolve_db(db), out, overwrite=overwrite)
+    except ExportError as exc:
+        raise fail(str(exc))
+    console.print(f"exported to {out}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+
+
+def open_warehouse(db: Path | None, engine: str | None = None, spark_remote: str | None = None):
+    """The read-only warehouse of `db` (or INSIGHT_DB) on the chosen engine, or a clean exit naming the problem."""
+    from tools.warehouse import WarehouseError
+
+    try:
+        return engine_settings(engine, spark_remote).open_warehouse(resolve_db(db))
     except WarehouseError as exc:
         raise fail(str(exc))
 
 
-def run_scan(db: Path | None, period: str):
+def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remote: str | None = None):
     """Scan with a progress spinner; bad periods and database problems end in a one-line error."""
     from tools.period import PeriodError
     from tools.scan import scan
     from tools.warehouse import WarehouseError
 
-    with open_warehouse(db) as wh:
+    with open_warehouse(db, engine, spark_remote) as wh:
         try:
             with progress_bar("scanning") as step:
                 return scan(wh, period, progress=step)
@@ -150,9 +181,11 @@ def scan(
     period: Annotated[str, typer.Option(help="all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www")] = "all",
     as_json: JsonOption = False,
     limit: Annotated[int, typer.Option(min=1, help="suggestions to show")] = 10,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
     """Run every friction detector and rank the suggested tweaks (RICE)."""
-    report = run_scan(db, period)
+    report = run_scan(db, period, engine, spark_remote)
     if as_json:
         console.print_json(report.model_dump_json(include={"period", "findings", "suggestions"}))
     else:
@@ -164,12 +197,14 @@ def sql(
     query: Annotated[str, typer.Argument(help="one read-only SELECT over the known tables")],
     db: DbOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
-    """Run one guarded, read-only SQL query (row-capped)."""
+    """Run one guarded, read-only SQL query (DuckDB dialect on every engine; row-capped)."""
     from tools.sql_guard import SqlRefused
     from tools.warehouse import WarehouseError
 
-    with open_warehouse(db) as wh:
+    with open_warehouse(db, engine, spark_remote) as wh:
         try:
             result = wh.run_guarded(query)
         except (SqlRefused, WarehouseError) as exc:
@@ -185,13 +220,13 @@ def sql(
         console.print(f"(truncated at {len(result.df)} rows)")
 
 
-def make_agent(db: Path | None):
+def make_agent(db: Path | None, engine: str | None = None, spark_remote: str | None = None):
     """The InsightAgent for `db`; says once, plainly, when it runs without a language model."""
     from agent.api import InsightAgent
     from tools.warehouse import WarehouseError
 
     try:
-        agent = InsightAgent(db=resolve_db(db))
+        agent = InsightAgent(db=resolve_db(db), settings=engine_settings(engine, spark_remote))
     except WarehouseError as exc:
         raise fail(str(exc))
     if agent.mode == "offline":
@@ -213,9 +248,11 @@ def ask(
     db: DbOption = None,
     thread: Annotated[str, typer.Option("--thread", help="conversation id, for follow-up questions")] = "cli",
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
     """Ask one question; numbers come from SQL over the data."""
-    with make_agent(db) as agent:
+    with make_agent(db, engine, spark_remote) as agent:
         answer = agent.ask(question, thread_id=thread)
     if as_json:
         console.print_json(answer.model_dump_json(exclude={"charts", "tables"}))
@@ -224,11 +261,12 @@ def ask(
 
 
 @app.command()
-def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] = "chat") -> None:
+def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] = "chat",
+         engine: EngineOption = None, spark_remote: RemoteOption = None) -> None:
     """An interactive conversation with streamed steps (empty line or Ctrl-D to quit)."""
     from agent.api import Answer, Step
 
-    with make_agent(db) as agent:
+    with make_agent(db, engine, spark_remote) as agent:
         console.print("Ask about your product (e.g. \"What should we fix first?\"). Empty line to quit.")
         while True:
             try:
@@ -245,14 +283,15 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
                     print_answer(event)
 
 
-def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None):
+def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None,
+                   engine: str | None = None, spark_remote: str | None = None):
     """One digest run; bad weeks, paths and databases end in a one-line error."""
     from agent.digest import run_digest
     from tools.period import PeriodError
     from tools.warehouse import WarehouseError
 
     settings = Settings()
-    with open_warehouse(db) as wh:
+    with open_warehouse(db, engine, spark_remote) as wh:
         try:
             with progress_bar(f"digest {week or 'last full week'}") as step:
                 step("scanning")
@@ -267,9 +306,11 @@ def digest(
     week: Annotated[str | None, typer.Option(help="ISO week YYYY-Www (default: the last full week)")] = None,
     out: Annotated[Path | None, typer.Option(help="also write the files to this folder")] = None,
     webhook: Annotated[str | None, typer.Option(help="Slack-compatible webhook URL")] = None,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
     """Build the weekly digest (Markdown + self-contained HTML), save it with history, optionally deliver it."""
-    d = run_digest_cli(db, week, out, webhook)
+    d = run_digest_cli(db, week, out, webhook, engine, spark_remote)
     console.print(f"digest {d.week}: {len(d.new)} new, {len(d.ongoing)} ongoing, {len(d.resolved)} resolved; "
                   f"files: {', '.join(d.files.values())}")
     if d.delivery:
@@ -282,12 +323,15 @@ def schedule(
     db: DbOption = None,
     webhook: Annotated[str | None, typer.Option(help="Slack-compatible webhook URL")] = None,
     out: Annotated[Path | None, typer.Option(help="also write the files to this folder")] = None,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
     """Run the digest on a schedule (APScheduler, UTC) and log each run to <state_dir>/schedule.log."""
     from agent.schedule import run_forever
 
     try:
-        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook), Settings().state_dir / "schedule.log")
+        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook, engine, spark_remote),
+                    Settings().state_dir / "schedule.log")
     except ValueError as exc:
         raise fail(f"--cron {cron!r}: {exc}")
 
@@ -314,12 +358,14 @@ def check_tracking_cmd(
     plan: Annotated[Path | None, typer.Option(help="tracking plan YAML (default: data/tracking_plan.yaml)")] = None,
     period: Annotated[str, typer.Option(help="all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www")] = "all",
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    spark_remote: RemoteOption = None,
 ) -> None:
     """Check the data against the tracking plan; every problem is a tracking_issue finding."""
     from tools.period import PeriodError, resolve_period
     from tools.tracking import PlanError, check_tracking, load_plan
 
-    with open_warehouse(db) as wh:
+    with open_warehouse(db, engine, spark_remote) as wh:
         try:
             result = check_tracking(wh, load_plan(plan), resolve_period(wh, period))
         except (PlanError, PeriodError) as exc:

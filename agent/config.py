@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -15,7 +16,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INSIGHT_", toml_file="insight.toml", extra="ignore")
 
-    db: Path = Field(DEFAULT_HOME / "demo.duckdb", description="analytics DuckDB file (read-only)")
+    db: Path = Field(DEFAULT_HOME / "demo.duckdb",
+                     description="analytics data (read-only): a DuckDB file or a Parquet lake directory")
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="query engine; spark reads a Parquet lake")
+    spark_remote: str | None = Field(None, description="Spark Connect URL, e.g. sc://spark-host:15002")
+    spark_master: str = Field("local[2]", description="Spark master when no Spark Connect URL is set")
     state_dir: Path = Field(DEFAULT_HOME / "state", description="checkpoints, digest history, schedules")
     model: str = Field("gpt-4o-mini", description="chat model name for the OpenAI-compatible endpoint")
     openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
@@ -34,6 +39,14 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    def open_warehouse(self, db: Path | None = None):
+        """The read-only warehouse of `db` (default: this `db`) on the configured engine."""
+        from tools.engines import open_warehouse
+
+        return open_warehouse(db or self.db, self.engine, spark_remote=self.spark_remote,
+                              spark_master=self.spark_master, memory_limit=self.memory_limit,
+                              threads=self.threads, timeout_s=self.query_timeout_s, row_cap=self.row_cap)
 
     @property
     def llm_configured(self) -> bool:

@@ -28,12 +28,13 @@ class Levels:
     @classmethod
     def of(cls, spec: FunnelSpec, dims: tuple[str, ...], facts: Facts | None = None,
            level_column: str = "level") -> Levels:
-        """Users: the windowed ASOF funnel. Sessions: the session facts (shared by the scan)."""
+        """Users: the windowed funnel. Sessions: the session facts (shared by the scan)."""
         if spec.entity == "users":
             sql = f"levels AS ({levels_sql(spec, dims)})"
             return cls(sql, sql, spec.steps, "users")
         facts = facts or Facts(spec.period, spec.steps, dims)
-        body = f"levels AS (SELECT * REPLACE ({level_column} AS level) FROM facts)"
+        body = (f"levels AS (SELECT session_id AS entity, user_id{''.join(', ' + d for d in dims)},"
+                f" {level_column} AS level FROM facts)")
         return cls(f"{facts.cte()},\n{body}", f"{facts.evidence_cte()},\n{body}", spec.steps, "sessions")
 
 

@@ -90,12 +90,13 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
         " GROUP BY entity, t1)",
     ]
     for j in range(3, k + 1):
-        prev = [f"t{i}" for i in range(1, j)]
+        # an attempt's times as one struct: a running max of it is the latest attempt, all of its times
+        pack = ", ".join(f"t{i} := t{i}" for i in range(1, j))
         path = ", ".join(f"path.t{i} AS t{i}" for i in range(1, j))
         ctes.append(
             f"m{j} AS (SELECT entity, ts, k, max(path) OVER ({order}) AS path FROM ("
-            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, struct_pack({', '.join(f't{i} := t{i}' for i in range(1, j))})"
-            f" AS path FROM a{j - 1} UNION ALL SELECT entity, ts, k, NULL AS path FROM ev WHERE k = {j}) u)"
+            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, struct_pack({pack}) AS path FROM a{j - 1}"
+            f" UNION ALL SELECT entity, ts, k, NULL AS path FROM ev WHERE k = {j}) u)"
         )
         ctes.append(
             f"a{j} AS (SELECT entity, {path}, min(ts) AS t{j} FROM m{j}"
@@ -144,7 +145,8 @@ def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
     dims = tuple(dict.fromkeys(group_by))
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
     med = ", ".join(
-        f"median(epoch({_step_time(i)}) - epoch({_step_time(i - 1)})) FILTER (WHERE level >= {i}) AS m{i}"
+        f"median((epoch_us({_step_time(i)}) - epoch_us({_step_time(i - 1)})) / 1000000)"
+        f" FILTER (WHERE level >= {i}) AS m{i}"
         for i in range(2, k + 1)
     )
     select = "".join(f"{d}, " for d in dims)

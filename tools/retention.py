@@ -34,7 +34,7 @@ def _active_cte(week_n: int | None) -> str:
     """active: users x week N after signup with any event (one week, or weeks 0..MAX_WEEKS)."""
     lo, hi = (0, MAX_WEEKS + 1) if week_n is None else (week_n, week_n + 1)
     return f"""active AS (
-    SELECT e.user_id, floor((epoch(e.ts) - epoch(c.signup)) / 604800)::INT AS week_n,
+    SELECT e.user_id, floor((epoch_us(e.ts) - epoch_us(c.signup)) / 604800000000)::INT AS week_n,
            bool_or(e.event = {lit(PURCHASE_FUNNEL[-1])}) AS converted
     FROM events e JOIN cohort_users c USING (user_id)
     WHERE e.ts >= c.signup + INTERVAL {7 * lo} DAY AND e.ts < c.signup + INTERVAL {7 * hi} DAY GROUP BY ALL)"""

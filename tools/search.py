@@ -29,20 +29,26 @@ def searches_sql(period: Period) -> str:
     SELECT ts, user_id, session_id, results_count, search_query,
            lead(ts) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS next_search_ts
     FROM events WHERE event = 'Products Searched' AND search_query IS NOT NULL AND {period.where()}),
-norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw)),
-s AS MATERIALIZED (SELECT raw.* EXCLUDE (search_query), norm.q FROM raw JOIN norm USING (search_query)),
+norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
+s AS MATERIALIZED (SELECT raw.ts, raw.user_id, raw.session_id, raw.results_count, raw.next_search_ts, norm.q
+                   FROM raw JOIN norm ON norm.search_query = raw.search_query),
 clicks AS (SELECT session_id, ts FROM events WHERE event = 'Search Result Clicked'
            AND session_id IN (SELECT session_id FROM s)),
-sess AS (SELECT session_id, max(ts) AS last_ts, max(ts) FILTER (WHERE event = 'Order Completed') AS order_ts
+marked AS (SELECT *, min(click_ts) OVER (PARTITION BY session_id ORDER BY ts, is_click
+                                         ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts
+           FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts FROM s
+                 UNION ALL SELECT ts, NULL, session_id, NULL, NULL, NULL, 1, ts FROM clicks) u),
+sess AS (SELECT session_id, max(ts) AS last_ts, max(CASE WHEN event = 'Order Completed' THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
 SELECT w.ts, w.user_id, w.session_id, w.q,
        w.results_count = 0 AS zero,
-       w.results_count > 0 AND c.ts IS NOT NULL AND c.ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
+       w.results_count > 0 AND w.session_id IS NOT NULL AND w.next_click_ts IS NOT NULL
+           AND w.next_click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
        coalesce(w.ts >= m.last_ts, FALSE) AS exited,
        w.next_search_ts IS NOT NULL AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
        coalesce(m.order_ts >= w.ts, FALSE) AS ordered
-FROM s w ASOF LEFT JOIN clicks c ON w.session_id = c.session_id AND w.ts <= c.ts
-LEFT JOIN sess m ON m.session_id = w.session_id"""
+FROM marked w LEFT JOIN sess m ON m.session_id = w.session_id
+WHERE w.is_click = 0"""
 
 
 STATS = """count(*) AS n, sum(zero::INT) AS zero, sum(exited::INT) AS exits, count(DISTINCT user_id) AS users,

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from data.schema import DIMENSIONS
 from tools.stats import bh, two_proportion_p
 
 EXPLAINS_SHARE = 0.8
@@ -77,6 +78,16 @@ def attach_segments(df: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFrame:
     return out[np.array(keep, dtype=bool)].reset_index(drop=True)
 
 
+def segment_key(segment: dict[str, str]) -> str:
+    """A stable order of segments, by dimension (data-model order), then value.
+
+    Engines return grouping-set rows in no fixed order; this decides between equal segments
+    (`platform=ios` and `os=ios` can hold the same users) the same way on every engine.
+    """
+    return "|".join(f"{DIMENSIONS.index(d) if d in DIMENSIONS else len(DIMENSIONS):02d}{d}={v}"
+                    for d, v in segment.items())
+
+
 def compare(df: pd.DataFrame, worse: Literal["lower", "higher"] = "lower") -> pd.DataFrame:
     """Add rates, p-value, relative gap and `lost` from columns n, x, n_rest, x_rest.
 
@@ -107,12 +118,14 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool 
     if tested.empty:
         return tested.assign(q_value=[])
     tested["q_value"] = bh(tested["p_value"])
+    tested["seg_key"] = [segment_key(seg) for seg in tested["segment"]]
     q_limit = np.where(tested["depth"] > 1, rules.pair_q, rules.q)
     hits = tested[(tested["q_value"] < q_limit) & (tested["gap"] > 0) & (tested["lost"] >= rules.min_lost)
                   & (tested["relative_gap"] >= rules.min_relative_gap)]
-    hits = hits.sort_values(["depth", "lost"], ascending=[True, False])
+    hits = hits.sort_values(["depth", "lost", "seg_key"], ascending=[True, False, True], kind="stable")
     hits = hits.drop_duplicates(subset=[key, "n", "x"], keep="first")
-    return _explain(hits, df, rules, key, include_total).sort_values("lost", ascending=False).reset_index(drop=True)
+    kept = _explain(hits, df, rules, key, include_total)
+    return kept.sort_values(["lost", "seg_key"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str,

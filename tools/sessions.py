@@ -63,7 +63,9 @@ class Facts:
         users = "".join(f", u.{d}" for d in self.dims if d in USER_DIMENSIONS)
         cart = level_sql(self.steps, CART_STEPS) if set(CART_STEPS) <= set(self.steps) else "NULL::INT"
         errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
-        return f"""SELECT p.* EXCLUDE (s){users}, {level_sql(self.steps, self.steps)} AS level,
+        kept = "".join(f", p.{d}" for d in self.dims if d in EVENT_DIMENSIONS)
+        kept += "".join(f", p.load_{i + 1}" for i in range(k)) + users
+        return f"""SELECT p.session_id, p.user_id, p.start_ts{kept}, {level_sql(self.steps, self.steps)} AS level,
        {cart} AS cart_level{errors}
 FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{firsts}{loads},
              array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
@@ -71,7 +73,7 @@ FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{firs
       FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
             FROM events WHERE session_id IS NOT NULL AND event IN ({names}) AND {self.period.where()})
       GROUP BY session_id) p
-LEFT JOIN users u USING (user_id)"""
+LEFT JOIN users u ON u.user_id = p.user_id"""
 
     def cte(self) -> str:
         """`facts AS (...)`: the materialized table when there is one, else the full query."""

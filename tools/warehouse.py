@@ -1,4 +1,8 @@
-"""Read-only access to the analytics DuckDB file: timeouts, row caps, one cursor per thread."""
+"""Read-only access to the analytics data in DuckDB: timeouts, row caps, one cursor per thread.
+
+The data is a DuckDB file, or a Parquet lake directory (tools/lake.py) read in place
+through views: DuckDB may read that directory and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from tools.lake import LakeError, is_lake, lake_tables, view_select
 from tools.sql_guard import check_sql
 
 T = TypeVar("T")
@@ -39,7 +44,10 @@ class WarehouseError(RuntimeError):
 
 
 class Warehouse:
-    """A read-only DuckDB connection with external access off and its configuration locked."""
+    """A read-only DuckDB connection with external access off and its configuration locked.
+
+    `path` is a DuckDB file or a Parquet lake directory.
+    """
 
     dialect = "duckdb"
 
@@ -147,6 +155,8 @@ class Warehouse:
 
 
 def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    if is_lake(path):
+        return _connect_lake(path, memory_limit=memory_limit, threads=threads)
     if not path.exists():
         raise WarehouseError(f"database file not found: {path} (run `insight generate` or `insight import`)")
     config = {
@@ -173,6 +183,37 @@ def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyC
     # The DuckDB instance is shared per file within a process; another Warehouse may have locked it.
     if not con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
         con.execute("SET lock_configuration = true")
+    return con
+
+
+def _connect_lake(root: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory database whose tables are views over the lake's Parquet files.
+
+    Only the lake directory is readable (`allowed_directories`), then external access is off
+    and the configuration locked, as for a file.
+    """
+    try:
+        tables = lake_tables(root)
+    except LakeError as error:
+        raise WarehouseError(str(error)) from error
+    con = duckdb.connect(config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "memory_limit": memory_limit,
+        "threads": threads,
+    })
+    try:
+        con.execute("SET allowed_directories = ?", [[str(root.resolve()) + "/"]])
+        con.execute("SET enable_external_access = false")
+        for table in tables:
+            source = f"read_parquet('{table.glob}', hive_partitioning = true, union_by_name = true)"
+            con.execute(f"CREATE VIEW {table.name} AS {view_select(table, source)}")
+            if table.glob:
+                con.execute(f"SELECT * FROM {table.name} LIMIT 0").fetchall()
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as error:
+        con.close()
+        raise WarehouseError(f"cannot read lake {root}: {error}") from error
     return con
 
 

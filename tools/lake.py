@@ -1,0 +1,74 @@
+"""A Parquet lake: one folder (or file) of Parquet per table, read in place by any engine.
+
+Layout under the lake directory, per table of the data model (data/schema.py):
+`<table>/` holding `*.parquet` files at any depth (hive partitions such as
+`events/day=2026-11-02/part-0.parquet` are fine; partition columns are ignored) or a single
+`<table>.parquet`. `events` and `users` are required; a missing optional table reads as empty.
+
+>>> sorted(TABLES)[:2]
+['assignments', 'events']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.schema import TABLES
+
+REQUIRED = ("events", "users")
+
+
+class LakeError(ValueError):
+    """A lake directory that cannot be read: names the directory and the missing table."""
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """One table of the lake: its Parquet files (glob) or None when absent (read as empty)."""
+
+    name: str
+    glob: str | None
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return TABLES[self.name]
+
+
+def is_lake(path: str | Path) -> bool:
+    """Whether `path` is a lake directory rather than a database file."""
+    return Path(path).is_dir()
+
+
+def lake_tables(root: str | Path) -> list[LakeTable]:
+    """Every table of the data model in `root`, with the glob of its files; LakeError if one is required."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LakeError(f"lake directory not found: {root}")
+    tables, missing = [], []
+    for name in TABLES:
+        folder, single = root / name, root / f"{name}.parquet"
+        if folder.is_dir() and any(folder.rglob("*.parquet")):
+            glob = str(folder.resolve() / "**" / "*.parquet")
+        elif single.is_file():
+            glob = str(single.resolve())
+        else:
+            glob = None
+            if name in REQUIRED:
+                missing.append(f"{name!r} (expected {folder}/ or {single})")
+        tables.append(LakeTable(name, glob))
+    if missing:
+        raise LakeError(f"lake {root}: no Parquet files for table {', '.join(missing)}")
+    return tables
+
+
+def view_select(table: LakeTable, source: str, *, json_type: str = "JSON") -> str:
+    """SELECT the table's schema columns, cast to their types, from `source` (DuckDB dialect).
+
+    Partition and extra columns are dropped; an absent table is a typed SELECT with no rows.
+    JSON columns (text in Parquet) become `json_type` (engines without a JSON type keep text).
+    """
+    types = {c: json_type if t == "JSON" else t for c, t in table.columns.items()}
+    if table.glob is None:
+        return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in types.items()) + " WHERE FALSE"
+    return "SELECT " + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in types.items()) + f" FROM {source}"

@@ -1,0 +1,194 @@
+"""The warehouse on Apache Spark: the same interface and the same SQL as tools.warehouse.
+
+Reads a Parquet lake (tools/lake.py) as temp views. Every statement is written in DuckDB's
+dialect and transpiled (tools.transpile); untrusted SQL passes the same guard first.
+`local[*]` runs in-process (tests); `remote="sc://host:15002"` uses Spark Connect, and a
+`master` URL a cluster. Spark runs with ANSI mode off so that, as in DuckDB, x / 0 is NULL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tools.lake import LakeError, lake_tables, view_select
+from tools.sql_guard import check_sql
+from tools.transpile import TranspileError, to_spark
+from tools.warehouse import QueryResult, WarehouseError
+
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.sql.caseSensitive": "false",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+_LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+_sessions: dict[str, Any] = {}
+_sessions_lock = threading.Lock()
+
+
+def spark_session(remote: str | None = None, master: str = "local[2]", memory: str = "2g"):
+    """A Spark session (created once per process and target): Spark Connect when `remote` is given."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise WarehouseError("the Spark engine needs pyspark: pip install 'product-insight-agent[spark]'") from error
+    key = remote or master
+    with _sessions_lock:
+        if key not in _sessions:
+            builder = SparkSession.builder.appName("insight")
+            if remote:
+                builder = builder.remote(remote)
+            else:
+                builder = builder.master(master).config("spark.driver.memory", memory)
+                for name, value in _LOCAL_CONF.items():
+                    builder = builder.config(name, value)
+            for name, value in SPARK_CONF.items():
+                builder = builder.config(name, value)
+            try:
+                session = builder.getOrCreate()
+            except Exception as error:  # py4j / gRPC errors have no common base
+                raise WarehouseError(f"cannot start Spark ({remote or master}): {error}") from error
+            if not remote:
+                session.sparkContext.setLogLevel("OFF")
+            _sessions[key] = session
+        return _sessions[key]
+
+
+class SparkWarehouse:
+    """Read-only analytics over a Parquet lake on Spark, with timeouts and row caps."""
+
+    dialect = "spark"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        remote: str | None = None,
+        master: str = "local[2]",
+        timeout_s: float = 120.0,
+        row_cap: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.row_cap = row_cap
+        try:
+            tables = lake_tables(self.path)
+        except LakeError as error:
+            raise WarehouseError(f"{error} (the Spark engine reads a Parquet lake: `insight export`)") from error
+        base = spark_session(remote, master)
+        self.spark = base if remote else base.newSession()  # own temp views per warehouse
+        self._prefix = f"lake_{uuid.uuid4().hex[:8]}_"
+        self._materialize_lock = threading.Lock()
+        self.tables: dict[str, dict[str, str]] = {}
+        for table in tables:
+            source = None
+            if table.glob:
+                raw = self._prefix + table.name
+                folder = str(Path(table.glob.split("**")[0]).resolve()) if "**" in table.glob else table.glob
+                self.spark.read.option("mergeSchema", "true").parquet(folder).createOrReplaceTempView(raw)
+                source = raw
+            view = to_spark(view_select(table, source or "", json_type="VARCHAR"))
+            self._execute(f"CREATE OR REPLACE TEMP VIEW {table.name} AS {view}")
+            self.tables[table.name] = dict(table.columns)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
+        """Run trusted SQL (DuckDB dialect) on Spark; `row_cap=None` returns every row."""
+        started = time.perf_counter()
+        df, truncated = self._run(sql, params, row_cap)
+        return QueryResult(df, truncated, sql, (time.perf_counter() - started) * 1000)
+
+    def run_guarded(self, sql: str, *, row_cap: int | None = None) -> QueryResult:
+        """Run untrusted SQL: the same guard as DuckDB's, then the row cap."""
+        return self.query(check_sql(sql, self.tables), row_cap=self.row_cap if row_cap is None else row_cap)
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        df, _ = self._run(sql, params, 1)
+        return None if df.empty else df.iat[0, 0]
+
+    def materialize(self, name: str, sql: str) -> None:
+        """Cache the result of trusted `sql` as a temp view `name` of this warehouse's session.
+
+        Callers name a temp table after a hash of its SQL and the lake does not change under a
+        warehouse, so an existing `name` already holds this result and is kept (threads share it).
+        """
+        if not name.isidentifier():
+            raise WarehouseError(f"bad temp table name {name!r}")
+        with self._materialize_lock:
+            if not self.spark.catalog.tableExists(name):
+                self._execute(f"CACHE TABLE {name} AS {self._spark_sql(sql)}")
+
+    def checksum(self) -> str:
+        """SHA-256 over every table's schema, row count and an order-independent hash of its rows."""
+        digest = hashlib.sha256()
+        for table in sorted(self.tables):
+            row = self.spark.sql(
+                f"SELECT count(*), sum(xxhash64(to_json(struct(*)))) FROM {table}").collect()[0]
+            digest.update(repr((table, sorted(self.tables[table].items()), row[0], row[1])).encode())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        """Drop this warehouse's views and cached tables (the shared Spark session stays up)."""
+        try:
+            self.spark.catalog.clearCache()
+            for view in self.spark.catalog.listTables():
+                if view.isTemporary:
+                    self.spark.catalog.dropTempView(view.name)
+        except Exception:  # noqa: BLE001 - closing must not fail when Spark already stopped
+            pass
+
+    def __enter__(self) -> SparkWarehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _spark_sql(self, sql: str) -> str:
+        try:
+            return to_spark(sql)
+        except TranspileError as error:
+            raise WarehouseError(str(error)) from error
+
+    def _execute(self, spark_sql: str) -> None:
+        try:
+            self.spark.sql(spark_sql).collect()
+        except Exception as error:  # noqa: BLE001 - Spark raises many unrelated types
+            raise WarehouseError(f"Spark statement failed: {_first_line(error)}") from error
+
+    def _run(self, sql: str, params: Sequence[Any] | None, row_cap: int | None) -> tuple[pd.DataFrame, bool]:
+        """Execute under the statement timeout (a job tag interrupted from a timer)."""
+        spark_sql = self._spark_sql(sql)
+        tag = f"insight-{uuid.uuid4().hex}"
+        self.spark.addTag(tag)
+        timer = threading.Timer(self.timeout_s, lambda: self.spark.interruptTag(tag))
+        timer.daemon = True
+        timer.start()
+        try:
+            df = self.spark.sql(spark_sql, args=list(params) if params else None)
+            if row_cap is not None:
+                df = df.limit(max(row_cap, 0) + 1)
+            out = df.toPandas()
+        except Exception as error:  # noqa: BLE001
+            if not timer.is_alive():
+                raise WarehouseError(f"query interrupted after {self.timeout_s:g} s (timeout_s)") from error
+            raise WarehouseError(f"Spark query failed: {_first_line(error)}\n{spark_sql[:2000]}") from error
+        finally:
+            timer.cancel()
+            self.spark.removeTag(tag)
+        if row_cap is not None and len(out) > row_cap:
+            return out.iloc[:row_cap].reset_index(drop=True), True
+        return out, False
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else type(error).__name__
