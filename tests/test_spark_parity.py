@@ -229,3 +229,24 @@ def test_spark_needs_a_lake_and_says_so(tmp_path) -> None:
     (tmp_path / "half").mkdir()
     with pytest.raises(WarehouseError, match="no Parquet files for table 'users'.*'events'"):
         SparkWarehouse(tmp_path / "half")
+    with pytest.raises(WarehouseError, match=r"cannot read table 'users' at file:/.*/nowhere/users"):
+        SparkWarehouse(f"file://{tmp_path}/nowhere")  # storage URLs are read by Spark itself
+
+
+def test_a_lake_on_storage_urls_is_read_by_spark(engines) -> None:
+    lake = engines["duckdb-lake"].path
+    with SparkWarehouse(f"file://{lake}") as wh:  # the URL form a cluster uses (s3a://, abfss://, dbfs:/)
+        assert wh.scalar("SELECT count(*) FROM events") == engines["duckdb-file"].scalar("SELECT count(*) FROM events")
+
+
+def test_a_runaway_spark_query_is_interrupted_and_the_warehouse_stays_usable(engines) -> None:
+    from tools.warehouse import WarehouseError
+
+    lake = engines["duckdb-lake"].path
+    with SparkWarehouse(lake, timeout_s=3) as wh:
+        with pytest.raises(WarehouseError, match=r"interrupted after 3 s"):
+            # about 7e9 pairs: far more than 3 s of work, yet finite, so cancelled tasks that do not
+            # check for interruption still end soon
+            wh.query("SELECT count(*) FROM events a CROSS JOIN events b WHERE a.ts < b.ts")
+        wh.timeout_s = 120  # the cancelled tasks may still be winding down on a loaded machine
+        assert wh.scalar("SELECT count(*) FROM users") == engines["duckdb-file"].scalar("SELECT count(*) FROM users")

@@ -25,19 +25,20 @@ def searches_sql(period: Period) -> str:
 
     Click, exit, reformulation and order need a session; a search without one counts as none of them.
     """
+    order = "PARTITION BY session_id ORDER BY ts, is_click, event_id ROWS BETWEEN"
     return f"""WITH raw AS MATERIALIZED (
-    SELECT ts, user_id, session_id, results_count, search_query,
-           lead(ts) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS next_search_ts
+    SELECT ts, event_id, user_id, session_id, results_count, search_query
     FROM events WHERE event = 'Products Searched' AND search_query IS NOT NULL AND {period.where()}),
 norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
-s AS MATERIALIZED (SELECT raw.ts, raw.user_id, raw.session_id, raw.results_count, raw.next_search_ts, norm.q
+s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q
                    FROM raw JOIN norm ON norm.search_query = raw.search_query),
 clicks AS (SELECT session_id, ts FROM events WHERE event = 'Search Result Clicked'
            AND session_id IN (SELECT session_id FROM s)),
-marked AS (SELECT *, min(click_ts) OVER (PARTITION BY session_id ORDER BY ts, is_click
-                                         ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts
-           FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts FROM s
-                 UNION ALL SELECT ts, NULL, session_id, NULL, NULL, NULL, 1, ts FROM clicks) u),
+marked AS (SELECT *, min(click_ts) OVER ({order} CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts,
+                  min(search_ts) OVER ({order} 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_search_ts
+           FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts, ts AS search_ts FROM s WHERE session_id IS NOT NULL
+                 UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, 1, ts, NULL FROM clicks
+                 UNION ALL SELECT s.*, 0, NULL, NULL FROM s WHERE session_id IS NULL) u),
 sess AS (SELECT session_id, max(ts) AS last_ts, max(CASE WHEN event = 'Order Completed' THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
 SELECT w.ts, w.user_id, w.session_id, w.q,
@@ -45,7 +46,8 @@ SELECT w.ts, w.user_id, w.session_id, w.q,
        w.results_count > 0 AND w.session_id IS NOT NULL AND w.next_click_ts IS NOT NULL
            AND w.next_click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
        coalesce(w.ts >= m.last_ts, FALSE) AS exited,
-       w.next_search_ts IS NOT NULL AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
+       w.session_id IS NOT NULL AND w.next_search_ts IS NOT NULL
+           AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
        coalesce(m.order_ts >= w.ts, FALSE) AS ordered
 FROM marked w LEFT JOIN sess m ON m.session_id = w.session_id
 WHERE w.is_click = 0"""

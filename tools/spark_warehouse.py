@@ -12,13 +12,13 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tools.lake import LakeError, lake_tables, view_select
+from tools.lake import REQUIRED, LakeError, LakeTable, lake_tables, remote_tables, remote_url, view_select
 from tools.sql_guard import check_sql
 from tools.transpile import TranspileError, to_spark
 from tools.warehouse import QueryResult, WarehouseError
@@ -30,6 +30,8 @@ SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.caseSensitive": "false",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    # results are collected on the calling thread, so its job group (the statement timeout) applies
+    "spark.sql.execution.arrow.pyspark.enabled": "false",
 }
 _LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 _sessions: dict[str, Any] = {}
@@ -37,31 +39,29 @@ _sessions_lock = threading.Lock()
 
 
 def spark_session(remote: str | None = None, master: str = "local[2]", memory: str = "2g"):
-    """A Spark session (created once per process and target): Spark Connect when `remote` is given."""
+    """A new Spark session: over Spark Connect when `remote` is given, else on this process's Spark application."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as error:
         raise WarehouseError("the Spark engine needs pyspark: pip install 'product-insight-agent[spark]'") from error
-    key = remote or master
-    with _sessions_lock:
-        if key not in _sessions:
-            builder = SparkSession.builder.appName("insight")
-            if remote:
-                builder = builder.remote(remote)
-            else:
-                builder = builder.master(master).config("spark.driver.memory", memory)
-                for name, value in _LOCAL_CONF.items():
-                    builder = builder.config(name, value)
+    try:
+        if remote:
+            builder = SparkSession.builder.remote(remote).appName("insight")
             for name, value in SPARK_CONF.items():
                 builder = builder.config(name, value)
-            try:
-                session = builder.getOrCreate()
-            except Exception as error:  # py4j / gRPC errors have no common base
-                raise WarehouseError(f"cannot start Spark ({remote or master}): {error}") from error
-            if not remote:
-                session.sparkContext.setLogLevel("OFF")
-            _sessions[key] = session
-        return _sessions[key]
+            return builder.create()
+        with _sessions_lock:
+            if master not in _sessions:
+                builder = SparkSession.builder.master(master).appName("insight").config("spark.driver.memory", memory)
+                for name, value in {**_LOCAL_CONF, **SPARK_CONF}.items():
+                    builder = builder.config(name, value)
+                _sessions[master] = builder.getOrCreate()
+                _sessions[master].sparkContext.setLogLevel("OFF")
+            return _sessions[master].newSession()
+    except WarehouseError:
+        raise
+    except Exception as error:  # py4j / gRPC errors have no common base
+        raise WarehouseError(f"cannot start Spark ({remote or master}): {_first_line(error)}") from error
 
 
 class SparkWarehouse:
@@ -78,28 +78,42 @@ class SparkWarehouse:
         timeout_s: float = 120.0,
         row_cap: int = 10_000,
     ) -> None:
-        self.path = Path(path)
+        url = remote_url(path)
+        self.path = url or Path(path)
         self.timeout_s = timeout_s
         self.row_cap = row_cap
         try:
-            tables = lake_tables(self.path)
+            tables = remote_tables(url) if url else lake_tables(self.path)
         except LakeError as error:
             raise WarehouseError(f"{error} (the Spark engine reads a Parquet lake: `insight export`)") from error
-        base = spark_session(remote, master)
-        self.spark = base if remote else base.newSession()  # own temp views per warehouse
+        self._remote = remote
+        self.spark = spark_session(remote, master)  # a session of its own: temp views are per session
         self._prefix = f"lake_{uuid.uuid4().hex[:8]}_"
         self._materialize_lock = threading.Lock()
+        self._cached: list[str] = []
+        self._views: list[str] = []
         self.tables: dict[str, dict[str, str]] = {}
         for table in tables:
-            source = None
-            if table.glob:
-                raw = self._prefix + table.name
-                folder = str(Path(table.glob.split("**")[0]).resolve()) if "**" in table.glob else table.glob
-                self.spark.read.option("mergeSchema", "true").parquet(folder).createOrReplaceTempView(raw)
+            self._register(table)
+
+    def _register(self, table: LakeTable) -> None:
+        """A temp view with the table's schema columns and types over its Parquet files (empty if absent)."""
+        source = ""
+        if table.location is not None:
+            raw = self._prefix + table.name
+            try:
+                self.spark.read.option("mergeSchema", "true").parquet(table.location).createOrReplaceTempView(raw)
+                self._views.append(raw)
                 source = raw
-            view = to_spark(view_select(table, source or "", json_type="VARCHAR"))
-            self._execute(f"CREATE OR REPLACE TEMP VIEW {table.name} AS {view}")
-            self.tables[table.name] = dict(table.columns)
+            except Exception as error:  # noqa: BLE001 - a missing path raises an AnalysisException
+                if table.name in REQUIRED:
+                    raise WarehouseError(f"cannot read table {table.name!r} at {table.location}: "
+                                         f"{_first_line(error)}") from error
+                table = LakeTable(table.name, None)
+        view = to_spark(view_select(table, source, json_type="VARCHAR"))
+        self._execute(f"CREATE OR REPLACE TEMP VIEW {table.name} AS {view}")
+        self._views.append(table.name)
+        self.tables[table.name] = dict(table.columns)
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
         """Run trusted SQL (DuckDB dialect) on Spark; `row_cap=None` returns every row."""
@@ -126,6 +140,8 @@ class SparkWarehouse:
         with self._materialize_lock:
             if not self.spark.catalog.tableExists(name):
                 self._execute(f"CACHE TABLE {name} AS {self._spark_sql(sql)}")
+                self._cached.append(name)
+                self._views.append(name)
 
     def checksum(self) -> str:
         """SHA-256 over every table's schema, row count and an order-independent hash of its rows."""
@@ -137,12 +153,12 @@ class SparkWarehouse:
         return digest.hexdigest()
 
     def close(self) -> None:
-        """Drop this warehouse's views and cached tables (the shared Spark session stays up)."""
+        """Uncache and drop this warehouse's views (the shared Spark application stays up)."""
         try:
-            self.spark.catalog.clearCache()
-            for view in self.spark.catalog.listTables():
-                if view.isTemporary:
-                    self.spark.catalog.dropTempView(view.name)
+            for name in self._cached:
+                self.spark.catalog.uncacheTable(name)
+            for name in self._views:
+                self.spark.catalog.dropTempView(name)
         except Exception:  # noqa: BLE001 - closing must not fail when Spark already stopped
             pass
 
@@ -151,6 +167,15 @@ class SparkWarehouse:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _cancellation(self, label: str) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+        """(start, cancel, stop) for this thread's next query: a job group in-process, a tag over Spark Connect."""
+        if self._remote:
+            return (lambda: self.spark.addTag(label), lambda: self.spark.interruptTag(label),
+                    lambda: self.spark.removeTag(label))
+        context = self.spark.sparkContext
+        return (lambda: context.setJobGroup(label, "insight query", interruptOnCancel=True),
+                lambda: context.cancelJobGroup(label), lambda: context.setLocalProperty("spark.jobGroup.id", None))
 
     def _spark_sql(self, sql: str) -> str:
         try:
@@ -165,11 +190,12 @@ class SparkWarehouse:
             raise WarehouseError(f"Spark statement failed: {_first_line(error)}") from error
 
     def _run(self, sql: str, params: Sequence[Any] | None, row_cap: int | None) -> tuple[pd.DataFrame, bool]:
-        """Execute under the statement timeout (a job tag interrupted from a timer)."""
+        """Execute under the statement timeout: the query's jobs are cancelled from a timer."""
         spark_sql = self._spark_sql(sql)
-        tag = f"insight-{uuid.uuid4().hex}"
-        self.spark.addTag(tag)
-        timer = threading.Timer(self.timeout_s, lambda: self.spark.interruptTag(tag))
+        label = f"insight-{uuid.uuid4().hex}"
+        start, cancel, stop = self._cancellation(label)
+        start()
+        timer = threading.Timer(self.timeout_s, cancel)
         timer.daemon = True
         timer.start()
         try:
@@ -183,7 +209,7 @@ class SparkWarehouse:
             raise WarehouseError(f"Spark query failed: {_first_line(error)}\n{spark_sql[:2000]}") from error
         finally:
             timer.cancel()
-            self.spark.removeTag(tag)
+            stop()
         if row_cap is not None and len(out) > row_cap:
             return out.iloc[:row_cap].reset_index(drop=True), True
         return out, False

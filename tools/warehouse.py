@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from tools.lake import LakeError, is_lake, lake_tables, view_select
+from tools.lake import LakeError, is_lake, lake_tables, remote_url, view_select
 from tools.sql_guard import check_sql
 
 T = TypeVar("T")
@@ -155,6 +155,9 @@ class Warehouse:
 
 
 def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    if remote_url(path):
+        raise WarehouseError(f"{remote_url(path)} is shared storage: DuckDB reads a local file or lake directory;"
+                             " use the Spark engine (--engine spark / INSIGHT_ENGINE=spark) for it")
     if is_lake(path):
         return _connect_lake(path, memory_limit=memory_limit, threads=threads)
     if not path.exists():
