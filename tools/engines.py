@@ -7,17 +7,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from tools.warehouse import Warehouse, WarehouseError
 
 Engine = Literal["duckdb", "spark"]
-ENGINES: tuple[str, ...] = ("duckdb", "spark")
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 def open_warehouse(
     path: str | Path,
-    engine: str = "duckdb",
+    engine: Engine | str = "duckdb",
     *,
     spark_remote: str | None = None,
     spark_master: str = "local[2]",

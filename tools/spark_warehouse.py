@@ -28,7 +28,6 @@ SPARK_CONF = {
     "spark.sql.ansi.enabled": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
-    "spark.sql.caseSensitive": "false",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     # results are collected on the calling thread, so its job group (the statement timeout) applies
     "spark.sql.execution.arrow.pyspark.enabled": "false",
