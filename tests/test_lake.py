@@ -89,3 +89,10 @@ def test_lake_errors_name_the_directory_table_and_file(tmp_path) -> None:
     (tmp_path / "l" / "users" / "u.parquet").write_bytes(b"PAR1garbage")
     with pytest.raises(WarehouseError, match=r"bad\.parquet|u\.parquet"):
         Warehouse(tmp_path / "l")
+
+
+def test_duckdb_says_storage_urls_need_spark() -> None:
+    with pytest.raises(WarehouseError, match=r"s3a://bucket/lake is shared storage.*--engine spark"):
+        Warehouse("s3a://bucket/lake")
+    with pytest.raises(WarehouseError, match=r"s3a://bucket/lake is shared storage"):
+        Warehouse(Path("s3a://bucket/lake"))  # as typer hands it over: '//' folded by pathlib
