@@ -18,7 +18,7 @@ from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIME
 from tools.charts import funnel_chart
 from tools.period import Period
 from tools.result import ToolResult
-from tools.sqltext import lit
+from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 
@@ -90,34 +90,30 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
         " GROUP BY entity, t1)",
     ]
     for j in range(3, k + 1):
-        # an attempt's times as one struct: a running max of it is the latest attempt, all of its times
-        pack = ", ".join(f"t{i} := t{i}" for i in range(1, j))
-        path = ", ".join(f"path.t{i} AS t{i}" for i in range(1, j))
+        # an attempt that reaches a step later started later, so the latest attempt is the one with the max t1
         ctes.append(
-            f"m{j} AS (SELECT entity, ts, k, max(path) OVER ({order}) AS path FROM ("
-            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, struct_pack({pack}) AS path FROM a{j - 1}"
-            f" UNION ALL SELECT entity, ts, k, NULL AS path FROM ev WHERE k = {j}) u)"
+            f"m{j} AS (SELECT entity, ts, k, max(t1) OVER ({order}) AS t1 FROM ("
+            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, t1 FROM a{j - 1}"
+            f" UNION ALL SELECT entity, ts, k, NULL AS t1 FROM ev WHERE k = {j}) u)"
         )
         ctes.append(
-            f"a{j} AS (SELECT entity, {path}, min(ts) AS t{j} FROM m{j}"
-            f" WHERE k = {j} AND ts <= path.t1 + {window} GROUP BY entity, path)"
+            f"a{j} AS (SELECT entity, t1, min(ts) AS t{j} FROM m{j}"
+            f" WHERE k = {j} AND ts <= t1 + {window} GROUP BY entity, t1)"
         )
-    paths = " UNION ALL ".join(
-        f"SELECT entity, {j} AS level, {', '.join(f't{i}' if i <= j else f'NULL AS t{i}' for i in range(1, k + 1))}"
-        f" FROM a{j}" for j in range(2, k + 1)
-    )
-    # the best path: the latest-starting attempt of the furthest level
-    rank = "level * 10000000000 + epoch(t1)"
-    best = ", ".join(f"arg_max(t{i}, {rank}) AS t{i}" for i in range(1, k + 1))
-    ctes.append(f"best AS (SELECT entity, max(level) AS level, {best} FROM ({paths}) x GROUP BY entity)")
-    firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in ev_dims)
-    ctes.append(f"firsts AS (SELECT entity, any_value(user_id) AS user_id, min(ts) AS t1{firsts} FROM ev WHERE k = 1"
-                " GROUP BY entity)")
+    reached = " UNION ALL ".join(f"SELECT entity, {j} AS level, t1 FROM a{j}" for j in range(2, k + 1))
+    # the best path: the latest-starting attempt of the furthest level; its step times by its start
+    ctes.append(f"best AS (SELECT entity, max(level) AS level, arg_max(t1, level * 10000000000 + epoch(t1)) AS t1"
+                f" FROM ({reached}) x GROUP BY entity)")
+    ctes.append(f"firsts AS (SELECT entity, user_id, t1{unpack_first(ev_dims)} FROM (SELECT entity,"
+                f" any_value(user_id) AS user_id, min(ts) AS t1{first_of(ev_dims)} FROM ev WHERE k = 1"
+                " GROUP BY entity) g)")
     # an entity without step 2 has level 1; its path starts at its first step 1
-    times = ", ".join(f"b.t{i}" for i in range(2, k + 1))
+    times = ", ".join(f"a{i}.t{i}" for i in range(2, k + 1))
+    steps = "".join(f" LEFT JOIN a{i} ON a{i}.entity = b.entity AND a{i}.t1 = b.t1 AND b.level >= {i}"
+                    for i in range(2, k + 1))
     ctes.append(
         f"per_entity AS (SELECT f.*, coalesce(b.level, 1) AS level, coalesce(b.t1, f.t1) AS path_t1, {times}"
-        " FROM firsts f LEFT JOIN best b ON b.entity = f.entity)"
+        f" FROM firsts f LEFT JOIN best b ON b.entity = f.entity{steps})"
     )
     body = "per_entity"
     if spec.exclusions:

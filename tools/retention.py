@@ -11,7 +11,7 @@ from tools.charts import heatmap
 from tools.period import Period, data_bounds, period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
-from tools.sqltext import lit
+from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 MAX_WEEKS = 8
@@ -19,13 +19,14 @@ MAX_WEEKS = 8
 
 def _users_cte(period: Period, dims: tuple[str, ...]) -> str:
     """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort, dims, active weeks."""
-    firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in dims if d in EVENT_DIMENSIONS)
+    ev_dims = [d for d in dims if d in EVENT_DIMENSIONS]
+    ev_cols = "".join(f", f.{d}" for d in ev_dims)
     user_dims = "".join(f", u.{d}" for d in dims if d in USER_DIMENSIONS)
-    ev_dims = "".join(f", f.{d}" for d in dims if d in EVENT_DIMENSIONS)
-    return f"""firsts AS (SELECT user_id, min(ts) AS first_ts{firsts} FROM events GROUP BY user_id),
+    return f"""firsts AS (SELECT user_id, first_ts{unpack_first(ev_dims)}
+    FROM (SELECT user_id, min(ts) AS first_ts{first_of(ev_dims)} FROM events GROUP BY user_id) g),
 cohort_users AS (
     SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
-           date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_dims}
+           date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_cols}
     FROM users u LEFT JOIN firsts f USING (user_id)
     WHERE coalesce(u.signed_up_at, f.first_ts) IS NOT NULL AND {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
 

@@ -136,7 +136,8 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
     A single segment A is explained by another flagged single B when their overlap is a strict
     part of A yet accounts for >= 80% of A's lost units (`platform=web` by `browser=safari`).
     """
-    rows = {(row[key], frozenset(row["segment"].items())): row for _, row in df.iterrows()}
+    # every row by (key, segment) as plain dicts: Series per row cost more than the whole test
+    rows = {(r[key], frozenset(r["segment"].items())): {**r, "_index": i} for i, r in df.to_dict("index").items()}
     within = _subset_items(df, key)
     drop: set[int] = set()
     for idx, child in hits[hits["depth"] > (0 if include_total else 1)].iterrows():
@@ -147,7 +148,7 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
             continue
         wider = [rows.get((child[key], frozenset([*items[:i], big, *items[i + 1:]])))
                  for i, item in enumerate(items) for big in within.get(item, ())]
-        if any(w is not None and w.name in hits.index and not _worse_within(child, w, rules) for w in wider):
+        if any(w is not None and w["_index"] in hits.index and not _worse_within(child, w, rules) for w in wider):
             drop.add(idx)
             continue
         for pidx, parent in hits[(hits["depth"] == child["depth"] - 1) & (hits[key] == child[key])].iterrows():
@@ -171,9 +172,9 @@ def _subset_items(df: pd.DataFrame, key: str) -> dict[tuple, set[tuple]]:
     Read off the pair rows: a pair with exactly the counts of one of its singles means that
     single lies inside the other item.
     """
-    singles = {(row[key], _item(row)): (row["n"], row["x"]) for _, row in df[df["depth"] == 1].iterrows()}
+    singles = {(row[key], _item(row)): (row["n"], row["x"]) for row in df[df["depth"] == 1].to_dict("records")}
     out: dict[tuple, set[tuple]] = {}
-    for _, row in df[df["depth"] == 2].iterrows():
+    for row in df[df["depth"] == 2].to_dict("records"):
         a, b = row["segment"].items()
         for small, big in ((a, b), (b, a)):
             if row["n"] > 0 and singles.get((row[key], small)) == (row["n"], row["x"]) \
@@ -182,7 +183,7 @@ def _subset_items(df: pd.DataFrame, key: str) -> dict[tuple, set[tuple]]:
     return out
 
 
-def _item(row: pd.Series) -> tuple[str, str]:
+def _item(row: pd.Series | dict) -> tuple[str, str]:
     return next(iter(row["segment"].items()))
 
 
@@ -190,7 +191,7 @@ def _contains(child: dict, parent: dict) -> bool:
     return all(child.get(k) == v for k, v in parent.items())
 
 
-def _worse_within(child: pd.Series, parent: pd.Series, rules: SegmentRules) -> bool:
+def _worse_within(child: pd.Series, parent: dict, rules: SegmentRules) -> bool:
     """Is the child significantly and materially worse than the rest of its parent?"""
     n_rest, x_rest = parent["n"] - child["n"], parent["x"] - child["x"]
     if n_rest < rules.min_support:

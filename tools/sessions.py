@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.period import Period
-from tools.sqltext import lit
+from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 CART_STEPS = ("Product Added", "Order Completed")
@@ -57,17 +57,17 @@ class Facts:
             raise ValueError("at most 26 funnel steps")
         order = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(self.steps))
         names = ", ".join(lit(s) for s in (*self.steps, ERROR_EVENT))
-        firsts = "".join(f", arg_min({d}, ts) AS {d}" for d in self.dims if d in EVENT_DIMENSIONS)
+        ev_dims = [d for d in self.dims if d in EVENT_DIMENSIONS]
         loads = "".join(f", arg_min(load_time_ms, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}"
                         for i in range(k))
         users = "".join(f", u.{d}" for d in self.dims if d in USER_DIMENSIONS)
         cart = level_sql(self.steps, CART_STEPS) if set(CART_STEPS) <= set(self.steps) else "NULL::INT"
         errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
-        kept = "".join(f", p.{d}" for d in self.dims if d in EVENT_DIMENSIONS)
+        kept = unpack_first(ev_dims, "p")
         kept += "".join(f", p.load_{i + 1}" for i in range(k)) + users
         return f"""SELECT p.session_id, p.user_id, p.start_ts{kept}, {level_sql(self.steps, self.steps)} AS level,
        {cart} AS cart_level{errors}
-FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{firsts}{loads},
+FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{first_of(ev_dims)}{loads},
              array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
                  lambda x: CASE WHEN x % 32 = {_ERROR_ORD} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
       FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
