@@ -34,13 +34,14 @@ conv AS (
     SELECT a.experiment_id, a.user_id, bool_or(e.event IS NOT NULL) AS converted
     FROM a LEFT JOIN events e ON e.user_id = a.user_id AND e.event = a.primary_metric
         AND e.ts >= coalesce(a.assigned_at, a.started_at) AND (a.ended_at IS NULL OR e.ts < a.ended_at)
-    GROUP BY ALL)
-SELECT a.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, a.variant,
-       count(DISTINCT a.user_id) AS users, count(DISTINCT a.user_id) FILTER (WHERE c.converted) AS converted,
+    GROUP BY ALL),
+members AS (SELECT DISTINCT experiment_id, variant, user_id FROM a)
+SELECT m.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, m.variant,
+       count(*) AS users, count(*) FILTER (WHERE c.converted) AS converted,
        any_value(greatest(epoch({hi}) - epoch({lo}), 0) / nullif(epoch({run_end}) - epoch(x.started_at), 0))
            AS share_in_period
-FROM a JOIN conv c USING (experiment_id, user_id) JOIN experiments x USING (experiment_id)
-GROUP BY a.experiment_id, a.variant ORDER BY a.experiment_id, a.variant"""
+FROM members m JOIN conv c USING (experiment_id, user_id) JOIN experiments x USING (experiment_id)
+GROUP BY m.experiment_id, m.variant ORDER BY m.experiment_id, m.variant"""
 
 
 def _control(variants: list[str]) -> str:

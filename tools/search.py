@@ -10,6 +10,7 @@ import pandas as pd
 from tools.charts import bar_chart
 from tools.period import Period, period_weeks
 from tools.result import Friction, ToolResult
+from tools.sessions import distinct_users
 from tools.sqltext import lit
 from tools.stats import bh, two_proportion_p
 from tools.warehouse import Warehouse
@@ -204,13 +205,8 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
 
 
 def _token_users(wh: Warehouse, rows: str, tokens: list[str]) -> list[int]:
-    """Distinct users with a zero-result search containing each token, in one pass."""
-    if not tokens:
-        return []
-    cols = ", ".join(f"count(DISTINCT user_id) FILTER (WHERE zero AND {_has_token(t)}) AS u{i}"
-                     for i, t in enumerate(tokens))
-    row = wh.query(f"SELECT {cols} FROM {rows}").df.iloc[0]
-    return [int(row[f"u{i}"]) for i in range(len(tokens))]
+    """Distinct users with a zero-result search containing each token, in one query."""
+    return distinct_users(wh, "", rows, [_has_token(t) for t in tokens], where="zero")
 
 
 def _finding(what: str, level: str, ev: dict, overall_zero: float, order_after: float, weeks: float,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from data.schema import EVENT_DIMENSIONS, TABLES
 from tools.period import Period
 from tools.result import Friction, ToolResult
+from tools.sessions import distinct_users
 from tools.sqltext import lit
 from tools.warehouse import Warehouse
 
@@ -141,16 +142,14 @@ def _properties(wh: Warehouse, plan: TrackingPlan, period: Period) -> list[Frict
         n, x = by_event[event]["n"], by_event[event][f"x{i}"]
         if n >= MIN_ROWS and x > 0 and (kind == "type" or x / n > MAX_NULL_SHARE):
             failing.append((event, prop, kind, cond, n, x))
-    users = wh.query("SELECT " + ", ".join(
-        f"count(DISTINCT user_id) FILTER (WHERE event = {lit(e)} AND {c}) AS u{i}"
-        for i, (e, _, _, c, _, _) in enumerate(failing)) + f" FROM events WHERE {period.where()}").df.iloc[0] \
-        if failing else {}
+    users = distinct_users(wh, "", "events", [f"event = {lit(e)} AND {c}" for e, _, _, c, _, _ in failing],
+                           where=period.where())
     out = []
-    for i, (event, prop, kind, _, n, x) in enumerate(failing):
+    for (event, prop, kind, _, n, x), affected in zip(failing, users, strict=True):
         text = (f"'{event}': required property {prop} is missing on {x / n:.1%} of {n} events" if kind == "missing"
                 else f"'{event}': property {prop} has the wrong type on {x} of {n} events")
         out.append(_issue(text, f"{kind}_share", x / n, MAX_NULL_SHARE if kind == "missing" else 0.0, x,
-                          int(users[f"u{i}"]), sql, period, event, {"property": prop, "check": kind}))
+                          affected, sql, period, event, {"property": prop, "check": kind}))
     return out
 
 
@@ -171,9 +170,13 @@ def _dimensions(wh: Warehouse, plan: TrackingPlan, period: Period) -> list[Frict
                 checks.append((dim, "missing", f"{dim} IS NULL", scope))
         if not checks:
             continue
-        cols = ", ".join(f"count(*) FILTER (WHERE {scope}) AS n{i}, count(*) FILTER (WHERE {scope} AND {cond}) AS x{i}"
+        # count the rows per combination of the dimensions first: the checks then run on a few hundred
+        # rows instead of evaluating every check on every event
+        keys = ", ".join(dict.fromkeys([*rules, *(["platform"] if table == "events" else [])]))
+        cols = ", ".join(f"coalesce(sum(n) FILTER (WHERE {scope}), 0) AS n{i},"
+                         f" coalesce(sum(n) FILTER (WHERE {scope} AND {cond}), 0) AS x{i}"
                          for i, (_, _, cond, scope) in enumerate(checks))
-        sql = f"SELECT {cols} FROM {table} WHERE {where}"
+        sql = f"WITH g AS (SELECT {keys}, count(*) AS n FROM {table} WHERE {where} GROUP BY ALL) SELECT {cols} FROM g"
         row = wh.query(sql).df.iloc[0]
         for i, (dim, kind, cond, scope) in enumerate(checks):
             n, x = int(row[f"n{i}"]), int(row[f"x{i}"])
