@@ -18,7 +18,8 @@ CONTROL_NAMES = ("control", "baseline", "a", "original")
 
 def variants_sql(period: Period, experiment_id: str | None = None) -> str:
     """Per experiment running in the period and variant: users assigned, users converting (primary metric
-    after assignment, before the end), and the share of the experiment's run inside the period."""
+    after their assignment to that variant, before the end), and the share of the experiment's run inside
+    the period. One row per (experiment, variant, user) carries both counts."""
     run_end = "coalesce(x.ended_at, (SELECT max(ts) FROM events))"
     overlap = [f"{run_end} > TIMESTAMP '{period.start:%Y-%m-%d %H:%M:%S}'"] if period.start else []
     overlap += [f"x.started_at < TIMESTAMP '{period.end:%Y-%m-%d %H:%M:%S}'"] if period.end else []
@@ -31,17 +32,16 @@ def variants_sql(period: Period, experiment_id: str | None = None) -> str:
     SELECT a.experiment_id, a.user_id, a.variant, a.assigned_at, x.primary_metric, x.started_at, x.ended_at
     FROM assignments a JOIN experiments x USING (experiment_id) {only}),
 conv AS (
-    SELECT a.experiment_id, a.user_id, bool_or(e.event IS NOT NULL) AS converted
+    SELECT a.experiment_id, a.variant, a.user_id, bool_or(e.event IS NOT NULL) AS converted
     FROM a LEFT JOIN events e ON e.user_id = a.user_id AND e.event = a.primary_metric
         AND e.ts >= coalesce(a.assigned_at, a.started_at) AND (a.ended_at IS NULL OR e.ts < a.ended_at)
-    GROUP BY ALL),
-members AS (SELECT DISTINCT experiment_id, variant, user_id FROM a)
-SELECT m.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, m.variant,
+    GROUP BY ALL)
+SELECT c.experiment_id, any_value(x.name) AS name, any_value(x.primary_metric) AS primary_metric, c.variant,
        count(*) AS users, count(*) FILTER (WHERE c.converted) AS converted,
        any_value(greatest(epoch({hi}) - epoch({lo}), 0) / nullif(epoch({run_end}) - epoch(x.started_at), 0))
            AS share_in_period
-FROM members m JOIN conv c USING (experiment_id, user_id) JOIN experiments x USING (experiment_id)
-GROUP BY m.experiment_id, m.variant ORDER BY m.experiment_id, m.variant"""
+FROM conv c JOIN experiments x USING (experiment_id)
+GROUP BY c.experiment_id, c.variant ORDER BY c.experiment_id, c.variant"""
 
 
 def _control(variants: list[str]) -> str:
