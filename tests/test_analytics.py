@@ -33,7 +33,7 @@ from tools.result import Friction
 from tools.retention import retention, week_n_sql
 from tools.search import NORMALIZED, edit_distance, likely_cause, search, searches_sql
 from tools.segments import SegmentRules, compare, select
-from tools.sessions import Facts
+from tools.sessions import Facts, distinct_users
 from tools.stats import bh, relative_lift, robust_z, srm_p, two_proportion_p
 from tools.trends import decompose, trends
 from tools.warehouse import Warehouse
@@ -270,6 +270,27 @@ def test_session_load_is_first_load_of_the_step(make_wh) -> None:
     assert f.loc["s1", "load_1"] == 800
     assert f.loc["s1", "load_2"] == 500
     assert pd.isna(f.loc["s1", "load_3"])
+
+
+def test_session_segment_values_all_come_from_its_first_event(make_wh) -> None:
+    # s1: first event PV@0 on ios 5.1 from DE; a later PA@10 on android 5.2 from FR, inserted first.
+    wh = make_wh([E("u1", 10, PA, "s1", platform="android", app_version="5.2", country="FR"),
+                  E("u1", 0, PV, "s1", platform="ios", app_version="5.1", country="DE")])
+    f = facts(wh)
+    assert f.loc["s1", ["platform", "app_version", "country"]].tolist() == ["ios", "5.1", "DE"]
+
+
+def test_distinct_users_per_condition(make_wh) -> None:
+    # u1 has two sessions on ios (counted once), u2 one on ios reaching PA, u3 one on web.
+    # ios: u1, u2 -> 2; ios and level >= 2: u2 -> 1; android: nobody -> 0; web: u3 -> 1.
+    wh = make_wh([E("u1", 0, PV, "s1", platform="ios"), E("u1", 100, PV, "s2", platform="ios"),
+                  E("u2", 0, PV, "s3", platform="ios"), E("u2", 10, PA, "s3", platform="ios"),
+                  E("u3", 0, PV, "s4", platform="web")])
+    conditions = ["platform = 'ios'", "platform = 'ios' AND level >= 2", "platform = 'android'", "platform = 'web'"]
+    assert distinct_users(wh, Facts(ALL).cte(), "facts", conditions) == [2, 1, 0, 1]
+    # `where` narrows every condition: only sessions reaching step 2 are left
+    assert distinct_users(wh, Facts(ALL).cte(), "facts", conditions, where="level >= 2") == [1, 1, 0, 0]
+    assert distinct_users(wh, Facts(ALL).cte(), "facts", []) == []
 
 
 # ------------------------------------------------------------------------------ segment tests
