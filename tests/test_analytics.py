@@ -151,6 +151,15 @@ def test_funnel_attempt_from_later_step_one_when_early_one_has_no_step_two(make_
     assert table["median_seconds_from_previous"].tolist()[1:] == [3600.0, 3600.0]
 
 
+def test_funnel_best_path_is_latest_start_even_microseconds_apart(make_wh) -> None:
+    # Two attempts reach step 2: PV@0 -> PA@0 (same instant), and PV@1 us -> PA@10 us. The best path is
+    # the later start: PV -> PA took 9 us (not 0), though the starts are only 1 us apart.
+    us = 1e-6
+    wh = make_wh([E("u1", 0, PV), E("u1", 0, PA), E("u1", us, PV), E("u1", 10 * us, PA)])
+    table = funnel(wh, FunnelSpec((PV, PA))).table
+    assert table["median_seconds_from_previous"].tolist()[1] == pytest.approx(9 * us, abs=1e-9)
+
+
 def test_funnel_tie_on_timestamp_orders_by_step_index(make_wh) -> None:
     # PV and PA at the very same instant (PA inserted first): step 2 at the step-1 time counts.
     wh = make_wh([E("u1", 5, PA), E("u1", 5, PV)])

@@ -101,9 +101,11 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
             f" WHERE k = {j} AND ts <= t1 + {window} GROUP BY entity, t1)"
         )
     reached = " UNION ALL ".join(f"SELECT entity, {j} AS level, t1 FROM a{j}" for j in range(2, k + 1))
-    # the best path: the latest-starting attempt of the furthest level; its step times by its start
-    ctes.append(f"best AS (SELECT entity, max(level) AS level, arg_max(t1, level * 10000000000 + epoch(t1)) AS t1"
-                f" FROM ({reached}) x GROUP BY entity)")
+    # the best path: the latest-starting attempt of the furthest level; its step times by its start.
+    # The rank is exact integer microseconds: a double of epoch seconds this large cannot tell
+    # starts a few microseconds apart.
+    ctes.append(f"best AS (SELECT entity, max(level) AS level,"
+                f" arg_max(t1, level * 10000000000000000 + epoch_us(t1)) AS t1 FROM ({reached}) x GROUP BY entity)")
     ctes.append(f"firsts AS (SELECT entity, user_id, t1{unpack_first(ev_dims)} FROM (SELECT entity,"
                 f" any_value(user_id) AS user_id, min(ts) AS t1{first_of(ev_dims)} FROM ev WHERE k = 1"
                 " GROUP BY entity) g)")
