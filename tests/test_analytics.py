@@ -160,6 +160,26 @@ def test_funnel_best_path_is_latest_start_even_microseconds_apart(make_wh) -> No
     assert table["median_seconds_from_previous"].tolist()[1] == pytest.approx(9 * us, abs=1e-9)
 
 
+def test_funnel_attempts_sharing_steps_and_repeated_steps(make_wh) -> None:
+    # 1-day window, PV -> PA -> CS -> OC. u1's attempts:
+    #   PV@0h and PV@1h share PA@2h and CS@5h (the PA@3h repeat is no attempt's first PA);
+    #   the first OC is @40h: over 24 h from either start -> both stop at level 3.
+    #   PV@20h -> PA@21h -> CS@30h -> OC@40h, all within 24 h of 20h -> level 4, the best path.
+    # u2: two PV at the same instant, then PA: level 2.
+    wh = make_wh([E("u1", 0, PV), E("u1", 1 * H, PV), E("u1", 2 * H, PA), E("u1", 3 * H, PA),
+                  E("u1", 5 * H, CS), E("u1", 20 * H, PV), E("u1", 21 * H, PA), E("u1", 30 * H, CS),
+                  E("u1", 40 * H, OC),
+                  E("u2", 0, PV), E("u2", 0, PV), E("u2", 1 * H, PA)])
+    spec = FunnelSpec((PV, PA, CS, OC), window_days=1)
+    assert user_levels(wh, spec) == {"u1": 4, "u2": 2}
+    # u1's times come from the 20h attempt: 1 h, 9 h, 10 h (u2 adds a 1 h PV -> PA)
+    table = funnel(wh, spec).table
+    assert table["median_seconds_from_previous"].tolist()[1:] == [1 * H, 9 * H, 10 * H]
+    # without OC all three attempts reach level 3: the latest start (PV@20h) is still the best path
+    three = funnel(wh, FunnelSpec((PV, PA, CS), window_days=1)).table
+    assert three["median_seconds_from_previous"].tolist()[1:] == [1 * H, 9 * H]
+
+
 def test_funnel_tie_on_timestamp_orders_by_step_index(make_wh) -> None:
     # PV and PA at the very same instant (PA inserted first): step 2 at the step-1 time counts.
     wh = make_wh([E("u1", 5, PA), E("u1", 5, PV)])

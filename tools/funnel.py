@@ -62,60 +62,64 @@ def check_dimensions(dims) -> None:
 def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     """One row per entity: entity, user_id, t1 (first step 1), dims, level, path_t1, t2..tK (best path).
 
-    Built from window functions and aggregates only (no engine-specific joins), one pass per step:
-    pass j pairs each step-j event with the latest attempt that reached step j-1 at or before it
-    (ties by step index). Attempts reaching further start later and their steps come later, so a
-    running max over earlier attempts picks that latest attempt, and it is the one with the most
-    window left. The best path is the latest-starting attempt of the furthest level.
+    One pass per step, from window functions and aggregates only (so it transpiles to other
+    engines). Pass j sorts each entity's attempts that reached step j-1 (at their step j-1 time)
+    with its step-j events, by time then step index. A step-j event right after an attempt is that
+    attempt's earliest step j, and `lag` reads the attempt's times from that row; it counts if it
+    is within the window of the attempt's step 1. An attempt followed first by a later attempt
+    would share that attempt's path with less window left, so dropping it changes no level, and a
+    step-j event after another one is no attempt's earliest. Pass 2 starts an attempt at every
+    step-1 event. The best path is the latest-starting attempt of the furthest level.
     """
     k = len(spec.steps)
     entity = "user_id" if spec.entity == "users" else "session_id"
     window = f"INTERVAL {int(spec.window_days * 86400)} SECOND"
     p = spec.period
     late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
-    names = ", ".join(lit(s) for s in spec.steps)
-    index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps, 1))
     ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
-    order = "PARTITION BY entity ORDER BY ts, k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    order = "PARTITION BY entity ORDER BY ts, k"
+    first, second = (lit(s) for s in spec.steps[:2])
+    # a user entity is its own user; a session's user is any of its events' (one per session)
+    user_id, owner = ("entity AS user_id", "") if spec.entity == "users" else ("user_id", " any_value(user_id) AS user_id,")
+    scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
     ctes = [
-        f"ev AS (SELECT {entity} AS entity, user_id, ts, CASE event {index} END AS k"
-        f"{''.join(', ' + d for d in ev_dims)} FROM events"
-        f" WHERE event IN ({names}) AND {entity} IS NOT NULL AND {late.where()}"
-        f" AND (event <> {lit(spec.steps[0])} OR {p.where()}))",
-        # pass 2: the latest step-1 event at or before each step-2 event starts the attempt it extends
-        f"m2 AS (SELECT entity, ts, k, max(CASE WHEN k = 1 THEN ts END) OVER ({order}) AS t1"
-        " FROM ev WHERE k <= 2)",
-        f"a2 AS (SELECT entity, t1, min(ts) AS t2 FROM m2 WHERE k = 2 AND ts <= t1 + {window}"
-        " GROUP BY entity, t1)",
+        f"firsts AS (SELECT entity, {user_id}, t1{unpack_first(ev_dims)} FROM (SELECT {entity} AS entity,"
+        f"{owner} min(ts) AS t1{first_of(ev_dims)} FROM events"
+        f" WHERE event = {first} AND {scope} GROUP BY {entity}) g)",
+        # pass 2: a step-2 event right after a step-1 event is the earliest step 2 of the attempt it starts
+        f"a2 AS (SELECT entity, t1, ts AS t2 FROM (SELECT entity, ts, k,"
+        f" lag(CASE WHEN k = 1 THEN ts END) OVER ({order}) AS t1 FROM"
+        f" (SELECT {entity} AS entity, ts, CASE WHEN event = {first} THEN 1 ELSE 2 END AS k FROM events"
+        f" WHERE event IN ({first}, {second}) AND {scope}) e) m WHERE k = 2 AND ts <= t1 + {window})",
     ]
+    if k > 2:
+        index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[2:], 3))
+        names = ", ".join(lit(s) for s in spec.steps[2:])
+        ctes.append(f"later AS (SELECT {entity} AS entity, ts, CASE event {index} END AS k FROM events"
+                    f" WHERE event IN ({names}) AND {scope})")
     for j in range(3, k + 1):
-        # an attempt that reaches a step later started later, so the latest attempt is the one with the max t1
+        times = ", ".join(f"t{i}" for i in range(1, j))
         ctes.append(
-            f"m{j} AS (SELECT entity, ts, k, max(t1) OVER ({order}) AS t1 FROM ("
-            f"SELECT entity, t{j - 1} AS ts, {j - 1} AS k, t1 FROM a{j - 1}"
-            f" UNION ALL SELECT entity, ts, k, NULL AS t1 FROM ev WHERE k = {j}) u)"
+            f"a{j} AS (SELECT entity, {times}, ts AS t{j} FROM (SELECT entity, ts, k,"
+            f" {', '.join(f'lag(t{i}) OVER ({order}) AS t{i}' for i in range(1, j))}"
+            f" FROM (SELECT entity, t{j - 1} AS ts, {j - 1} AS k, {times} FROM a{j - 1} UNION ALL"
+            f" SELECT entity, ts, k, {', '.join(f'NULL AS t{i}' for i in range(1, j))} FROM later WHERE k = {j}) u) m"
+            f" WHERE k = {j} AND ts <= t1 + {window})"
         )
-        ctes.append(
-            f"a{j} AS (SELECT entity, t1, min(ts) AS t{j} FROM m{j}"
-            f" WHERE k = {j} AND ts <= t1 + {window} GROUP BY entity, t1)"
-        )
-    reached = " UNION ALL ".join(f"SELECT entity, {j} AS level, t1 FROM a{j}" for j in range(2, k + 1))
-    # the best path: the latest-starting attempt of the furthest level; its step times by its start.
-    # The rank is exact integer microseconds: a double of epoch seconds this large cannot tell
-    # starts a few microseconds apart.
-    ctes.append(f"best AS (SELECT entity, max(level) AS level,"
-                f" arg_max(t1, level * 10000000000000000 + epoch_us(t1)) AS t1 FROM ({reached}) x GROUP BY entity)")
-    ctes.append(f"firsts AS (SELECT entity, user_id, t1{unpack_first(ev_dims)} FROM (SELECT entity,"
-                f" any_value(user_id) AS user_id, min(ts) AS t1{first_of(ev_dims)} FROM ev WHERE k = 1"
-                " GROUP BY entity) g)")
+    # the best path: the latest-starting attempt of the furthest level, ranked in exact integer
+    # microseconds (a double of epoch seconds this large cannot tell starts a few microseconds apart)
+    reached = " UNION ALL ".join(
+        f"SELECT entity, {j} AS level, {', '.join(f't{i}' for i in range(1, j + 1))}"
+        f"{''.join(f', NULL AS t{i}' for i in range(j + 1, k + 1))} FROM a{j}" for j in range(2, k + 1))
+    rank = "level * 10000000000000000 + epoch_us(t1)"
+    picks = ", ".join(f"arg_max(t{i}, {rank}) AS t{i}" for i in range(1, k + 1))
+    ctes.append(f"best AS (SELECT entity, max(level) AS level, {picks} FROM ({reached}) x GROUP BY entity)")
     # an entity without step 2 has level 1; its path starts at its first step 1
-    times = ", ".join(f"a{i}.t{i}" for i in range(2, k + 1))
-    steps = "".join(f" LEFT JOIN a{i} ON a{i}.entity = b.entity AND a{i}.t1 = b.t1 AND b.level >= {i}"
-                    for i in range(2, k + 1))
+    times = "".join(f", b.t{i}" for i in range(2, k + 1))
     ctes.append(
-        f"per_entity AS (SELECT f.*, coalesce(b.level, 1) AS level, coalesce(b.t1, f.t1) AS path_t1, {times}"
-        f" FROM firsts f LEFT JOIN best b ON b.entity = f.entity{steps})"
+        f"per_entity AS (SELECT f.*, coalesce(b.level, 1) AS level, coalesce(b.t1, f.t1) AS path_t1{times}"
+        " FROM firsts f LEFT JOIN best b ON b.entity = f.entity)"
     )
     body = "per_entity"
     if spec.exclusions:
