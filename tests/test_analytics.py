@@ -307,6 +307,12 @@ def test_session_segment_values_all_come_from_its_first_event(make_wh) -> None:
                   E("u1", 0, PV, "s1", platform="ios", app_version="5.1", country="DE")])
     f = facts(wh)
     assert f.loc["s1", ["platform", "app_version", "country"]].tolist() == ["ios", "5.1", "DE"]
+    # many sessions whose first two events tie on time, each with its own values: every session's
+    # values are one event's (never ios with the other event's version or country)
+    tied = [E(f"u{i}", 0, ev, f"t{i}", platform=p, app_version=v, country=c)
+            for i in range(200) for ev, p, v, c in ((PV, "ios", "5.1", "DE"), (PA, "android", "5.2", "FR"))]
+    rows = facts(make_wh(tied))[["platform", "app_version", "country"]].itertuples(index=False, name=None)
+    assert set(rows) <= {("ios", "5.1", "DE"), ("android", "5.2", "FR")}
 
 
 def test_distinct_users_per_condition(make_wh) -> None:
