@@ -45,13 +45,18 @@ SIGNALS = (ERRORS, SLOW)
 
 
 def steps_cte(facts: Facts) -> str:
-    """step_rows: one row per (session, step j it reached) with err, load and converted."""
+    """step_rows: one row per (session, step j it reached) with err, load and converted.
+
+    Joined on equal level with a row per (level, step at or below it): a hash join, where
+    `level >= j` would sort the sessions for a range join (about 3x slower).
+    """
     k = len(facts.steps)
-    values = ", ".join(f"({i}, {lit(s)})" for i, s in enumerate(facts.steps, 1))
+    values = ", ".join(f"({level}, {i}, {lit(s)})" for level in range(1, k + 1)
+                       for i, s in enumerate(facts.steps[:level], 1))
     err = " ".join(f"WHEN {i} THEN error_{i}" for i in range(1, k + 1))
     load = " ".join(f"WHEN {i} THEN load_{i}" for i in range(1, k + 1))
     return (f"step_rows AS (SELECT f.*, s.step, s.j, CASE s.j {err} END AS err, CASE s.j {load} END AS load,"
-            f" f.level >= s.j + 1 AS converted FROM facts f JOIN (VALUES {values}) s(j, step) ON f.level >= s.j)")
+            f" f.level >= s.j + 1 AS converted FROM facts f JOIN (VALUES {values}) s(level, j, step) ON f.level = s.level)")
 
 
 def signals_sql(facts: Facts, dims: tuple[str, ...], evidence: bool = False) -> str:
