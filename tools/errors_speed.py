@@ -56,7 +56,8 @@ def steps_cte(facts: Facts) -> str:
     err = " ".join(f"WHEN {i} THEN error_{i}" for i in range(1, k + 1))
     load = " ".join(f"WHEN {i} THEN load_{i}" for i in range(1, k + 1))
     return (f"step_rows AS (SELECT f.*, s.step, s.j, CASE s.j {err} END AS err, CASE s.j {load} END AS load,"
-            f" f.level >= s.j + 1 AS converted FROM facts f JOIN (VALUES {values}) s(level, j, step) ON f.level = s.level)")
+            f" f.level >= s.j + 1 AS converted FROM facts f"
+            f" JOIN (VALUES {values}) s(level, j, step) ON f.level = s.level)")
 
 
 def signals_sql(facts: Facts, dims: tuple[str, ...], evidence: bool = False) -> str:

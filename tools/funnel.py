@@ -81,7 +81,8 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     order = "PARTITION BY entity ORDER BY ts, k"
     first, second = (lit(s) for s in spec.steps[:2])
     # a user entity is its own user; a session's user is any of its events' (one per session)
-    user_id, owner = ("entity AS user_id", "") if spec.entity == "users" else ("user_id", " any_value(user_id) AS user_id,")
+    user_id, owner = (("entity AS user_id", "") if spec.entity == "users"
+                      else ("user_id", " any_value(user_id) AS user_id,"))
     scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
     ctes = [
         f"firsts AS (SELECT entity, {user_id}, t1{unpack_first(ev_dims)} FROM (SELECT {entity} AS entity,"
