@@ -68,8 +68,8 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     attempt's earliest step j, and `lag` reads the attempt's times from that row; it counts if it
     is within the window of the attempt's step 1. An attempt followed first by a later attempt
     would share that attempt's path with less window left, so dropping it changes no level, and a
-    step-j event after another one is no attempt's earliest. Pass 2 starts an attempt at every
-    step-1 event. The best path is the latest-starting attempt of the furthest level.
+    step-j event after another one is no attempt's earliest. Every step-1 event is an attempt
+    that reached step 1. The best path is the latest-starting attempt of the furthest level.
     """
     k = len(spec.steps)
     entity = "user_id" if spec.entity == "users" else "session_id"
@@ -79,27 +79,22 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
     order = "PARTITION BY entity ORDER BY ts, k"
-    first, second = (lit(s) for s in spec.steps[:2])
+    first = lit(spec.steps[0])
     # a user entity is its own user; a session's user is any of its events' (one per session)
     user_id, owner = (("entity AS user_id", "") if spec.entity == "users"
                       else ("user_id", " any_value(user_id) AS user_id,"))
     scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
+    index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[1:], 2))
     ctes = [
         f"firsts AS (SELECT entity, {user_id}, t1{unpack_first(ev_dims)} FROM (SELECT {entity} AS entity,"
         f"{owner} min(ts) AS t1{first_of(ev_dims)} FROM events"
         f" WHERE event = {first} AND {scope} GROUP BY {entity}) g)",
-        # pass 2: a step-2 event right after a step-1 event is the earliest step 2 of the attempt it starts
-        f"a2 AS (SELECT entity, t1, ts AS t2 FROM (SELECT entity, ts, k,"
-        f" lag(CASE WHEN k = 1 THEN ts END) OVER ({order}) AS t1 FROM"
-        f" (SELECT {entity} AS entity, ts, CASE WHEN event = {first} THEN 1 ELSE 2 END AS k FROM events"
-        f" WHERE event IN ({first}, {second}) AND {scope}) e) m WHERE k = 2 AND ts <= t1 + {window})",
+        # every step-1 event starts an attempt
+        f"a1 AS (SELECT {entity} AS entity, ts AS t1 FROM events WHERE event = {first} AND {scope})",
+        f"later AS (SELECT {entity} AS entity, ts, CASE event {index} END AS k FROM events"
+        f" WHERE event IN ({', '.join(lit(s) for s in spec.steps[1:])}) AND {scope})",
     ]
-    if k > 2:
-        index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[2:], 3))
-        names = ", ".join(lit(s) for s in spec.steps[2:])
-        ctes.append(f"later AS (SELECT {entity} AS entity, ts, CASE event {index} END AS k FROM events"
-                    f" WHERE event IN ({names}) AND {scope})")
-    for j in range(3, k + 1):
+    for j in range(2, k + 1):
         times = ", ".join(f"t{i}" for i in range(1, j))
         ctes.append(
             f"a{j} AS (SELECT entity, {times}, ts AS t{j} FROM (SELECT entity, ts, k,"
