@@ -23,6 +23,7 @@ import pytest
 from data.schema import TABLES, create_tables
 from prompts import load_yaml
 from tools.cart import cart_abandonment
+from tools.distinct_users import distinct_users
 from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import analyze, experiments
@@ -33,7 +34,7 @@ from tools.result import Friction
 from tools.retention import retention, week_n_sql
 from tools.search import NORMALIZED, edit_distance, likely_cause, search, searches_sql
 from tools.segments import SegmentRules, compare, select
-from tools.sessions import Facts, distinct_users
+from tools.sessions import Facts
 from tools.stats import bh, relative_lift, robust_z, srm_p, two_proportion_p
 from tools.trends import decompose, trends
 from tools.warehouse import Warehouse

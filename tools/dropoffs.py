@@ -8,11 +8,12 @@ import pandas as pd
 
 from data.schema import DIMENSIONS
 from tools.charts import bar_chart
+from tools.distinct_users import distinct_users
 from tools.funnel import FunnelSpec, downstream_rates, known_events, levels_sql, step_counts_sql
 from tools.period import period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
-from tools.sessions import Facts, distinct_users, segment_condition
+from tools.sessions import Facts, segment_condition
 from tools.warehouse import Warehouse
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from tools.charts import bar_chart
+from tools.distinct_users import distinct_users
 from tools.period import Period, period_weeks
 from tools.result import Friction, ToolResult
-from tools.sessions import distinct_users
 from tools.sqltext import lit
 from tools.stats import bh, two_proportion_p
 from tools.warehouse import Warehouse

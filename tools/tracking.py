@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.schema import EVENT_DIMENSIONS, TABLES
+from tools.distinct_users import distinct_users
 from tools.period import Period
 from tools.result import Friction, ToolResult
-from tools.sessions import distinct_users
 from tools.sqltext import lit
 from tools.warehouse import Warehouse
 

@@ -10,10 +10,11 @@ import pandas as pd
 
 from data.schema import USER_DIMENSIONS
 from tools.charts import line_chart
+from tools.distinct_users import distinct_users
 from tools.funnel import check_dimensions, downstream_rates
 from tools.period import Period, data_bounds
 from tools.result import Friction, ToolResult, segment_text
-from tools.sessions import Facts, distinct_users, segment_condition
+from tools.sessions import Facts, segment_condition
 from tools.sqltext import lit
 from tools.stats import bh, robust_z, two_proportion_p
 from tools.warehouse import Warehouse
