@@ -24,6 +24,7 @@ from tools.warehouse import Warehouse
 MAX_NULL_SHARE = 0.01
 MIN_ROWS = 20
 DROP_RATIO = 0.5
+REQUIRED_ON = "platform"  # the events column a rule's `required_on` values name
 # json_type() of each planned type; JSON has one number type, so a whole number is a valid DOUBLE.
 JSON_TYPES = {"VARCHAR": ("VARCHAR",), "INTEGER": ("BIGINT", "UBIGINT"),
               "DOUBLE": ("DOUBLE", "BIGINT", "UBIGINT"), "BOOLEAN": ("BOOLEAN",)}
@@ -165,14 +166,14 @@ def _dimensions(wh: Warehouse, plan: TrackingPlan, period: Period) -> list[Frict
                 checks.append((dim, "allowed", f"{dim} IS NOT NULL AND {dim} NOT IN "
                                f"({', '.join(lit(v) for v in rule.allowed)})", "TRUE"))
             scope = "TRUE" if rule.required else (
-                f"platform IN ({', '.join(lit(p) for p in rule.required_on)})" if rule.required_on else None)
+                f"{REQUIRED_ON} IN ({', '.join(lit(p) for p in rule.required_on)})" if rule.required_on else None)
             if scope and table == "events":
                 checks.append((dim, "missing", f"{dim} IS NULL", scope))
         if not checks:
             continue
         # count the rows per combination of the dimensions first: the checks then run on a few hundred
         # rows instead of evaluating every check on every event
-        keys = ", ".join(dict.fromkeys([*rules, *(["platform"] if table == "events" else [])]))
+        keys = ", ".join(dict.fromkeys([*rules, *([REQUIRED_ON] if table == "events" else [])]))
         cols = ", ".join(f"coalesce(sum(n) FILTER (WHERE {scope}), 0) AS n{i},"
                          f" coalesce(sum(n) FILTER (WHERE {scope} AND {cond}), 0) AS x{i}"
                          for i, (_, _, cond, scope) in enumerate(checks))
