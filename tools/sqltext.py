@@ -26,9 +26,10 @@ FIRST = "first_touch"
 def first_of(columns: Sequence[str], order: str = "ts") -> str:
     """`, arg_min(struct_pack(c := c, ...), order) AS first_touch`: the columns of the row with the least `order`.
 
-    One struct keeps the values of one row together (separate arg_mins may pick different rows
-    on ties) and compares `order` once per row: about 40% faster than an arg_min per column.
-    Empty when there are no columns.
+    One struct keeps the values of one row together (separate arg_mins agree on ties only because
+    DuckDB happens to update them in the same order) and compares `order` once per row. Measured
+    in the full queries on 10M events, one arg_min per column instead was slower: retention 3.1
+    against 2.6 s, session facts 5.0-5.2 against 4.3-4.8 s. Empty when there are no columns.
     """
     if not columns:
         return ""
