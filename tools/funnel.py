@@ -18,7 +18,7 @@ from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIME
 from tools.charts import funnel_chart
 from tools.period import Period
 from tools.result import ToolResult
-from tools.sqltext import first_of, lit, unpack_first
+from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 
@@ -80,14 +80,14 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     user_dims = [d for d in dims if d in USER_DIMENSIONS]
     order = "PARTITION BY entity ORDER BY ts, k"
     first = lit(spec.steps[0])
-    # a user entity is its own user; a session's user is any of its events' (one per session)
-    user_id, owner = (("entity AS user_id", "") if spec.entity == "users"
-                      else ("user_id", " any_value(user_id) AS user_id,"))
+    # a user entity is its own user; a session's user is that of its first step-1 event
+    user_id, first_cols = (("entity AS user_id", ev_dims) if spec.entity == "users"
+                           else (f"{FIRST}.user_id AS user_id", ["user_id", *ev_dims]))
     scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
     index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[1:], 2))
     ctes = [
         f"firsts AS (SELECT entity, {user_id}, t1{unpack_first(ev_dims)} FROM (SELECT {entity} AS entity,"
-        f"{owner} min(ts) AS t1{first_of(ev_dims)} FROM events"
+        f" min(ts) AS t1{first_of(first_cols)} FROM events"
         f" WHERE event = {first} AND {scope} GROUP BY {entity}) g)",
         # every step-1 event starts an attempt
         f"a1 AS (SELECT {entity} AS entity, ts AS t1 FROM events WHERE event = {first} AND {scope})",

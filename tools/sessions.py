@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.period import Period
-from tools.sqltext import first_of, lit, unpack_first
+from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 CART_STEPS = ("Product Added", "Order Completed")
@@ -63,17 +63,18 @@ class Facts:
         users = "".join(f", u.{d}" for d in self.dims if d in USER_DIMENSIONS)
         cart = level_sql(self.steps, CART_STEPS) if set(CART_STEPS) <= set(self.steps) else "NULL::INT"
         errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
-        kept = unpack_first(ev_dims, "p")
+        # user_id rides in the first-touch struct: one aggregate state fewer than any_value (about 7%)
+        kept = unpack_first(["user_id"], "p") + ", p.start_ts" + unpack_first(ev_dims, "p")
         kept += "".join(f", p.load_{i + 1}" for i in range(k)) + users
-        return f"""SELECT p.session_id, p.user_id, p.start_ts{kept}, {level_sql(self.steps, self.steps)} AS level,
+        return f"""SELECT p.session_id{kept}, {level_sql(self.steps, self.steps)} AS level,
        {cart} AS cart_level{errors}
-FROM (SELECT session_id, any_value(user_id) AS user_id, min(ts) AS start_ts{first_of(ev_dims)}{loads},
+FROM (SELECT session_id, min(ts) AS start_ts{first_of(["user_id", *ev_dims])}{loads},
              array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
                  lambda x: CASE WHEN x % 32 = {_ERROR_ORD} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
       FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
             FROM events WHERE session_id IS NOT NULL AND event IN ({names}) AND {self.period.where()})
       GROUP BY session_id) p
-LEFT JOIN users u ON u.user_id = p.user_id"""
+LEFT JOIN users u ON u.user_id = p.{FIRST}.user_id"""
 
     def cte(self) -> str:
         """`facts AS (...)`: the materialized table when there is one, else the full query."""
