@@ -136,8 +136,10 @@ def _explain(hits: pd.DataFrame, df: pd.DataFrame, rules: SegmentRules, key: str
     A single segment A is explained by another flagged single B when their overlap is a strict
     part of A yet accounts for >= 80% of A's lost units (`platform=web` by `browser=safari`).
     """
-    # every row by (key, segment) as plain dicts: Series per row cost more than the whole test
-    rows = {(r[key], frozenset(r["segment"].items())): {**r, "_index": i} for i, r in df.to_dict("index").items()}
+    # every row by (key, segment) as plain dicts of the counts a parent is read for: Series per row,
+    # or dicts of every column, cost more than the whole test
+    rows = {(k, frozenset(seg.items())): {"n": n, "x": x, "lost": lost, "_index": i}
+            for i, k, seg, n, x, lost in zip(df.index, df[key], df["segment"], df["n"], df["x"], df["lost"])}
     within = _subset_items(df, key)
     drop: set[int] = set()
     for idx, child in hits[hits["depth"] > (0 if include_total else 1)].iterrows():
@@ -172,13 +174,16 @@ def _subset_items(df: pd.DataFrame, key: str) -> dict[tuple, set[tuple]]:
     Read off the pair rows: a pair with exactly the counts of one of its singles means that
     single lies inside the other item.
     """
-    singles = {(row[key], _item(row)): (row["n"], row["x"]) for row in df[df["depth"] == 1].to_dict("records")}
+    def rows(depth: int) -> zip:
+        part = df[df["depth"] == depth]
+        return zip(part[key], part["segment"], part["n"], part["x"])
+
+    singles = {(k, next(iter(seg.items()))): (n, x) for k, seg, n, x in rows(1)}
     out: dict[tuple, set[tuple]] = {}
-    for row in df[df["depth"] == 2].to_dict("records"):
-        a, b = row["segment"].items()
+    for k, seg, n, x in rows(2):
+        a, b = seg.items()
         for small, big in ((a, b), (b, a)):
-            if row["n"] > 0 and singles.get((row[key], small)) == (row["n"], row["x"]) \
-                    and singles.get((row[key], big)) != (row["n"], row["x"]):
+            if n > 0 and singles.get((k, small)) == (n, x) and singles.get((k, big)) != (n, x):
                 out.setdefault(small, set()).add(big)
     return out
 
