@@ -316,6 +316,16 @@ def test_session_segment_values_all_come_from_its_first_event(make_wh) -> None:
     assert set(rows) <= {("ios", "5.1", "DE"), ("android", "5.2", "FR")}
 
 
+def test_session_user_is_the_user_of_its_first_event(make_wh) -> None:
+    # Bad data: session s1 holds events of two users. u2's PA@10 is inserted first; u1's PV@0 is the
+    # first in time -> the session is u1's, with u1's plan, in the facts and in a session funnel.
+    wh = make_wh([E("u2", 10, PA, "s1"), E("u1", 0, PV, "s1"), E("u2", 20, PV, "s1")],
+                 users=[U("u1", plan="pro"), U("u2", plan="free")])
+    assert facts(wh).loc["s1", ["user_id", "plan"]].tolist() == ["u1", "pro"]
+    levels = wh.query(levels_sql(FunnelSpec((PV, PA), entity="sessions"))).df
+    assert levels[["entity", "user_id", "level"]].values.tolist() == [["s1", "u1", 2]]
+
+
 def test_distinct_users_per_condition(make_wh) -> None:
     # u1 has two sessions on ios (counted once), u2 one on ios reaching PA, u3 one on web.
     # ios: u1, u2 -> 2; ios and level >= 2: u2 -> 1; android: nobody -> 0; web: u3 -> 1.
