@@ -51,7 +51,10 @@ class Facts:
     table: str | None = field(default=None, compare=False)
 
     def select_sql(self) -> str:
-        """session_id, user_id, start_ts, dims, load_1..K, level, cart_level, error_1..K."""
+        """session_id, user_id, start_ts, dims, load_1..K, level, cart_level, error_1..K.
+
+        user_id and the event dimensions are those of the session's first event (of the steps and errors).
+        """
         k = len(self.steps)
         if k > 26:
             raise ValueError("at most 26 funnel steps")
