@@ -21,11 +21,12 @@ from agent.intents import Vocabulary
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst
 from tools.charts import bar_chart
-from tools.metrics import definitions
 from tools.period import data_bounds
 from tools.result import Suggestion, ToolResult
 from tools.scan import ScanReport, scan
 from tools.schema import dimension_values, schema
+from tools.semantic.eventmap import EventMap, load_map
+from tools.semantic.metrics import catalog
 
 MAX_QUESTION = 4000
 
@@ -60,7 +61,8 @@ class InsightAgent:
     """Ask questions about event data; scans and digests use the same tools.
 
     `db` is a DuckDB file or a Parquet lake directory; `engine="spark"` runs the same SQL on
-    Spark (a lake; `spark_remote="sc://host:15002"` for Spark Connect).
+    Spark (a lake; `spark_remote="sc://host:15002"` for Spark Connect). `map` is an event map (or
+    its YAML file) to read the data with instead of the one stored with it.
 
     >>> agent = InsightAgent(db="data.duckdb")                    # doctest: +SKIP
     >>> agent.ask("What should we fix first?").suggestions[0].tweak  # doctest: +SKIP
@@ -68,24 +70,27 @@ class InsightAgent:
 
     def __init__(self, db: str | Path | None = None, llm: Any = "auto", state_dir: str | Path | None = None,
                  settings: Settings | None = None, max_tool_calls: int = 8, engine: str | None = None,
-                 spark_remote: str | None = None) -> None:
+                 spark_remote: str | None = None, map: EventMap | str | Path | None = None) -> None:
         self.settings = settings or Settings()
         overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote}.items() if v is not None}
         if overrides:
             self.settings = self.settings.model_copy(update=overrides)
         self.db = Path(db or self.settings.db)
         self.state_dir = Path(state_dir or self.settings.state_dir)
-        self.warehouse = self.settings.open_warehouse(self.db)
+        self.warehouse = self.settings.open_warehouse(
+            self.db, map if isinstance(map, EventMap) or map is None else load_map(map))
+        emap = self.warehouse.event_map
         start, end = data_bounds(self.warehouse)
         experiments = self.warehouse.query("SELECT experiment_id, name FROM experiments").df
         vocabulary = Vocabulary(dimensions=dimension_values(self.warehouse),
                                 experiments=dict(zip(experiments["experiment_id"], experiments["name"].fillna(""))),
                                 data_end=str(end) if end else None,
-                                metrics={k: d.name for k, d in definitions().items()})
-        chat = make_llm(self.settings) if llm == "auto" else llm
+                                metrics={k: d.name for k, d in catalog(emap).items()}, steps=list(emap.steps),
+                                funnel_name=emap.default_funnel or "main")
+        chat = make_llm(self.settings, emap) if llm == "auto" else llm
         self.context = Context(warehouse=self.warehouse, offline=OfflineAnalyst(vocabulary=vocabulary), llm=chat,
                                max_tool_calls=max_tool_calls, data_start=f"{start:%Y-%m-%d}" if start else "",
-                               data_end=f"{end:%Y-%m-%d}" if end else "")
+                               data_end=f"{end:%Y-%m-%d}" if end else "", data_map=emap.in_words())
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._sqlite = sqlite3.connect(self.state_dir / "checkpoints.sqlite", check_same_thread=False)
         self.checkpointer = SqliteSaver(self._sqlite)

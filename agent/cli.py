@@ -27,6 +27,8 @@ EngineOption = Annotated[str | None, typer.Option(
 RemoteOption = Annotated[str | None, typer.Option(
     "--spark-remote", help="Spark Connect URL, e.g. sc://spark-host:15002 (default: INSIGHT_SPARK_REMOTE)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+MapOption = Annotated[Path | None, typer.Option(
+    "--map", help="event map YAML to read the data with (default: the one stored with the data; see `insight map`)")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -48,14 +50,16 @@ def resolve_db(db: Path | None) -> Path:
     return db or Settings().db
 
 
-def engine_settings(engine: str | None = None, spark_remote: str | None = None) -> Settings:
-    """Settings with the command line's engine choices over INSIGHT_* ones; a bad engine ends the command."""
+def engine_settings(engine: str | None = None, spark_remote: str | None = None, event_map: Path | None = None
+                    ) -> Settings:
+    """Settings with the command line's engine and map choices over INSIGHT_* ones; a bad engine ends the command."""
     from tools.engines import ENGINES
 
     settings = Settings()
     if engine is not None and engine not in ENGINES:
         raise fail(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote}.items() if v is not None}
+    overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote, "map": event_map}.items()
+                 if v is not None}
     return settings.model_copy(update=overrides) if overrides else settings
 
 
@@ -86,22 +90,37 @@ def generate(
 
 @app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="folder of users.*, events.* ... or a Segment JSONL file")],
+    source: Annotated[Path, typer.Argument(help="an export file or folder: tables, Segment, a wide events file "
+                                                "(CSV/Parquet/JSONL), Amplitude, Mixpanel, PostHog or GA4")],
     db: DbOption = None,
-    format: Annotated[str, typer.Option("--format", help="auto, tables or segment")] = "auto",
+    format: Annotated[str, typer.Option("--format", help="auto, tables, segment, events, amplitude, mixpanel, "
+                                                         "posthog or ga4")] = "auto",
+    columns: Annotated[str | None, typer.Option(
+        "--columns", help="name the core columns of a wide events file: ts=created,user_id=uid,event=action")] = None,
+    ts_format: Annotated[str | None, typer.Option(
+        "--ts-format", help="strptime format of text timestamps, e.g. '%d-%m-%Y %H:%M' (default: recognized)")] = None,
+    event_map: MapOption = None,
 ) -> None:
-    """Import CSV / Parquet / JSONL tables or Segment track JSONL; all-or-nothing."""
+    """Import an export all-or-nothing, and store its event map (inferred, or --map FILE) with the data."""
     from data.importers import ImportFailed, import_source
+    from tools.semantic.eventmap import MapError, load_map
+    from tools.semantic.store import finish_import
 
-    if format not in {"auto", "tables", "segment"}:
-        raise fail(f"--format must be auto, tables or segment, not {format!r}")
     target = resolve_db(db)
     try:
+        given = load_map(event_map) if event_map else None
         with progress_bar(f"importing {source}") as step:
-            counts = import_source(source, target, format=format, progress=step)
-    except ImportFailed as exc:
+            counts = import_source(source, target, format=format, columns=columns, ts_format=ts_format,
+                                   progress=step, finish=finish_import(given))
+    except (ImportFailed, MapError) as exc:
         raise fail(f"{exc} (nothing was written to {target})")
     console.print(f"imported into {target}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    with open_warehouse(target) as wh:
+        emap = wh.event_map
+    console.print(f"event map: funnel {' -> '.join(emap.steps) or 'none'}; {len(emap.dims)} dimensions"
+                  + ("" if given else " (inferred: `insight map` shows how, `insight map --write FILE` to edit)"))
+    for analysis, need in emap.unavailable().items():
+        console.print(f"[yellow]no {need}:[/] {analysis} disabled", highlight=False)
 
 
 @app.command()
@@ -121,23 +140,33 @@ def export(
     console.print(f"exported to {out}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
 
-def open_warehouse(db: Path | None, engine: str | None = None, spark_remote: str | None = None):
-    """The read-only warehouse of `db` (or INSIGHT_DB) on the chosen engine, or a clean exit naming the problem."""
+def open_warehouse(db: Path | None, engine: str | None = None, spark_remote: str | None = None,
+                   event_map: Path | None = None):
+    """The read-only warehouse of `db` (or INSIGHT_DB) on the chosen engine, read with `event_map` when given,
+    or a clean exit naming the problem."""
+    from tools.semantic.eventmap import MapError
     from tools.warehouse import WarehouseError
 
     try:
-        return engine_settings(engine, spark_remote).open_warehouse(resolve_db(db))
-    except WarehouseError as exc:
+        wh = engine_settings(engine, spark_remote, event_map).open_warehouse(resolve_db(db))
+    except (WarehouseError, MapError) as exc:
         raise fail(str(exc))
+    try:
+        _ = wh.event_map  # a stored map that no longer reads, or inference that fails, ends here with its reason
+    except (MapError, WarehouseError) as exc:
+        wh.close()
+        raise fail(str(exc))
+    return wh
 
 
-def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remote: str | None = None):
+def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remote: str | None = None,
+             event_map: Path | None = None):
     """Scan with a progress spinner; bad periods and database problems end in a one-line error."""
     from tools.period import PeriodError
     from tools.scan import scan
     from tools.warehouse import WarehouseError
 
-    with open_warehouse(db, engine, spark_remote) as wh:
+    with open_warehouse(db, engine, spark_remote, event_map) as wh:
         try:
             with progress_bar("scanning") as step:
                 return scan(wh, period, progress=step)
@@ -145,19 +174,32 @@ def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remo
             raise fail(str(exc))
 
 
-def print_suggestions(report, limit: int = 10) -> None:
-    """The ranked suggestions as a Rich table, then their evidence."""
-    table = Table(title=f"What to fix first (period {report.period}; {len(report.findings)} findings)",
-                  show_lines=True)
+def _suggestion_table(title: str, suggestions, start: int = 1) -> Table:
+    table = Table(title=title, show_lines=True)
     for col in ("#", "RICE", "tweak", "evidence", "weekly uplift"):
         table.add_column(col, overflow="fold")
-    for i, s in enumerate(report.suggestions[:limit], 1):
+    for i, s in enumerate(suggestions, start):
         u = s.est_weekly_uplift
-        uplift = f"{u.conversions_low:g}-{u.conversions_high:g} orders\n${u.revenue_low:,.0f}-${u.revenue_high:,.0f}"
+        uplift = f"{u.conversions_low:g}-{u.conversions_high:g} orders\n${u.revenue_low:,.0f}-${u.revenue_high:,.0f}" \
+            if s.kind != "tracking_issue" else "-"
         table.add_row(str(i), f"{s.rice_score:,.0f}", s.tweak, s.rationale, uplift)
-    console.print(table)
-    if not report.suggestions:
-        console.print("No friction found: nothing stands out in this period.")
+    return table
+
+
+def print_suggestions(report, limit: int = 10) -> None:
+    """The ranked product suggestions as a Rich table, then data quality in its own table, then what the
+    event map left out."""
+    product, quality = report.product[:limit], report.data_quality[:limit]
+    if product:
+        console.print(_suggestion_table(
+            f"What to fix first (period {report.period}; {len(report.findings)} findings)", product))
+    else:
+        console.print(f"No product friction found in period {report.period}: nothing stands out.")
+    if quality:
+        console.print(_suggestion_table("Data quality (fix the tracking; these never outrank product friction)",
+                                        quality, len(product) + 1))
+    for line in report.disabled:
+        console.print(f"[dim]not analysed: {line}[/]", highlight=False)
     for w in report.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")
 
@@ -183,11 +225,12 @@ def scan(
     limit: Annotated[int, typer.Option(min=1, help="suggestions to show")] = 10,
     engine: EngineOption = None,
     spark_remote: RemoteOption = None,
+    event_map: MapOption = None,
 ) -> None:
-    """Run every friction detector and rank the suggested tweaks (RICE)."""
-    report = run_scan(db, period, engine, spark_remote)
+    """Run every friction detector and rank the suggested tweaks (RICE); data quality in its own section."""
+    report = run_scan(db, period, engine, spark_remote, event_map)
     if as_json:
-        console.print_json(report.model_dump_json(include={"period", "findings", "suggestions"}))
+        console.print_json(json.dumps(report.public(), default=str))
     else:
         print_suggestions(report, limit)
 
@@ -220,14 +263,16 @@ def sql(
         console.print(f"(truncated at {len(result.df)} rows)")
 
 
-def make_agent(db: Path | None, engine: str | None = None, spark_remote: str | None = None):
+def make_agent(db: Path | None, engine: str | None = None, spark_remote: str | None = None,
+               event_map: Path | None = None):
     """The InsightAgent for `db`; says once, plainly, when it runs without a language model."""
     from agent.api import InsightAgent
+    from tools.semantic.eventmap import MapError
     from tools.warehouse import WarehouseError
 
     try:
-        agent = InsightAgent(db=resolve_db(db), settings=engine_settings(engine, spark_remote))
-    except WarehouseError as exc:
+        agent = InsightAgent(db=resolve_db(db), settings=engine_settings(engine, spark_remote, event_map))
+    except (WarehouseError, MapError) as exc:
         raise fail(str(exc))
     if agent.mode == "offline":
         err_console.print("[dim]No OPENAI_API_KEY or OPENAI_BASE_URL set: answering with the offline analyst.[/]")
@@ -250,9 +295,10 @@ def ask(
     as_json: JsonOption = False,
     engine: EngineOption = None,
     spark_remote: RemoteOption = None,
+    event_map: MapOption = None,
 ) -> None:
     """Ask one question; numbers come from SQL over the data."""
-    with make_agent(db, engine, spark_remote) as agent:
+    with make_agent(db, engine, spark_remote, event_map) as agent:
         answer = agent.ask(question, thread_id=thread)
     if as_json:
         console.print_json(answer.model_dump_json(exclude={"charts", "tables"}))
@@ -262,11 +308,11 @@ def ask(
 
 @app.command()
 def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] = "chat",
-         engine: EngineOption = None, spark_remote: RemoteOption = None) -> None:
+         engine: EngineOption = None, spark_remote: RemoteOption = None, event_map: MapOption = None) -> None:
     """An interactive conversation with streamed steps (empty line or Ctrl-D to quit)."""
     from agent.api import Answer, Step
 
-    with make_agent(db, engine, spark_remote) as agent:
+    with make_agent(db, engine, spark_remote, event_map) as agent:
         console.print("Ask about your product (e.g. \"What should we fix first?\"). Empty line to quit.")
         while True:
             try:
@@ -284,14 +330,14 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
 
 
 def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None,
-                   engine: str | None = None, spark_remote: str | None = None):
+                   engine: str | None = None, spark_remote: str | None = None, event_map: Path | None = None):
     """One digest run; bad weeks, paths and databases end in a one-line error."""
     from agent.digest import run_digest
     from tools.period import PeriodError
     from tools.warehouse import WarehouseError
 
     settings = Settings()
-    with open_warehouse(db, engine, spark_remote) as wh:
+    with open_warehouse(db, engine, spark_remote, event_map) as wh:
         try:
             with progress_bar(f"digest {week or 'last full week'}") as step:
                 step("scanning")
@@ -308,9 +354,10 @@ def digest(
     webhook: Annotated[str | None, typer.Option(help="Slack-compatible webhook URL")] = None,
     engine: EngineOption = None,
     spark_remote: RemoteOption = None,
+    event_map: MapOption = None,
 ) -> None:
     """Build the weekly digest (Markdown + self-contained HTML), save it with history, optionally deliver it."""
-    d = run_digest_cli(db, week, out, webhook, engine, spark_remote)
+    d = run_digest_cli(db, week, out, webhook, engine, spark_remote, event_map)
     console.print(f"digest {d.week}: {len(d.new)} new, {len(d.ongoing)} ongoing, {len(d.resolved)} resolved; "
                   f"files: {', '.join(d.files.values())}")
     if d.delivery:
@@ -325,12 +372,13 @@ def schedule(
     out: Annotated[Path | None, typer.Option(help="also write the files to this folder")] = None,
     engine: EngineOption = None,
     spark_remote: RemoteOption = None,
+    event_map: MapOption = None,
 ) -> None:
     """Run the digest on a schedule (APScheduler, UTC) and log each run to <state_dir>/schedule.log."""
     from agent.schedule import run_forever
 
     try:
-        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook, engine, spark_remote),
+        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook, engine, spark_remote, event_map),
                     Settings().state_dir / "schedule.log")
     except ValueError as exc:
         raise fail(f"--cron {cron!r}: {exc}")
@@ -341,33 +389,37 @@ def ui(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="interface to bind (keep 127.0.0.1 for company data)")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="port (default: Gradio's)")] = None,
+    event_map: MapOption = None,
 ) -> None:
     """Serve the Gradio chat UI (login when INSIGHT_UI_USER and INSIGHT_UI_PASSWORD are set)."""
     import os
     import sys
 
     target = resolve_db(db)
-    make_agent(target).close()  # fail fast, with a clear message, on a bad database
+    make_agent(target, event_map=event_map).close()  # fail fast, with a clear message, on a bad database or map
     args = [sys.executable, "-m", "ui.app", "--db", str(target), "--host", host]
-    os.execv(sys.executable, args + (["--port", str(port)] if port else []))  # the UI runs as its own program
+    args += ["--port", str(port)] if port else []
+    os.execv(sys.executable, args + (["--map", str(event_map)] if event_map else []))  # the UI is its own program
 
 
 @app.command("check-tracking")
 def check_tracking_cmd(
     db: DbOption = None,
-    plan: Annotated[Path | None, typer.Option(help="tracking plan YAML (default: data/tracking_plan.yaml)")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        help="tracking plan YAML, or an event map file holding one (default: the event map's plan, if any)")] = None,
     period: Annotated[str, typer.Option(help="all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www")] = "all",
     as_json: JsonOption = False,
     engine: EngineOption = None,
     spark_remote: RemoteOption = None,
+    event_map: MapOption = None,
 ) -> None:
-    """Check the data against the tracking plan; every problem is a tracking_issue finding."""
+    """Check data quality, and the data against the team's tracking plan when there is one."""
     from tools.period import PeriodError, resolve_period
     from tools.tracking import PlanError, check_tracking, load_plan
 
-    with open_warehouse(db, engine, spark_remote) as wh:
+    with open_warehouse(db, engine, spark_remote, event_map) as wh:
         try:
-            result = check_tracking(wh, load_plan(plan), resolve_period(wh, period))
+            result = check_tracking(wh, load_plan(plan) if plan else None, resolve_period(wh, period))
         except (PlanError, PeriodError) as exc:
             raise fail(str(exc))
     if as_json:
@@ -376,6 +428,61 @@ def check_tracking_cmd(
     console.print(result.summary if not result.findings else f"{len(result.findings)} tracking problem(s):")
     for f in result.findings:
         console.print(f"- {f.title}", highlight=False)
+
+
+@app.command("map")
+def map_(
+    db: DbOption = None,
+    write: Annotated[Path | None, typer.Option("--write", help="save the map as YAML here, to edit and pass as --map")]
+    = None,
+    with_plan: Annotated[bool, typer.Option(
+        "--with-plan", help="with --write: start a tracking plan from the data (its events and dimension values)")]
+    = False,
+    as_json: JsonOption = False,
+    event_map: MapOption = None,
+) -> None:
+    """Show the event map: what each event and field means, what was recognized or guessed, what is missing."""
+    from tools.semantic.infer import draft_plan
+
+    with open_warehouse(db, event_map=event_map) as wh:
+        emap = wh.event_map
+        if write:
+            if with_plan:
+                emap = emap.model_copy(update={"tracking_plan": draft_plan(wh)})
+            try:
+                write.write_text(emap.to_yaml(), encoding="utf-8")
+            except OSError as exc:
+                raise fail(f"cannot write {write}: {exc.strerror}")
+            console.print(f"wrote {write}: edit it, then use it with --map {write} (or `insight import ... --map`)")
+            return
+    if as_json:
+        console.print_json(json.dumps({**emap.model_dump(mode="json"), "unavailable": emap.unavailable()}))
+        return
+    print_map(emap)
+
+
+def print_map(emap) -> None:
+    """The map as a newcomer reads it: funnels, roles, dimensions, then what is missing and what that disables."""
+    notes = emap.notes
+    table = Table(title="Event map", show_lines=False)
+    for col in ("entry", "meaning", "how it was found"):
+        table.add_column(col, overflow="fold")
+    for name, steps in emap.funnels.items():
+        default = " (default)" if name == emap.default_funnel else ""
+        table.add_row(f"funnel {name}{default}", " -> ".join(steps),
+                      notes.get(f"funnels.{name}", "given in the map"))
+    for role, value in emap.roles:
+        if value is None:
+            continue
+        fields = ", ".join(f"{k}={v}" for k, v in value.model_dump(exclude_none=True).items())
+        table.add_row(f"role {role}", fields, notes.get(f"roles.{role}", "given in the map"))
+    for name, ref in emap.dimensions.items():
+        table.add_row(f"dimension {name}", ref, "discovered" if "dimensions" in notes else "given in the map")
+    console.print(table)
+    if emap.tracking_plan is None:
+        console.print("No tracking plan: plan checks are off (`insight map --write FILE --with-plan` starts one).")
+    for analysis, need in emap.unavailable().items():
+        console.print(f"[yellow]no {need}:[/] {analysis} disabled", highlight=False)
 
 
 @app.command("eval")

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     db: Path = Field(DEFAULT_HOME / "demo.duckdb",
                      description="analytics data (read-only): a DuckDB file or a Parquet lake directory")
+    map: Path | None = Field(None, description="event map YAML to use instead of the one stored with the data")
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="query engine; spark reads a Parquet lake")
     spark_remote: str | None = Field(None, description="Spark Connect URL, e.g. sc://spark-host:15002")
     spark_master: str = Field("local[2]", description="Spark master when no Spark Connect URL is set")
@@ -40,13 +41,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
-    def open_warehouse(self, db: Path | None = None):
-        """The read-only warehouse of `db` (default: this `db`) on the configured engine."""
+    def open_warehouse(self, db: Path | None = None, event_map=None):
+        """The read-only warehouse of `db` (default: this `db`) on the configured engine, read with
+        `event_map`, else the event map file `map` when one is set (MapError names a bad one), else the
+        map stored with the data."""
         from tools.engines import open_warehouse
+        from tools.semantic.eventmap import load_map
 
         return open_warehouse(db or self.db, self.engine, spark_remote=self.spark_remote,
                               spark_master=self.spark_master, memory_limit=self.memory_limit,
-                              threads=self.threads, timeout_s=self.query_timeout_s, row_cap=self.row_cap)
+                              threads=self.threads, timeout_s=self.query_timeout_s, row_cap=self.row_cap,
+                              event_map=event_map or (load_map(self.map) if self.map else None))
 
     @property
     def llm_configured(self) -> bool:

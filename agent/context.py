@@ -22,3 +22,4 @@ class Context:
     max_tool_calls: int = 8
     data_start: str = ""
     data_end: str = ""
+    data_map: dict[str, str] = field(default_factory=dict)  # the event map in words, for the system prompt

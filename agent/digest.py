@@ -22,23 +22,27 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
 
 from prompts import load_prompt
-from tools.metrics import definitions, metric_sql
+from tools.metrics import metric_sql
 from tools.period import Period, PeriodError, data_bounds
 from tools.result import Suggestion
 from tools.scan import ScanReport, scan
+from tools.semantic.metrics import catalog, missing_roles
+from tools.trends import series_sql
 from tools.warehouse import Warehouse
 
 TOP = 5
-# Headline KPIs: metrics of the metrics layer (data/metrics.yaml), computed from their definitions.
+# Headline KPIs: metrics of the metric catalog, computed from their one definition each.
 KPI_METRICS = ("wau", "orders", "revenue", "aov", "conversion_rate", "zero_result_rate")
 RATES = {"conversion_rate", "zero_result_rate"}
 
 
 class Kpi(BaseModel):
     name: str
-    value: float
-    previous: float
+    label: str = ""
+    value: float | None = Field(None, description="None when the event map cannot compute it")
+    previous: float | None = None
     change: float | None = Field(None, description="relative change; None when the previous value is 0")
+    missing: str = Field("", description="what the event map lacks, when it cannot be computed")
 
 
 class Tracked(BaseModel):
@@ -90,18 +94,27 @@ def last_full_week(wh: Warehouse) -> str:
 
 
 def kpis(wh: Warehouse, week: str) -> list[Kpi]:
-    """The headline metrics this week and the week before, from the metrics layer's definitions."""
+    """The headline metrics this week and the week before, from the metric catalog's definitions; a metric
+    the event map cannot compute is listed with what it lacks, never as zero."""
+    emap = wh.event_map
+    defs = catalog(emap)
     now, before = week_period(week), week_period(previous_week(week))
     start, end = data_bounds(wh)
     bounds = (f"{end:%Y-%m-%d}" if end else None, f"{start:%Y-%m-%d}" if start else None)
-    cols = ", ".join(f"({metric_sql(k, p, {}, *bounds)}) AS {k}_{i}" for k in KPI_METRICS
+    missing = {k: missing_roles(k, defs, emap) for k in KPI_METRICS}
+    ready = [k for k in KPI_METRICS if not missing[k]]
+    cols = ", ".join(f"({metric_sql(k, emap, p, {}, *bounds)}) AS {k}_{i}" for k in ready
                      for i, p in enumerate((now, before)))
-    row = wh.query(f"SELECT {cols}").df.iloc[0]
+    row = wh.query(f"SELECT {cols}").df.iloc[0] if ready else {}
     out = []
     for key in KPI_METRICS:
+        if missing[key]:
+            out.append(Kpi(name=key, label=defs[key].name, missing=", ".join(missing[key])))
+            continue
         # rounded: parallel float sums differ in the last bits between runs, the digest must not
         v, p = (round(float(row[f"{key}_{i}"] or 0), 6) for i in (0, 1))
-        out.append(Kpi(name=key, value=v, previous=p, change=round((v - p) / p, 6) if p else None))
+        out.append(Kpi(name=key, label=defs[key].name, value=v, previous=p,
+                       change=round((v - p) / p, 6) if p else None))
     return out
 
 
@@ -176,8 +189,11 @@ def _items(items: list[Tracked], ongoing: bool = False) -> str:
 def render_markdown(d: Digest) -> str:
     rows = ["| metric | this week | week before | change |", "|---|---|---|---|"]
     for k in d.kpis:
+        if k.missing:
+            rows.append(f"| {k.label} | not tracked (no {k.missing}) | | |")
+            continue
         change = "n/a" if k.change is None else f"{k.change:+.1%}"
-        rows.append(f"| {definitions()[k.name].name} | {_fmt(k.name, k.value)} | {_fmt(k.name, k.previous)} "
+        rows.append(f"| {k.label} | {_fmt(k.name, k.value)} | {_fmt(k.name, k.previous)} "
                     f"| {change} |")
     tips = []
     for i, s in enumerate(d.suggestions, 1):
@@ -194,17 +210,18 @@ def render_markdown(d: Digest) -> str:
 
 def _charts(d: Digest, wh: Warehouse) -> list[go.Figure]:
     period = week_period(previous_week(d.week))
-    daily = wh.query(
-        "SELECT date_trunc('day', ts) AS day, count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')"
-        " / nullif(count(DISTINCT session_id), 0) AS conversion FROM events"
-        f" WHERE ts >= TIMESTAMP '{period.start:%Y-%m-%d}' AND ts < TIMESTAMP '{d.period_end}' GROUP BY 1 ORDER BY 1"
-    ).df
-    trend = go.Figure(go.Scatter(x=daily["day"], y=daily["conversion"], mode="lines+markers"))
-    trend.update_layout(title="Session conversion per day (this week and the week before)", height=320)
+    two_weeks = Period(f"{period.start:%Y-%m-%d}..{d.period_end}", period.start, week_period(d.week).end)
+    charts = []
+    if not missing_roles("conversion_rate", catalog(wh.event_map), wh.event_map):  # the KPI's own definition
+        daily = wh.query(series_sql("conversion_rate", wh.event_map, two_weeks)).df
+        trend = go.Figure(go.Scatter(x=daily["day"], y=daily["num"] / daily["den"].where(daily["den"] > 0),
+                                     mode="lines+markers"))
+        trend.update_layout(title="Conversion rate per day (this week and the week before)", height=320)
+        charts.append(trend)
     bars = go.Figure(go.Bar(x=[s.est_weekly_uplift.conversions_high for s in d.suggestions],
                             y=[f"#{i}" for i in range(1, len(d.suggestions) + 1)], orientation="h"))
     bars.update_layout(title="Optimistic weekly orders recovered per suggestion", height=280)
-    return [trend, bars]
+    return [*charts, bars]
 
 
 def render_html(d: Digest, wh: Warehouse) -> str:

@@ -1,11 +1,14 @@
 """Understanding a PM's question without a language model: intent, metric, step, segment, period.
 
->>> v = Vocabulary(dimensions={"platform": ["ios", "web"], "country": ["DE", "US"]}, data_end="2026-11-23")
+>>> v = Vocabulary(dimensions={"platform": ["ios", "web"], "country": ["DE", "US"]}, data_end="2026-11-23",
+...                steps=["view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purchase"])
 >>> q = parse("Why did checkout conversion drop last week on iOS?", v)
 >>> q.intent, q.period, q.segment
 ('why_change', 'last_7_days', {'platform': 'ios'})
 >>> parse("and in Germany?", v, previous=q).segment
 {'country': 'DE'}
+>>> parse("Which segments drop off at payment?", v).step
+'add_payment_info'
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from data.schema import DIMENSIONS
+from tools.semantic.vocabularies import normalize, stage_of
 
 COUNTRY_NAMES = {
     "germany": "DE", "german": "DE", "brazil": "BR", "brazilian": "BR", "united states": "US", "usa": "US",
@@ -30,17 +33,17 @@ DIMENSION_WORDS = {
     "channel": "acquisition_channel", "channels": "acquisition_channel", "acquisition": "acquisition_channel",
     "source": "acquisition_channel", "plan": "plan", "plans": "plan", "tier": "plan",
 }
+# Words for funnel stages (matched to the data's steps by what they mean, whatever their names), in order.
 STEP_WORDS = (
-    ("add to cart", "Product Added"), ("add-to-cart", "Product Added"), ("adding to cart", "Product Added"),
-    ("added to cart", "Product Added"), ("payment", "Payment Info Entered"), ("checkout", "Checkout Started"),
-    ("product page", "Product Viewed"), ("product view", "Product Viewed"), ("purchase", "Order Completed"),
-    ("order", "Order Completed"),
+    ("add to cart", "cart_add"), ("add-to-cart", "cart_add"), ("adding to cart", "cart_add"),
+    ("added to cart", "cart_add"), ("payment", "payment"), ("shipping", "shipping"), ("checkout", "checkout"),
+    ("product page", "view"), ("product view", "view"), ("purchase", "order"), ("order", "order"),
 )
 METRIC_WORDS = (
-    ("revenue", "revenue"), ("sales", "revenue"), ("orders", "orders"), ("active users", "active_users"),
-    ("dau", "active_users"), ("add to cart rate", "add_to_cart_rate"), ("add-to-cart rate", "add_to_cart_rate"),
+    ("revenue", "revenue"), ("sales", "revenue"), ("orders", "orders"), ("active users", "dau"),
+    ("dau", "dau"), ("add to cart rate", "add_to_cart_rate"), ("add-to-cart rate", "add_to_cart_rate"),
     ("zero result", "zero_result_rate"), ("zero-result", "zero_result_rate"), ("error rate", "error_rate"),
-    ("conversion", "conversion"),
+    ("conversion", "conversion_rate"),
 )
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
@@ -86,7 +89,9 @@ class Vocabulary:
     dimensions: dict[str, list[str]] = field(default_factory=dict)
     experiments: dict[str, str] = field(default_factory=dict)  # experiment_id -> name
     data_end: str | None = None
-    metrics: dict[str, str] = field(default_factory=dict)  # metric key -> name (data/metrics.yaml)
+    metrics: dict[str, str] = field(default_factory=dict)  # metric key -> name (the metric catalog)
+    steps: list[str] = field(default_factory=list)  # the event map's default funnel
+    funnel_name: str = "main"  # and its name
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class Question:
     segment: dict[str, str] = field(default_factory=dict)
     breakdown: str | None = None
     step: str | None = None
-    metric: str = "conversion"
+    metric: str = "conversion_rate"
     experiment_id: str | None = None
     week_n: int = 1
     entity: str = "users"
@@ -155,7 +160,7 @@ def _segment(text: str, v: Vocabulary) -> dict[str, str]:
         short = re.escape(version.removesuffix(".0"))
         if re.search(rf"(?<![\d.]){short}(\.0)?(?![\d.])", q):
             out["app_version"] = version
-    for dim in DIMENSIONS:
+    for dim in v.dimensions:
         if dim in ("country", "app_version") or dim in out:
             continue
         for value in v.dimensions.get(dim, []):
@@ -178,8 +183,23 @@ def _breakdown(q: str) -> str | None:
     return DIMENSION_WORDS.get(m.group(1)) if m else None
 
 
-def _step(q: str) -> str | None:
-    return next((step for word, step in STEP_WORDS if word in q), None)
+def _step(q: str, v: Vocabulary) -> str | None:
+    """The funnel step a question names: by a stage word ("payment", "add to cart") matched to what the
+    data's steps mean, else by a word of a step's own name ("demo" in `demo_scheduled`)."""
+    for word, stage in STEP_WORDS:
+        if word in q:
+            step = next((s for s in v.steps if stage_of(s) == stage), None)
+            if step:
+                return step
+    words = set(re.findall(r"[a-z0-9]+", q)) - GENERIC_STEP_WORDS
+    return next((s for s in v.steps if words & (set(normalize(s).split()) - GENERIC_STEP_WORDS)), None)
+
+
+# Words of step names that say nothing about which step it is.
+GENERIC_STEP_WORDS = {"viewed", "view", "started", "start", "completed", "complete", "entered", "info", "add",
+                      "added", "clicked", "the", "a", "at", "to", "of", "in", "on", "and", "or", "step", "page",
+                      "event", "user", "users", "who", "drop", "off", "for", "is", "are", "which", "what", "why",
+                      "segments", "segment", "conversion", "rate", "funnel", "how", "many", "does", "do"}
 
 
 def _metric(q: str) -> str | None:
@@ -237,14 +257,15 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
         text=text, intent=intent or "unknown", period=period or "all", segment=segment, breakdown=breakdown,
-        step=_step(q), metric=metric or "conversion", experiment_id=_experiment(q, vocabulary),
+        step=_step(q, vocabulary), metric=metric or "conversion_rate", experiment_id=_experiment(q, vocabulary),
         week_n=int(next(g for g in week.groups() if g)) if week else 1,
         entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql, metric_name=named,
     )
 
 
 # Metrics whose questions the funnel, trends, cart and search analyses answer in more depth.
-ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment", "zero_result_rate"}
+ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment", "zero_result_rate",
+                      "add_to_cart_rate", "error_rate"}
 DEFINITION = re.compile(
     r"\bhow (?:is|are) (?:the |our )?(.+?) (?:defined|calculated|computed|measured)\b"
     r"|\bhow do (?:we|you) (?:define|calculate|compute|measure) (?:the |our )?(.+?)\s*\??$"

@@ -6,13 +6,15 @@ from langchain_core.language_models import BaseChatModel
 
 from agent.config import Settings
 from agent.toolbox import schemas
+from tools.semantic.eventmap import EventMap
 
 
-def make_llm(settings: Settings) -> BaseChatModel | None:
+def make_llm(settings: Settings, emap: EventMap | None = None) -> BaseChatModel | None:
     """ChatOpenAI with the tools bound when OPENAI_API_KEY or OPENAI_BASE_URL is set, else None.
 
     `timeout` and `max_retries` are always set: without a timeout a stalled server hangs forever.
-    Local servers (Ollama, vLLM, llama.cpp) need no real key; any placeholder works.
+    Local servers (Ollama, vLLM, llama.cpp) need no real key; any placeholder works. The tool
+    descriptions name `emap`'s funnel and dimensions.
     """
     if not settings.llm_configured:
         return None
@@ -22,4 +24,4 @@ def make_llm(settings: Settings) -> BaseChatModel | None:
         model=settings.model, base_url=settings.openai_base_url, api_key=settings.openai_api_key or "not-needed",
         timeout=settings.llm_timeout_s, max_retries=settings.llm_max_retries, temperature=0,
     )
-    return llm.bind_tools(schemas())
+    return llm.bind_tools(schemas(emap))

@@ -129,7 +129,7 @@ class OfflineAnalyst(BaseChatModel):
         """Headline from the template, then each tool's own summary, then what to ask next."""
         templates = load_yaml("answers")
         headline = templates.get(q.intent, templates["other"])
-        parts = [f"**{headline.format(scope=_scope(q))}**"]
+        parts = [f"**{headline.format(scope=_scope(q), funnel=self.vocabulary.funnel_name)}**"]
         for msg in results:
             for _tool, body in DATA_BLOCK.findall(str(msg.content)):
                 parts.append(body.split("\n\n")[0].strip())

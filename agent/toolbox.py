@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from tools import TOOLS, Tool
 from tools.result import ToolResult
+from tools.semantic.eventmap import EventMap
 from tools.warehouse import Warehouse
 
 MAX_ROWS = 15
@@ -45,13 +46,23 @@ class ResultStore:
             return self._items.get(key)
 
 
-def schemas() -> list[StructuredTool]:
-    """LangChain tools (name, description, typed arguments) for `bind_tools`; never executed by LangChain."""
+# Tools whose arguments name funnel steps or dimensions: their descriptions say what this data has.
+MAP_AWARE = {"funnel", "dropoffs", "cart_abandonment", "trends", "metric"}
+
+
+def schemas(emap: EventMap | None = None) -> list[StructuredTool]:
+    """LangChain tools (name, description, typed arguments) for `bind_tools`; never executed by LangChain.
+
+    With an event map, the funnel and segment tools' descriptions name its funnel and dimensions."""
     def unused(**_kwargs: object) -> str:
         raise RuntimeError("tools are executed by the graph's tools node")
 
-    return [StructuredTool.from_function(unused, name=t.name, description=t.description, args_schema=t.params)
-            for t in TOOLS.values()]
+    words = emap.in_words() if emap is not None else None
+    return [StructuredTool.from_function(
+        unused, name=t.name, args_schema=t.params,
+        description=t.description + (f" This data: funnel {words['funnel']}; dimensions {words['dimensions']}."
+                                     if words and t.name in MAP_AWARE else ""))
+        for t in TOOLS.values()]
 
 
 def data_block(tool: Tool, result: ToolResult) -> str:

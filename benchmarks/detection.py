@@ -16,16 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.generate import generate
-from data.scenario import Scenario, load_scenario
-from data.schema import DIMENSIONS
+from data.scenario import DIMENSIONS, PURCHASE_FUNNEL, Scenario, load_scenario
 from tools.period import Period
-from tools.prioritize import AFTER_ADD
 from tools.result import Friction
 from tools.scan import ScanReport, scan
 from tools.sessions import Facts, segment_condition
 from tools.warehouse import Warehouse
 
 HERE = Path(__file__).parent
+AFTER_ADD = PURCHASE_FUNNEL[2:]  # the generator's steps after the cart add, where cart abandonment shows
 SPECIAL = {"search_token", "search_query", "experiment_id", "variant", "cohort"}
 
 
@@ -88,7 +87,8 @@ def same_population(wh: Warehouse) -> Callable[[dict, dict], bool]:
     def same(a: dict, b: dict) -> bool:
         if not set(a) | set(b) <= set(DIMENSIONS):
             return False
-        sql = (f"WITH {Facts(Period('all', None, None)).cte()} SELECT count(*) FILTER (WHERE ({cond(a)}) <> ({cond(b)}))"
+        differ = f"coalesce({cond(a)}, FALSE) <> coalesce({cond(b)}, FALSE)"
+        sql = (f"WITH {Facts(Period('all', None, None), wh.event_map).cte()} SELECT count(*) FILTER (WHERE {differ})"
                f" AS differ, count(*) FILTER (WHERE {cond(a)}) AS n FROM facts")
         row = wh.query(sql).df.iloc[0]
         return int(row["n"]) > 0 and int(row["differ"]) == 0

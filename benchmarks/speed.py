@@ -6,7 +6,7 @@ Generates (or reuses) a demo dataset of about `--events` events, then measures:
 
 * the full friction scan, `scan(wh, "all")`, once per run in a fresh subprocess: median
   seconds of the `scan` call and each process's own peak RSS (VmHWM on Linux);
-* the default purchase funnel, `funnel(wh, FunnelSpec())` (median), against ClickHouse's
+* the default purchase funnel, `funnel(wh, FunnelSpec(steps))` (median), against ClickHouse's
   `windowFunnel` run by chdb over a Parquet export of (user_id, ts, event), and against two
   pandas versions: per-user `groupby().apply()` and vectorized `merge_asof`. A pandas version
   whose full run would exceed `--pandas-budget` seconds is timed on a sample of users holding
@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_generate import calibrate, timed  # noqa: E402
 from data.generate import generate  # noqa: E402
-from data.scenario import load_scenario  # noqa: E402
-from data.schema import PURCHASE_FUNNEL  # noqa: E402
+from data.scenario import PURCHASE_FUNNEL, load_scenario  # noqa: E402
 from tools.funnel import FunnelSpec, funnel, step_counts_sql  # noqa: E402
 from tools.scan import scan  # noqa: E402
 from tools.warehouse import Warehouse  # noqa: E402
@@ -178,11 +177,11 @@ def export_parquet(db: Path, out: Path) -> float:
 
 
 def bench_ours(db: Path, repeat: int, progress: Progress) -> dict:
-    """`funnel(wh, FunnelSpec())` (median of `repeat`) and its step-counts SQL alone."""
-    spec = FunnelSpec()
+    """`funnel(wh, FunnelSpec(the map's funnel))` (median of `repeat`) and its step-counts SQL alone."""
     with Warehouse(db, timeout_s=600) as wh:
+        spec = FunnelSpec(wh.event_map.steps)
         times, result = repeated(lambda: funnel(wh, spec), repeat, "funnel (ours)", progress)
-        sql = step_counts_sql(spec)
+        sql = step_counts_sql(spec, wh.event_map)
         sql_times, _ = repeated(lambda: wh.query(sql), repeat, "funnel SQL only (ours)", progress)
     return {
         **times,
@@ -429,7 +428,7 @@ def markdown(r: dict) -> str:
          f"< {SCAN_TARGET_S:g} s", vs(s["median_s"], lambda v: v < SCAN_TARGET_S)),
         (f"friction scan, peak RSS (max over {n} processes)", f"{s['peak_rss_mb']:,.0f} MiB",
          f"< {SCAN_TARGET_MB:,} MiB", vs(s["peak_rss_mb"], lambda v: v < SCAN_TARGET_MB)),
-        ("funnel, ours: funnel(wh, FunnelSpec())", time_value(ours), "", ""),
+        ("funnel, ours: funnel(wh, FunnelSpec(steps))", time_value(ours), "", ""),
         ("funnel, ours: step_counts_sql only", time_value(ours["sql"]), "", ""),
         ("funnel, chdb windowFunnel over Parquet", chdb_time, "", ""),
         ("funnel, pandas groupby/apply", time_value(f["pandas_apply"]), "", ""),

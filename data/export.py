@@ -1,8 +1,9 @@
 """Export a DuckDB analytics file to a Parquet lake (the layout of tools/lake.py).
 
 Events are hive-partitioned by day (`events/day=YYYY-MM-DD/*.parquet`); the other tables are
-one folder each. The lake is written to a temporary sibling directory and renamed into
-place, so a failed export leaves nothing behind and never a half-written lake.
+one folder each; the stored event map goes beside them as event_map.yaml. The lake is written to
+a temporary sibling directory and renamed into place, so a failed export leaves nothing behind
+and never a half-written lake.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from pathlib import Path
 
 import duckdb
 
-from data.schema import TABLES
+from data.schema import MAP_KEY, META_TABLE, TABLES
+
+LAKE_MAP = "event_map.yaml"  # the dataset's event map, beside the lake's tables
+DAY_PARTITION = "day"  # events are partitioned by this DATE (of ts); readers drop it, it is no data of its own
 
 
 class ExportError(RuntimeError):
@@ -41,12 +45,16 @@ def export_lake(db: str | Path, out: str | Path, *, overwrite: bool = False) -> 
                 target = staging / table
                 if table == "events":
                     con.execute(
-                        f"COPY (SELECT *, CAST(ts AS DATE) AS day FROM events) TO '{target}'"
-                        " (FORMAT parquet, PARTITION_BY (day))"
+                        f"COPY (SELECT *, CAST(ts AS DATE) AS {DAY_PARTITION} FROM events) TO '{target}'"
+                        f" (FORMAT parquet, PARTITION_BY ({DAY_PARTITION}))"
                     )
                 else:
                     target.mkdir()
                     con.execute(f"COPY {table} TO '{target / 'part-0.parquet'}' (FORMAT parquet)")
+            if META_TABLE in present:
+                stored = con.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [MAP_KEY]).fetchone()
+                if stored:
+                    (staging / LAKE_MAP).write_text(stored[0], encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

@@ -12,14 +12,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from importlib import resources
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from data.scenario import PlantedFriction, Scenario
-from data.schema import EVENTS, STEP_PAGES, create_tables
+from data.scenario import EVENTS, STEP_PAGES, PlantedFriction, Scenario
+from data.schema import MAP_KEY, create_tables, write_meta
 
 DAY = 86_400
 _EPOCH = datetime(1970, 1, 1)
@@ -78,6 +79,7 @@ class _World:
 
     def __init__(self, sc: Scenario, rng: np.random.Generator) -> None:
         self.sc, self.rng = sc, rng
+        self.noise_rng = np.random.default_rng(sc.seed + 2)  # its own stream: noise leaves the rest unchanged
         self.t0, self.t1 = _to_epoch(sc.start), _to_epoch(sc.end)
         self.codes = _Codes()
         self.codes.add("country", list(sc.countries))
@@ -139,12 +141,34 @@ class _World:
         start = np.concatenate([self.signup, start])
         weekday = ((start // DAY) + 3) % 7  # 1970-01-01 was a Thursday
         keep = (start < self.t1) & ((weekday < 5) | (rng.random(start.size) < sc.weekend_factor))
+        for dip in sc.noise.traffic_dips:
+            inside = (start >= _to_epoch(dip.start)) & (start < _to_epoch(dip.end))
+            keep &= ~(inside & (self.noise_rng.random(start.size) >= dip.keep))
         keep[:n] = True
         order = np.lexsort((start[keep], user[keep]))
         self.s_user, self.s_start = user[keep][order], start[keep][order]
         self.s_first = np.r_[True, self.s_user[1:] != self.s_user[:-1]]
+        self.s_signup, self.signed_up_at = self._signups()
         version_at = np.searchsorted(self.release_ts, self.s_start - self.update_lag[self.s_user], "right") - 1
         self.s_version = np.clip(version_at, 0, len(self.release_ts) - 1).astype(np.int16)
+
+    def _signups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The session each user signs up in, and when: the first one, or the second for users who browse
+        anonymously before signing up (noise) and come back."""
+        noise, n = self.sc.noise, self.sc.users
+        signup_session = self.s_first.copy()
+        signed_up_at = self.signup.copy()
+        if noise.anonymous_share > 0:
+            first = np.flatnonzero(self.s_first)
+            second = first + 1
+            has_second = second < self.s_user.size
+            has_second[has_second] &= self.s_user[second[has_second]] == self.s_user[first[has_second]]
+            late = has_second & (self.s_start[np.minimum(second, self.s_user.size - 1)] - self.s_start[first]
+                                 >= noise.anonymous_days * DAY) & (self.noise_rng.random(n) < noise.anonymous_share)
+            signup_session[first[late]] = False
+            signup_session[second[late]] = True
+            signed_up_at[self.s_user[first[late]]] = self.s_start[second[late]]
+        return signup_session, signed_up_at
 
     def session_mask(self, segment: dict[str, str], start: date | None, end: date | None) -> np.ndarray:
         """Sessions matching `segment` (user and session dims) inside [start, end)."""
@@ -301,7 +325,7 @@ class Generator:
         ev.add(sess[app], t[app], "Application Opened")
         home_load = rng.lognormal(np.log(800), 0.45, n).astype(np.int32)
         ev.add(sess[~app], t[~app], "Page Viewed", page=PAGES.index("home"), load=home_load[~app])
-        first = w.s_first
+        first = w.s_signup
         ev.add(sess[first], t[first] + 2, "Signed Up")
         t = t + rng.exponential(20, n) + 3
         n_queries = len(CATEGORIES) * (len(ADJECTIVES) + 1)
@@ -370,7 +394,7 @@ class Generator:
             codes = w.codes.values
             users = pd.DataFrame({
                 "u": np.arange(self.sc.users),
-                "signed_up_at": pd.to_datetime(w.signup, unit="s"),
+                "signed_up_at": pd.to_datetime(w.signed_up_at, unit="s"),
                 **{d: pd.Categorical.from_codes(w.u[d], codes[d]) for d in ("country", "acquisition_channel", "plan")},
             })
             con.register("users_df", users)
@@ -381,6 +405,10 @@ class Generator:
             error_names = self._error_names()
             order = np.argsort(e["t"], kind="stable")
             order = order[e["t"][order] < w.t1]
+            noise = self.sc.noise
+            if noise.late_days:  # late-arriving data: part of the last days' events is not there yet
+                late = e["t"][order] >= w.t1 - noise.late_days * DAY
+                order = order[~(late & (w.noise_rng.random(order.size) >= noise.late_keep))]
             user = w.s_user[e["session"]][order]
             prod = e["product"][order]
             has_prod = prod >= 0
@@ -394,7 +422,9 @@ class Generator:
                 "event": pd.Categorical.from_codes(e["event"][order], EVENTS),
                 "platform": pd.Categorical.from_codes(w.u["platform"][user], codes["platform"]),
                 "os": pd.Categorical.from_codes(w.u["os"][user], codes["os"]),
-                "app_version": pd.Categorical.from_codes(w.s_version[e["session"][order]], codes["app_version"]),
+                # app versions exist only in the apps: web events carry none
+                "app_version": pd.Categorical.from_codes(
+                    np.where(w.is_app[user], w.s_version[e["session"][order]], -1), codes["app_version"]),
                 "browser": pd.Categorical.from_codes(w.u["browser"][user], codes["browser"]),
                 "country": pd.Categorical.from_codes(w.u["country"][user], codes["country"]),
                 "page": pd.Categorical.from_codes(e["page"][order], PAGES),
@@ -424,6 +454,7 @@ class Generator:
             con.register("assign_df", assignments)
             con.execute("INSERT INTO assignments SELECT experiment_id, printf('u%07d', \"user\"), variant,"
                         " assigned_at FROM assign_df")
+            write_meta(con, MAP_KEY, demo_map_yaml())
             con.execute("CHECKPOINT")
             return order.size
         finally:
@@ -472,6 +503,11 @@ def planted_where(f: PlantedFriction, w: _World) -> dict:
 def _nullable_int(values: np.ndarray) -> pd.arrays.IntegerArray:
     """Int32 column with NULL where `values` is negative (the 'absent' marker)."""
     return pd.arrays.IntegerArray(np.maximum(values, 0).astype(np.int32), values < 0)
+
+
+def demo_map_yaml() -> str:
+    """The event map of generated data (the generator writes the demo's vocabulary): data/maps/demo.yaml."""
+    return resources.files("data").joinpath("maps", "demo.yaml").read_text(encoding="utf-8")
 
 
 def ground_truth_path(db: str | Path) -> Path:

@@ -11,7 +11,42 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from data.schema import DIMENSIONS, PURCHASE_FUNNEL
+# The generator's own vocabulary (Segment e-commerce names, the demo's event map data/maps/demo.yaml).
+EVENTS = (
+    "Application Opened",
+    "Signed Up",
+    "Page Viewed",
+    "Products Searched",
+    "Search Result Clicked",
+    "Product Viewed",
+    "Product Added",
+    "Cart Viewed",
+    "Checkout Started",
+    "Payment Info Entered",
+    "Order Completed",
+    "Error Shown",
+)
+PURCHASE_FUNNEL = (
+    "Product Viewed",
+    "Product Added",
+    "Checkout Started",
+    "Payment Info Entered",
+    "Order Completed",
+)
+# The page a funnel step is shown on; errors and load times on that page belong to the step.
+STEP_PAGES = {
+    "Product Viewed": "product",
+    "Product Added": "product",
+    "Cart Viewed": "cart",
+    "Checkout Started": "checkout",
+    "Payment Info Entered": "payment",
+    "Order Completed": "confirmation",
+}
+
+# Segment dimensions: on events (context) and on users.
+EVENT_DIMENSIONS = ("platform", "os", "app_version", "browser", "country")
+USER_DIMENSIONS = ("acquisition_channel", "plan")
+DIMENSIONS = EVENT_DIMENSIONS + USER_DIMENSIONS
 
 PlantedKind = Literal[
     "funnel_dropoff",
@@ -109,8 +144,26 @@ class PlantedFriction(_Strict):
         return self
 
 
+class TrafficDip(_Strict):
+    """Fewer sessions of every kind from one date to another (a holiday, an ad budget cut)."""
+
+    start: date
+    end: date
+    keep: float = Field(0.6, gt=0, le=1, description="share of the sessions kept")
+
+
+class Noise(_Strict):
+    """The noise of real data, none of it a friction: a scan must not report it."""
+
+    traffic_dips: list[TrafficDip] = []
+    late_days: int = Field(0, ge=0, description="the last N days are incomplete (late-arriving events)")
+    late_keep: float = Field(0.3, gt=0, le=1, description="share of those days' events present")
+    anonymous_share: float = Field(0.0, ge=0, le=1, description="users who browse anonymously before signing up")
+    anonymous_days: float = Field(2.0, ge=0, description="how long before signing up they browse")
+
+
 class Scenario(_Strict):
-    """A synthetic product: population, baselines, experiments and planted frictions."""
+    """A synthetic product: population, baselines, experiments, planted frictions and real-data noise."""
 
     name: str
     description: str = ""
@@ -131,6 +184,7 @@ class Scenario(_Strict):
     browsers: dict[str, float] = {"chrome": .58, "safari": .22, "firefox": .10, "edge": .10}
     experiments: list[ExperimentSpec] = []
     frictions: list[PlantedFriction] = []
+    noise: Noise = Noise()
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

@@ -1,4 +1,6 @@
-"""The event data model: table and column definitions shared by the generator and importers."""
+"""The storage model: table and column definitions shared by the generator and importers.
+
+What the events and columns mean lives in the event map (tools/semantic), not here."""
 
 from __future__ import annotations
 
@@ -70,42 +72,16 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "products": ("product_id",),
 }
 
-# Segment-spec e-commerce events, and the default purchase funnel.
-EVENTS = (
-    "Application Opened",
-    "Signed Up",
-    "Page Viewed",
-    "Products Searched",
-    "Search Result Clicked",
-    "Product Viewed",
-    "Product Added",
-    "Cart Viewed",
-    "Checkout Started",
-    "Payment Info Entered",
-    "Order Completed",
-    "Error Shown",
-)
-PURCHASE_FUNNEL = (
-    "Product Viewed",
-    "Product Added",
-    "Checkout Started",
-    "Payment Info Entered",
-    "Order Completed",
-)
-# The page a funnel step is shown on; errors and load times on that page belong to the step.
-STEP_PAGES = {
-    "Product Viewed": "product",
-    "Product Added": "product",
-    "Cart Viewed": "cart",
-    "Checkout Started": "checkout",
-    "Payment Info Entered": "payment",
-    "Order Completed": "confirmation",
-}
+# Metadata of a dataset, inside its DuckDB file: (key, value) rows, e.g. the event map's YAML under
+# MAP_KEY. Stored by the generator and the importers in the same all-or-nothing write as the data.
+META_TABLE = "insight_meta"
+MAP_KEY = "event_map"
 
-# Segment dimensions: on events (context) and on users.
-EVENT_DIMENSIONS = ("platform", "os", "app_version", "browser", "country")
-USER_DIMENSIONS = ("acquisition_channel", "plan")
-DIMENSIONS = EVENT_DIMENSIONS + USER_DIMENSIONS
+
+def write_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    """Store one metadata value in the database of a read-write connection (replacing an older one)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, value])
 
 
 def ddl() -> str:

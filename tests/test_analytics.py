@@ -33,7 +33,8 @@ from tools.prioritize import confidence, impact_tier, merge, prioritize, tweak_f
 from tools.result import Friction
 from tools.retention import retention, week_n_sql
 from tools.search import NORMALIZED, edit_distance, likely_cause, search, searches_sql
-from tools.segments import SegmentRules, compare, select
+from tools.segments import SegmentRules, compare, segment_key, select
+from tools.semantic.eventmap import shipped_map
 from tools.sessions import Facts
 from tools.stats import bh, relative_lift, robust_z, srm_p, two_proportion_p
 from tools.trends import decompose, trends
@@ -42,6 +43,7 @@ from tools.warehouse import Warehouse
 T0 = datetime(2026, 1, 5)  # Monday, ISO week 2026-W02
 S, M, H, D = 1, 60, 3600, 86400
 ALL = Period("all", None, None)
+DEMO_MAP = shipped_map("demo")
 
 PV, PA, CS, PIE, OC = ("Product Viewed", "Product Added", "Checkout Started", "Payment Info Entered",
                        "Order Completed")
@@ -88,7 +90,7 @@ def make_wh(tmp_path: Path) -> Iterable[Callable[..., Warehouse]]:
                             ("assignments", assignments)):
             _insert(con, table, rows)
         con.close()
-        wh = Warehouse(path)
+        wh = Warehouse(path, event_map=DEMO_MAP)  # Segment names, read with the demo's event map
         opened.append(wh)
         return wh
 
@@ -103,7 +105,7 @@ def reach(wh: Warehouse, spec: FunnelSpec) -> list[int]:
 
 
 def user_levels(wh: Warehouse, spec: FunnelSpec) -> dict[str, int]:
-    df = wh.query(levels_sql(spec)).df
+    df = wh.query(levels_sql(spec, wh.event_map)).df
     return {str(r.entity): int(r.level) for r in df.itertuples()}
 
 
@@ -252,7 +254,7 @@ def test_funnel_sessions_and_users_count_differently(make_wh) -> None:
 
 
 def facts(wh: Warehouse) -> pd.DataFrame:
-    return wh.query(Facts(ALL).select_sql()).df.set_index("session_id")
+    return wh.query(Facts(ALL, wh.event_map).select_sql()).df.set_index("session_id")
 
 
 def test_session_level_and_cart_level(make_wh) -> None:
@@ -322,7 +324,7 @@ def test_session_user_is_the_user_of_its_first_event(make_wh) -> None:
     wh = make_wh([E("u2", 10, PA, "s1"), E("u1", 0, PV, "s1"), E("u2", 20, PV, "s1")],
                  users=[U("u1", plan="pro"), U("u2", plan="free")])
     assert facts(wh).loc["s1", ["user_id", "plan"]].tolist() == ["u1", "pro"]
-    levels = wh.query(levels_sql(FunnelSpec((PV, PA), entity="sessions"))).df
+    levels = wh.query(levels_sql(FunnelSpec((PV, PA), entity="sessions"), wh.event_map)).df
     assert levels[["entity", "user_id", "level"]].values.tolist() == [["s1", "u1", 2]]
 
 
@@ -333,10 +335,10 @@ def test_distinct_users_per_condition(make_wh) -> None:
                   E("u2", 0, PV, "s3", platform="ios"), E("u2", 10, PA, "s3", platform="ios"),
                   E("u3", 0, PV, "s4", platform="web")])
     conditions = ["platform = 'ios'", "platform = 'ios' AND level >= 2", "platform = 'android'", "platform = 'web'"]
-    assert distinct_users(wh, Facts(ALL).cte(), "facts", conditions) == [2, 1, 0, 1]
+    assert distinct_users(wh, Facts(ALL, wh.event_map).cte(), "facts", conditions) == [2, 1, 0, 1]
     # `where` narrows every condition: only sessions reaching step 2 are left
-    assert distinct_users(wh, Facts(ALL).cte(), "facts", conditions, where="level >= 2") == [1, 1, 0, 0]
-    assert distinct_users(wh, Facts(ALL).cte(), "facts", []) == []
+    assert distinct_users(wh, Facts(ALL, wh.event_map).cte(), "facts", conditions, where="level >= 2") == [1, 1, 0, 0]
+    assert distinct_users(wh, Facts(ALL, wh.event_map).cte(), "facts", []) == []
 
 
 # ------------------------------------------------------------------------------ segment tests
@@ -376,8 +378,8 @@ STEP = "Checkout Started"
 
 def segment_rows(rows: list[tuple[dict, int, int, int, int]]) -> pd.DataFrame:
     """(segment, n, x, n_rest, x_rest) per row, compared with the rest (lower is worse)."""
-    df = pd.DataFrame([{"step": STEP, "segment": seg, "depth": len(seg), "n": n, "x": x, "n_rest": nr,
-                        "x_rest": xr} for seg, n, x, nr, xr in rows])
+    df = pd.DataFrame([{"step": STEP, "segment": seg, "depth": len(seg), "seg_key": segment_key(seg, ("country", "os")),
+                        "n": n, "x": x, "n_rest": nr, "x_rest": xr} for seg, n, x, nr, xr in rows])
     return compare(df, worse="lower")
 
 
@@ -529,7 +531,7 @@ def test_search_normalization_merges_variants(make_wh) -> None:
     variants = ["Running Shoes", "  running   shoe ", "RÚNNING SHOES", "running\tshoes", "rünning shoe"]
     wh = make_wh([E("u1", i * H, SEARCHED, f"s{i}", search_query=q, results_count=5)
                   for i, q in enumerate(variants)])
-    got = wh.query(f"WITH s AS ({searches_sql(ALL)}) SELECT DISTINCT q FROM s").df["q"].tolist()
+    got = wh.query(f"WITH s AS ({searches_sql(ALL, wh.event_map)}) SELECT DISTINCT q FROM s").df["q"].tolist()
     assert got == ["running shoe"]
     lit_sql = f"SELECT {NORMALIZED} AS q FROM (VALUES ('Vegan  BOOTS')) t(search_query)"
     assert wh.query(lit_sql).df["q"].tolist() == ["vegan boot"]
@@ -557,7 +559,7 @@ def search_wh(make_wh) -> Warehouse:
 
 
 def search_flags(wh: Warehouse) -> pd.DataFrame:
-    return wh.query(f"WITH s AS ({searches_sql(ALL)}) SELECT * FROM s ORDER BY session_id, ts").df
+    return wh.query(f"WITH s AS ({searches_sql(ALL, wh.event_map)}) SELECT * FROM s ORDER BY session_id, ts").df
 
 
 def test_search_zero_result_rate(search_wh) -> None:
@@ -665,7 +667,7 @@ def test_retention_cohort_is_iso_week_of_signup(make_wh) -> None:
     wh = make_wh([E("a", a_signup + timedelta(days=8), PAGE), E("b", b_signup, PAGE),
                   E("b", b_signup + timedelta(days=40), PAGE)],
                  [U("a", a_signup, plan="free"), U("b", b_signup, plan="free")])
-    df = wh.query(week_n_sql(ALL, ("plan",), 1)).df
+    df = wh.query(week_n_sql(ALL, wh.event_map, ("plan",), 1)).df
     everyone = df[~df["g_plan"]].sort_values("cohort")
     assert [f"{c:%G-W%V}" for c in everyone["cohort"]] == ["2026-W02", "2026-W03"]
     assert everyone[["n", "x"]].values.tolist() == [[1, 1], [1, 0]]
@@ -903,7 +905,7 @@ def test_rice_score_and_opportunity_range(make_wh) -> None:
 
 def test_effort_is_at_least_half_a_week() -> None:
     playbook = {"funnel_dropoff": [{"when": {}, "tweak": "Fix {step} for {segment}", "effort": 0.1}]}
-    tweak, effort, _ = tweak_for(friction(), playbook)
+    tweak, effort, _ = tweak_for(friction(), playbook, DEMO_MAP)
     assert effort == 0.5
     assert tweak == f"Fix {PIE} for os=android"
 

@@ -55,8 +55,8 @@ def test_kpis_match_sql(db):
     users, orders, revenue = con.execute(f"""SELECT count(DISTINCT user_id),
         count(*) FILTER (WHERE event = 'Order Completed'), sum(revenue) FILTER (WHERE event = 'Order Completed')
         FROM events WHERE {week}""").fetchone()
-    buyers, viewers = con.execute(f"""SELECT count(DISTINCT user_id) FILTER (WHERE event = 'Order Completed'),
-        count(DISTINCT user_id) FILTER (WHERE event = 'Product Viewed') FROM events WHERE {week}""").fetchone()
+    converting, sessions = con.execute(f"""SELECT count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed'),
+        count(DISTINCT session_id) FROM events WHERE {week}""").fetchone()
     before = con.execute("SELECT count(*) FROM events WHERE event = 'Order Completed' "
                          "AND ts >= '2026-11-02' AND ts < '2026-11-09'").fetchone()[0]
     con.close()
@@ -65,7 +65,7 @@ def test_kpis_match_sql(db):
     assert (k["wau"].value, k["orders"].value) == (users, orders)
     assert k["revenue"].value == pytest.approx(revenue, abs=1e-6)
     assert k["aov"].value == pytest.approx(revenue / orders, abs=1e-6)
-    assert k["conversion_rate"].value == pytest.approx(buyers / viewers, abs=1e-6)
+    assert k["conversion_rate"].value == pytest.approx(converting / sessions, abs=1e-6)  # the one definition
     assert k["orders"].previous == before
     assert k["orders"].change == pytest.approx((orders - before) / before, abs=1e-6)
 

@@ -262,11 +262,25 @@ def test_missing_required_column(tmp_path: Path, db: Path) -> None:
     refused(source, db, "events.csv, column ts: missing required column", file="events.csv", column="ts")
 
 
-def test_unknown_column(tmp_path: Path, db: Path) -> None:
-    events = "event_id,ts,user_id,event,colour\ne1,2026-01-01,u1,x,red\n"
-    source = write(tmp_path / "src", {"users.csv": USERS, "events.csv": events})
-    refused(source, db, "events.csv, column colour: unknown column 'colour'", "expected columns: event_id, ts,",
-            file="events.csv", column="colour")
+def test_extra_columns_of_events_and_users_are_kept_typed(tmp_path: Path, db: Path) -> None:
+    """A team's own columns are kept (typed by their values), not refused: they become dimensions."""
+    events = "event_id,ts,user_id,event,colour,basket_size\ne1,2026-01-01,u1,x,red,3\ne2,2026-01-02,u1,y,,12\n"
+    users = "user_id,signed_up_at,user_lifecycle\nu1,2026-01-01,new\n"
+    source = write(tmp_path / "src", {"users.csv": users, "events.csv": events})
+    import_folder(source, db)
+    con = duckdb.connect(str(db), read_only=True)
+    types = dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'events'").fetchall())
+    assert (types["colour"], types["basket_size"]) == ("VARCHAR", "BIGINT")
+    assert con.execute("SELECT colour, basket_size FROM events ORDER BY ts").fetchall() == [("red", 3), (None, 12)]
+    assert con.execute("SELECT user_lifecycle FROM users").fetchall() == [("new",)]
+    con.close()
+
+
+def test_unknown_column_of_a_fixed_table(tmp_path: Path, db: Path) -> None:
+    products = "product_id,colour\np1,red\n"
+    source = write(tmp_path / "src", {"users.csv": USERS, "events.csv": GOOD_EVENTS, "products.csv": products})
+    refused(source, db, "products.csv, column colour: unknown column 'colour'", "expected columns: product_id,",
+            file="products.csv", column="colour")
 
 
 def test_unknown_table_file(tmp_path: Path, db: Path) -> None:

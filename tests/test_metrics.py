@@ -1,4 +1,5 @@
-"""The metrics layer (tools/metrics.py over data/metrics.yaml) on a small hand-built DuckDB.
+"""The metrics layer (tools/metrics.py over data/metrics.yaml, read through the demo's event map) on a
+small hand-built DuckDB.
 
 Every expected value is worked out by hand in the comments below, never with the code under test.
 
@@ -12,6 +13,9 @@ Users (platform of all their events, plan, signup):
   u3  ios      free  d1 08:00
   u4  web      plus  d7 12:00
   u5  ios      pro   2025-12-20  -- opens the app every day d0..d34 at 08:00 (no day without events)
+
+Sessions are a user's events of one day (`u1-d0`): u1 3 (d0, d1, d8), u2 3 (d0, d2, d9), u3 2 (d1, d30),
+u4 2 (d7, d15), u5 35 -> 45 sessions. No error events.
 
 Events besides u5's:
   u1  d0  Product Viewed, Product Added, Order Completed 40;  d1 Products Searched x2 (0 and 5 results);
@@ -31,9 +35,17 @@ import pytest
 import yaml
 
 from data.schema import create_tables
-from tools.metrics import MetricError, compute_metric, definitions, describe_metric, find
+from tools.metrics import MetricError, compute_metric, describe_metric
 from tools.period import Period
+from tools.semantic.eventmap import shipped_map
+from tools.semantic.metrics import catalog, find
 from tools.warehouse import Warehouse
+
+DEMO_MAP = shipped_map("demo")
+
+
+def definitions() -> dict:
+    return catalog(DEMO_MAP)
 
 T0 = datetime(2026, 1, 5)
 ALL = Period("all", None, None)
@@ -89,8 +101,15 @@ EXPECTED: dict[tuple[str, str], float | None] = {
     ("revenue", ""): 220.0,  # 40 + 20 + 100 + 60
     ("aov", ""): 55.0,  # 220 / 4
     ("buyers", ""): 3,  # u1, u2, u3
-    ("product_viewers", ""): 4,  # u1..u4
-    ("conversion_rate", ""): 0.75,  # 3 / 4
+    ("funnel_entrants", ""): 4,  # u1..u4 viewed a product (the funnel's first step)
+    ("sessions", ""): 45,
+    ("converting_sessions", ""): 4,  # u1-d0, u1-d8, u2-d9, u3-d1
+    ("conversion_rate", ""): 4 / 45,
+    ("funnel_sessions", ""): 5,  # u1-d0, u1-d8, u2-d0, u3-d1, u4-d7
+    ("cart_sessions", ""): 4,  # u1-d0, u2-d0, u3-d1, u4-d7
+    ("add_to_cart_rate", ""): 0.8,  # 4 / 5
+    ("error_sessions", ""): 0,
+    ("error_rate", ""): 0.0,
     ("cart_adders", ""): 4,  # u1..u4
     ("buyers_among_adders", ""): 3,  # u1, u2, u3
     ("cart_abandonment", ""): 0.25,  # 1 - 3/4
@@ -103,8 +122,15 @@ EXPECTED: dict[tuple[str, str], float | None] = {
     ("revenue", "platform=web"): 60.0,
     ("aov", "platform=web"): 30.0,
     ("buyers", "platform=web"): 1,
-    ("product_viewers", "platform=web"): 2,
-    ("conversion_rate", "platform=web"): 0.5,
+    ("funnel_entrants", "platform=web"): 2,
+    ("sessions", "platform=web"): 5,  # u1 3, u4 2
+    ("converting_sessions", "platform=web"): 2,  # u1-d0, u1-d8
+    ("conversion_rate", "platform=web"): 0.4,
+    ("funnel_sessions", "platform=web"): 3,  # u1-d0, u1-d8, u4-d7
+    ("cart_sessions", "platform=web"): 2,  # u1-d0, u4-d7
+    ("add_to_cart_rate", "platform=web"): 2 / 3,
+    ("error_sessions", "platform=web"): 0,
+    ("error_rate", "platform=web"): 0.0,
     ("cart_adders", "platform=web"): 2,
     ("buyers_among_adders", "platform=web"): 1,
     ("cart_abandonment", "platform=web"): 0.5,  # 1 - 1/2
@@ -120,8 +146,15 @@ EXPECTED: dict[tuple[str, str], float | None] = {
     ("revenue", "plan=free"): 120.0,
     ("aov", "plan=free"): 40.0,
     ("buyers", "plan=free"): 2,
-    ("product_viewers", "plan=free"): 2,
-    ("conversion_rate", "plan=free"): 1.0,
+    ("funnel_entrants", "plan=free"): 2,
+    ("sessions", "plan=free"): 5,  # u1 3, u3 2
+    ("converting_sessions", "plan=free"): 3,  # u1-d0, u1-d8, u3-d1
+    ("conversion_rate", "plan=free"): 0.6,
+    ("funnel_sessions", "plan=free"): 3,  # u1-d0, u1-d8, u3-d1
+    ("cart_sessions", "plan=free"): 2,  # u1-d0, u3-d1
+    ("add_to_cart_rate", "plan=free"): 2 / 3,
+    ("error_sessions", "plan=free"): 0,
+    ("error_rate", "plan=free"): 0.0,
     ("cart_adders", "plan=free"): 2,
     ("buyers_among_adders", "plan=free"): 2,
     ("cart_abandonment", "plan=free"): 0.0,
@@ -136,7 +169,7 @@ EXPECTED: dict[tuple[str, str], float | None] = {
     ("orders", "plan=pro"): 1,
     ("revenue", "plan=pro"): 100.0,
     ("aov", "plan=pro"): 100.0,
-    ("conversion_rate", "plan=pro"): 1.0,  # u2 bought / u2 viewed
+    ("conversion_rate", "plan=pro"): 1 / 38,  # u2-d9 of u2's 3 and u5's 35 sessions
     ("week_1_retention", "plan=pro"): 0.5,  # u2 yes, u5 no
     ("week_1_retention", "plan=plus"): 1.0,  # u4
 }
@@ -149,8 +182,10 @@ EXPECTED_W03: dict[str, float] = {
     "revenue": 120.0,
     "aov": 60.0,
     "buyers": 2,
-    "product_viewers": 2,  # u1 d8, u4 d7
-    "conversion_rate": 1.0,
+    "funnel_entrants": 2,  # u1 d8, u4 d7
+    "sessions": 10,  # u5 d7..d13, u4-d7, u1-d8, u2-d9
+    "conversion_rate": 0.2,  # u1-d8, u2-d9 of 10
+    "add_to_cart_rate": 0.5,  # u4-d7 added, of u4-d7 and u1-d8 viewing
     "cart_adders": 1,  # u4
     "searches": 1,  # u4 (7 results)
     "zero_result_searches": 0,
@@ -175,7 +210,7 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
         con.execute(f"INSERT INTO events ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                     list(values.values()))
     con.close()
-    with Warehouse(path) as warehouse:
+    with Warehouse(path, event_map=DEMO_MAP) as warehouse:
         yield warehouse
 
 
@@ -208,12 +243,12 @@ def test_metric_in_a_bounded_period(wh: Warehouse, key: str) -> None:
 
 @pytest.mark.parametrize("name", ["MAU", "mau", "Monthly active users", "monthly  ACTIVE users"])
 def test_metrics_are_found_by_key_or_name(wh: Warehouse, name: str) -> None:
-    assert find(name).key == "mau"
+    assert find(name, definitions()).key == "mau"
     assert compute_metric(wh, name, ALL).data["value"] == pytest.approx(3.5)
 
 
 def test_summary_formats_the_value(wh: Warehouse) -> None:
-    assert "75.00%" in compute_metric(wh, "conversion_rate", ALL).summary
+    assert "8.89%" in compute_metric(wh, "conversion_rate", ALL).summary
     assert "220" in compute_metric(wh, "revenue", ALL).summary
     assert "55" in compute_metric(wh, "Average order value", ALL).summary
     assert "platform=web" in compute_metric(wh, "orders", ALL, {"platform": "web"}).summary
@@ -227,14 +262,14 @@ def test_no_data_is_none(wh: Warehouse) -> None:
 
 def test_how_is_mau_defined() -> None:
     raw = yaml.safe_load((ROOT / "data" / "metrics.yaml").read_text())["mau"]
-    text = describe_metric("MAU").summary
+    text = describe_metric(DEMO_MAP, "MAU").summary
     assert raw["description"] in text
     assert raw["owner"] in text
     assert "Monthly active users" in text and "per month" in text
 
 
 def test_describe_all_metrics() -> None:
-    result = describe_metric()
+    result = describe_metric(DEMO_MAP)
     assert set(result.table["key"]) == set(definitions())
     for d in definitions().values():
         assert d.description in result.summary
@@ -245,7 +280,7 @@ def test_undefined_metric_is_refused(wh: Warehouse) -> None:
         compute_metric(wh, "NPS", ALL)
     for key in definitions():
         assert key in str(err.value)
-    text = describe_metric("NPS").summary
+    text = describe_metric(DEMO_MAP, "NPS").summary
     assert "not defined" in text and "NPS" in text
     assert "mau (Monthly active users)" in text
 

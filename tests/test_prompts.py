@@ -12,7 +12,7 @@ from tools.prioritize import _context
 from tools.result import Friction, FrictionKind
 
 CALLERS = {  # prompt -> the values its caller passes (agent/nodes, agent/offline.py, agent/digest.py)
-    "system": {"data_start", "data_end"},
+    "system": {"data_start", "data_end", "funnel", "roles", "dimensions"},
     "grounding_retry": {"numbers"},
     "help": set(),
     "decline": {"reason", "help"},
@@ -48,7 +48,7 @@ def test_answer_templates_use_only_scope_and_no_numbers():
     for key, template in answers.items():
         entries = template.values() if isinstance(template, dict) else [template]
         for t in entries:
-            assert placeholders(t) <= {"scope"}, key
+            assert placeholders(t) <= {"scope", "funnel"}, key
             assert not any(ch.isdigit() for ch in t.replace("week-2", "")), f"{key}: numbers must come from tools"
 
 

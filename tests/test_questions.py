@@ -335,7 +335,7 @@ class Reference:
 
     # -- trends (ANALYTICS.md, Trends): daily series, last 7 days vs the 7 before
     TREND_SQL = {
-        "conversion": (
+        "conversion_rate": (
             "count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')",
             "count(DISTINCT session_id)",
         ),
@@ -345,7 +345,7 @@ class Reference:
         ),
         "revenue": ("coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed'), 0)", None),
         "orders": ("count(*) FILTER (WHERE event = 'Order Completed')", None),
-        "active_users": ("count(DISTINCT user_id)", None),
+        "dau": ("count(DISTINCT user_id)", None),
     }
 
     def week_over_week(self, metric: str, period: str, segment: dict | None = None) -> dict:
@@ -400,7 +400,8 @@ def funnel_numbers(
         if breakdown:
             contains(ans.text, f"Conversion by {breakdown}: ")
             for value, (entered, converted) in by.items():
-                contains(ans.text, f"{value}: {pct(converted / entered)} ({converted} of {entered})")
+                label = "(not set)" if value is None else value  # app_version on web events
+                contains(ans.text, f"{label}: {pct(converted / entered)} ({converted} of {entered})")
 
     return check
 
@@ -477,7 +478,7 @@ def trend_numbers(metric: str, period: str = "all", segment: dict | None = None)
         tail = f"({w['change']:+.1%}" + (f", p={w['p']:.3g})" if w["p"] is not None else ")")
         contains(
             ans.text,
-            f"{metric} (",
+            f"({metric}: ",
             f"daily, period {period}" + (f", {seg_text(segment)}" if segment else "") + ": ",
             f"last 7 days {w['now']:.4g} vs {w['prev']:.4g} the 7 days before {tail}",
         )
@@ -898,16 +899,16 @@ SINGLE: list[Turn] = [
     errors("performance issues in 2026-W46", "2026-W46", planted=False),
     errors("What were our page load times last week?", "last_7_days", check=no_fake_load_times),
     # trends
-    trends("daily active users over time", "active_users"),
+    trends("daily active users over time", "dau"),
     trends("orders week over week", "orders"),
     trends("show me the revenue trend for the last 30 days", "revenue", "last_30_days"),
-    trends("any anomalies in conversion?", "conversion"),
+    trends("any anomalies in conversion?", "conversion_rate"),
     trends("How are orders doing on iOS?", "orders", segment={"platform": "ios"}),
     trends("What's the add-to-cart rate?", "add_to_cart_rate"),
     # why it changed
-    why("Why did conversion drop last week?", "conversion", "last_7_days"),
+    why("Why did conversion drop last week?", "conversion_rate", "last_7_days"),
     why("why did orders fall in 2026-W46?", "orders", "2026-W46"),
-    why("why did checkout conversion drop last week on iOS?", "conversion", "last_7_days", {"platform": "ios"}),
+    why("why did checkout conversion drop last week on iOS?", "conversion_rate", "last_7_days", {"platform": "ios"}),
     why("Why is add-to-cart rate down on Android?", "add_to_cart_rate", segment={"platform": "android"}),
     why("Why did revenue drop in Germany?", "revenue", segment={"country": "DE"}),
     # drop-offs

@@ -24,9 +24,10 @@ from data.export import export_lake
 from data.generate import generate
 from data.scenario import load_scenario
 from tools import TOOLS
-from tools.metrics import definitions
 from tools.result import ToolResult
-from tools.trends import METRICS
+from tools.semantic.eventmap import shipped_map
+from tools.semantic.metrics import catalog
+from tools.trends import daily_metrics
 from tools.warehouse import Warehouse
 
 if shutil.which("java") is None:
@@ -66,8 +67,8 @@ def _cases() -> list[tuple[str, dict]]:
         ("errors_and_speed", {}),
         ("release_regressions", {}),
         ("check_tracking", {}),
-        *[("trends", {"metric": m, "dimension": "platform"}) for m in METRICS],
-        *[("metric", {"metric": key}) for key in definitions()],
+        *[("trends", {"metric": m, "dimension": "platform"}) for m in daily_metrics(shipped_map("demo"))],
+        *[("metric", {"metric": key}) for key in catalog(shipped_map("demo"))],
         ("metric", {"metric": "conversion_rate", "segment": {"platform": "ios"}, "period": "last_28_days"}),
     ]
     return cases

@@ -13,7 +13,6 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from data.schema import PURCHASE_FUNNEL
 from tools.cart import cart_abandonment
 from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
@@ -26,12 +25,14 @@ from tools.retention import retention
 from tools.scan import scan
 from tools.schema import schema
 from tools.search import search
-from tools.tracking import check_tracking, load_plan
-from tools.trends import METRICS, release_regressions, trends
+from tools.tracking import check_tracking
+from tools.trends import DEFAULT_METRIC, release_regressions, trends
 from tools.warehouse import Warehouse
 
 PeriodField = Field("all", description=f"time range: {PERIOD_HELP}")
 SegmentField = Field(default_factory=dict, description="filter, dimension -> value, e.g. {\"platform\": \"ios\"}")
+StepsField = Field(None, description="event names in order (default: the event map's funnel)")
+FunnelNameField = Field(None, description="a named funnel of the event map (default: its default funnel)")
 
 
 class Params(BaseModel):
@@ -47,7 +48,8 @@ class SqlParams(Params):
 
 
 class FunnelParams(Params):
-    steps: list[str] = Field(default_factory=lambda: list(PURCHASE_FUNNEL), description="event names, in order")
+    steps: list[str] | None = StepsField
+    funnel: str | None = FunnelNameField
     window_days: float = Field(7.0, gt=0, le=90, description="conversion window from step 1, in days")
     breakdown: str | None = Field(None, description="a dimension to break the funnel down by")
     entity: Literal["users", "sessions"] = "users"
@@ -56,7 +58,8 @@ class FunnelParams(Params):
 
 
 class DropoffParams(Params):
-    steps: list[str] = Field(default_factory=lambda: list(PURCHASE_FUNNEL), description="event names, in order")
+    steps: list[str] | None = StepsField
+    funnel: str | None = FunnelNameField
     period: str = PeriodField
     entity: Literal["users", "sessions"] = Field("sessions", description="sessions avoid tenure confounding")
 
@@ -76,7 +79,8 @@ class ExperimentParams(Params):
 
 
 class TrendParams(Params):
-    metric: Literal[tuple(METRICS)] = Field("conversion", description="daily metric")  # type: ignore[valid-type]
+    metric: str = Field(DEFAULT_METRIC, description="a metric with a daily series (conversion_rate, orders, revenue, "
+                        "add_to_cart_rate, zero_result_rate, error_rate, dau, ...)")
     period: str = PeriodField
     dimension: str | None = Field(None, description="explain the week-over-week change by this dimension")
     segment: dict[str, str] = SegmentField
@@ -88,7 +92,7 @@ class CartParams(Params):
 
 
 class MetricParams(Params):
-    metric: str = Field(description="a metric defined in data/metrics.yaml, by key or name (e.g. mau, aov)")
+    metric: str = Field(description="a defined metric, by key or name (e.g. mau, aov, conversion_rate)")
     period: str = PeriodField
     segment: dict[str, str] = SegmentField
 
@@ -108,26 +112,34 @@ def _sql(wh: Warehouse, p: SqlParams) -> ToolResult:
     return ToolResult("SQL", f"{len(r.df)} row(s){more}:\n{text}", r.df, sql=[r.sql])
 
 
+def _steps(wh: Warehouse, p: FunnelParams | DropoffParams) -> tuple[str, ...]:
+    """The steps asked for, else the named funnel, else the event map's default funnel."""
+    return tuple(p.steps) if p.steps else wh.event_map.funnel(p.funnel)
+
+
 def _funnel(wh: Warehouse, p: FunnelParams) -> ToolResult:
-    check_dimensions(p.segment)
-    spec = FunnelSpec(tuple(p.steps), p.window_days, p.entity, resolve_period(wh, p.period), where=p.segment)
+    check_dimensions(wh.event_map, p.segment)
+    spec = FunnelSpec(_steps(wh, p), p.window_days, p.entity, resolve_period(wh, p.period), where=p.segment)
     return funnel(wh, spec, p.breakdown)
 
 
 def _dropoffs(wh: Warehouse, p: DropoffParams) -> ToolResult:
-    return dropoffs(wh, FunnelSpec(tuple(p.steps), 7.0, p.entity, resolve_period(wh, p.period)))
+    return dropoffs(wh, FunnelSpec(_steps(wh, p), 7.0, p.entity, resolve_period(wh, p.period)))
 
 
 def _scan(wh: Warehouse, p: PeriodParams) -> ToolResult:
     report = scan(wh, p.period)
     table = pd.DataFrame([{"rank": i, "rice": s.rice_score, "tweak": s.tweak, "evidence": s.rationale}
                           for i, s in enumerate(report.suggestions, 1)])
-    summary = (f"Scan of period {report.period}: {len(report.findings)} findings, {len(report.suggestions)} "
+    product, quality = report.product, report.data_quality
+    summary = (f"Scan of period {report.period}: {len(report.findings)} findings, {len(product)} product "
                "suggestions, ranked by RICE:\n" + "\n".join(
                    f"{i}. {s.tweak} (RICE {s.rice_score:g}). Evidence: {s.rationale}"
-                   for i, s in enumerate(report.suggestions[:5], 1)))
-    if not report.suggestions:
-        summary = f"Scan of period {report.period}: no friction found."
+                   for i, s in enumerate(product[:5], 1))) if product else \
+        f"Scan of period {report.period}: no product friction found."
+    if quality:
+        summary += f"\nData quality ({len(quality)}): " + "; ".join(s.title for s in quality[:3])
+    summary += "".join(f"\nNot analysed: {line}" for line in report.disabled)
     return ToolResult("Friction scan", summary, table, sql=[f.evidence_sql for f in report.findings[:5]],
                       findings=report.findings, data={"report": report})
 
@@ -172,10 +184,10 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          "zero_result_rate, week_1_retention...) from its definition, for a period and segment.", MetricParams,
          lambda wh, p: compute_metric(wh, p.metric, resolve_period(wh, p.period), p.segment)),
     Tool("metric_definition", "How a named metric is defined (event, filter, aggregation, entity, owner).",
-         DefinitionParams, lambda wh, p: describe_metric(p.metric)),
-    Tool("check_tracking", "Check the data against the tracking plan: unplanned or near-duplicate events, missing "
-         "properties, type drift, unexpected values, duplicate ids, bad timestamps, volume drops.", TrackingParams,
-         lambda wh, p: check_tracking(wh, load_plan(), resolve_period(wh, p.period))),
+         DefinitionParams, lambda wh, p: describe_metric(wh.event_map, p.metric)),
+    Tool("check_tracking", "Data quality: near-duplicate events, duplicate ids, future timestamps, events and fields "
+         "that stopped being tracked; with a tracking plan also unplanned events, missing properties, type drift and "
+         "unexpected values.", TrackingParams, lambda wh, p: check_tracking(wh, period=resolve_period(wh, p.period))),
     Tool("scan_frictions", "Run every detector and rank suggested tweaks by RICE: what to fix first.",
          PeriodParams, _scan),
 )}

@@ -6,13 +6,13 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from data.schema import DIMENSIONS
 from tools.charts import bar_chart
 from tools.distinct_users import distinct_users
 from tools.funnel import FunnelSpec, downstream_rates, known_events, levels_sql, step_counts_sql
 from tools.period import period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
+from tools.semantic.eventmap import EventMap
 from tools.sessions import Facts, segment_condition
 from tools.warehouse import Warehouse
 
@@ -27,13 +27,13 @@ class Levels:
     entity: str
 
     @classmethod
-    def of(cls, spec: FunnelSpec, dims: tuple[str, ...], facts: Facts | None = None,
+    def of(cls, spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...], facts: Facts | None = None,
            level_column: str = "level") -> Levels:
         """Users: the windowed funnel. Sessions: the session facts (shared by the scan)."""
         if spec.entity == "users":
-            sql = f"levels AS ({levels_sql(spec, dims)})"
+            sql = f"levels AS ({levels_sql(spec, emap, dims)})"
             return cls(sql, sql, spec.steps, "users")
-        facts = facts or Facts(spec.period, spec.steps, dims)
+        facts = facts or Facts(spec.period, emap, spec.steps, dims)
         body = (f"levels AS (SELECT session_id AS entity, user_id{''.join(', ' + d for d in dims)},"
                 f" {level_column} AS level FROM facts)")
         return cls(f"{facts.cte()},\n{body}", f"{facts.evidence_cte()},\n{body}", spec.steps, "sessions")
@@ -54,7 +54,7 @@ def step_tests(counts: pd.DataFrame, steps: tuple[str, ...]) -> pd.DataFrame:
     rows = []
     for i in range(2, len(steps) + 1):
         part = pd.DataFrame({
-            "step": steps[i - 1], "segment": counts["segment"], "depth": counts["depth"],
+            "step": steps[i - 1], "segment": counts["segment"], "depth": counts["depth"], "seg_key": counts["seg_key"],
             "n": counts[f"n{i - 1}"], "x": counts[f"n{i}"],
         })
         part["n_rest"] = total[f"n{i - 1}"] - part["n"]
@@ -75,7 +75,8 @@ def drill_down(wh: Warehouse, levels: Levels, spec: FunnelSpec, dims: tuple[str,
     downstream = downstream_rates([float(total[f"n{i}"]) for i in range(1, len(levels.steps) + 1)], levels.steps)
     weeks = period_weeks(wh, spec.period)
     users = distinct_users_of(wh, levels, hits)
-    return [_finding(row, spec, levels, downstream, weeks, u) for row, u in zip(hits.itertuples(), users)], sql
+    return [_finding(row, spec, wh.event_map, levels, downstream, weeks, u)
+            for row, u in zip(hits.itertuples(), users)], sql
 
 
 def distinct_users_of(wh: Warehouse, levels: Levels, hits: pd.DataFrame) -> list[int]:
@@ -86,11 +87,14 @@ def distinct_users_of(wh: Warehouse, levels: Levels, hits: pd.DataFrame) -> list
     return distinct_users(wh, levels.cte, "levels", conditions)
 
 
-def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS, pairs: bool = True,
+def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] | None = None, pairs: bool = True,
              rules: SegmentRules = SegmentRules(), facts: Facts | None = None) -> ToolResult:
-    """Segments whose step conversion is significantly worse than the rest, ranked by entities lost."""
-    spec.validate(known_events(wh))
-    levels = Levels.of(spec, dims, facts)
+    """Segments whose step conversion is significantly worse than the rest (over every dimension of the
+    event map unless `dims` says which), ranked by entities lost."""
+    emap = wh.event_map
+    dims = emap.dims if dims is None else dims
+    spec.validate(known_events(wh), emap)
+    levels = Levels.of(spec, emap, dims, facts)
     findings, sql = drill_down(wh, levels, spec, dims, pairs, rules)
     table = pd.DataFrame([{
         "step": f.step, "segment": segment_text(f.segment), "entered_previous": f.detail["entered"],
@@ -109,11 +113,11 @@ def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS
     return ToolResult("Drop-offs", summary, table, chart, [sql], findings)
 
 
-def _finding(row, spec: FunnelSpec, levels: Levels, downstream: dict[str, float], weeks: float,
+def _finding(row, spec: FunnelSpec, emap: EventMap, levels: Levels, downstream: dict[str, float], weeks: float,
              users: int) -> Friction:
     k = levels.steps.index(row.step)
     if levels.entity == "users":
-        evidence = step_counts_sql(replace(spec, where=dict(row.segment)))
+        evidence = step_counts_sql(replace(spec, where=dict(row.segment)), emap)
     else:
         evidence = (f"WITH {levels.evidence_cte}\nSELECT count(*) FILTER (WHERE level >= {k}) AS entered_previous,"
                     f" count(*) FILTER (WHERE level >= {k + 1}) AS reached FROM levels"

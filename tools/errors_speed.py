@@ -12,13 +12,13 @@ from typing import Literal
 
 import pandas as pd
 
-from data.schema import DIMENSIONS
 from tools.charts import bar_chart
 from tools.distinct_users import distinct_users
 from tools.funnel import downstream_rates
 from tools.period import Period, period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, rollup_sql, select
+from tools.semantic.eventmap import EventMap
 from tools.sessions import Facts, segment_condition
 from tools.sqltext import lit
 from tools.stats import two_proportion_p
@@ -144,15 +144,20 @@ def _title(signal: Signal, r, more: dict) -> str:
 def _details(wh: Warehouse, facts: Facts, signal: Signal, hits: pd.DataFrame) -> list[dict]:
     """Commonest error code, or p75 load of segment and rest, for each hit."""
     if signal is ERRORS:
+        code = facts.emap.field("error", "code")
+        if code is None:
+            return [{"error_code": "no error code field mapped"} for _ in range(len(hits))]
         conds = [f"f.error_{facts.steps.index(r.step) + 1} AND "
                  + segment_condition({f"f.{k}": v for k, v in r.segment.items()}) for r in hits.itertuples()]
-        cols = ", ".join(f"mode(e.error_code) FILTER (WHERE {c}) AS c{i}" for i, c in enumerate(conds))
+        cols = ", ".join(f"mode({code.sql('e')}) FILTER (WHERE {c}) AS c{i}" for i, c in enumerate(conds))
         row = wh.query(f"WITH {facts.cte()} SELECT {cols} FROM events e JOIN facts f USING (session_id)"
-                       f" WHERE e.event = 'Error Shown' AND {facts.period.where('e.ts')}").df.iloc[0]
+                       f" WHERE e.event = {lit(facts.emap.event_of('error'))} AND {facts.period.where('e.ts')}"
+                       ).df.iloc[0]
         return [{"error_code": str(row[f"c{i}"])} for i in range(len(hits))]
     cols = ", ".join(
         f"quantile_cont(load, 0.75) FILTER (WHERE step = {lit(r.step)} AND {segment_condition(r.segment)}) AS s{i}, "
-        f"quantile_cont(load, 0.75) FILTER (WHERE step = {lit(r.step)} AND NOT ({segment_condition(r.segment)}))"
+        f"quantile_cont(load, 0.75) FILTER (WHERE step = {lit(r.step)}"
+        f" AND NOT coalesce({segment_condition(r.segment)}, FALSE))"
         f" AS r{i}" for i, r in enumerate(hits.itertuples()))
     row = wh.query(f"WITH {facts.cte()}, {steps_cte(facts)} SELECT {cols} FROM step_rows WHERE load IS NOT NULL"
                    ).df.iloc[0]
@@ -167,27 +172,43 @@ def downstream(wh: Warehouse, facts: Facts) -> dict[str, float]:
     return downstream_rates([float(row[f"n{i}"]) for i in range(1, k + 1)], facts.steps)
 
 
-def errors_and_speed(wh: Warehouse, period: Period, dims: tuple[str, ...] = DIMENSIONS,
+def errors_and_speed(wh: Warehouse, period: Period, dims: tuple[str, ...] | None = None,
                      rules: SegmentRules = SegmentRules(), facts: Facts | None = None) -> ToolResult:
     """Error rates and load times per step and segment, and the segments where they hurt conversion."""
-    facts = facts or Facts(period, dims=dims)
+    emap = wh.event_map
+    dims = emap.dims if dims is None else dims
+    facts = facts or Facts(period, emap, dims=dims)
     counts = attach_segments(wh.query(signals_sql(facts, dims)).df, dims)
     errors, e_findings = detect(wh, facts, counts, ERRORS, dims, rules)
     _, s_findings = detect(wh, facts, counts, SLOW, dims, rules)
     findings = e_findings + s_findings
     overview = _overview(wh, facts, errors)
+    can = capabilities(emap)
+    has_errors = "error rates" in can
+    if not has_errors:
+        overview["error_rate"] = None
     summary = (f"Errors and speed (period {period.label}, per session): "
-               + "; ".join(f"{r.step}: error rate {r.error_rate:.1%}, "
+               + "; ".join(f"{r.step}: " + (f"error rate {r.error_rate:.1%}, " if has_errors else "")
                            + (f"p75 load {r.p75_ms:.0f} ms" if r.p75_ms == r.p75_ms else "no load times")
                            for r in overview.itertuples()) + ". ")
+    summary += "".join(f"Not computed: {what} (the event map has no {need}). "
+                       for what, need in (("error rates", "error role"), ("load times", "page_load role"))
+                       if what not in can)
     summary += ("Flagged: " + "; ".join(
         f"{f.title} ({f.observed:.1%} vs {f.baseline:.1%})" if f.kind == "error_spike"
         else f"{f.title} (p75 {f.observed:.0f} ms vs {f.baseline:.0f} ms)" for f in findings[:6])
         if findings else "No segment has significantly more errors or slow pages.")
-    chart = bar_chart(overview["step"], overview["error_rate"], "Error rate per step (sessions)", "error rate")
+    chart = bar_chart(overview["step"], overview["error_rate"], "Error rate per step (sessions)", "error rate") \
+        if has_errors else None
     return ToolResult("Errors and speed", summary, overview, chart,
                       [signals_sql(facts, dims, True)], findings,
                       {"overview": overview.to_dict("records")})
+
+
+def capabilities(emap: EventMap) -> set[str]:
+    """Which of error rates and load times the event map lets this analysis compute."""
+    return {what for what, ok in (("error rates", emap.event_of("error") is not None),
+                                  ("load times", emap.roles.page_load is not None)) if ok}
 
 
 def _overview(wh: Warehouse, facts: Facts, errors: pd.DataFrame) -> pd.DataFrame:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.charts import funnel_chart
 from tools.period import Period
 from tools.result import ToolResult
+from tools.semantic.eventmap import EventMap, MapError
 from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
+
+NOT_SET = "(not set)"  # the breakdown value of entities without one (app_version on web), as analytics tools say
 
 
 class FunnelError(ValueError):
@@ -30,16 +32,17 @@ class FunnelError(ValueError):
 class FunnelSpec:
     """What to count: steps in order, window, entity, period, exclusions, segment filter."""
 
-    steps: tuple[str, ...] = PURCHASE_FUNNEL
+    steps: tuple[str, ...]
     window_days: float = 7.0
     entity: str = "users"
     period: Period = field(default_factory=lambda: Period("all", None, None))
     exclusions: tuple[str, ...] = ()
     where: dict[str, str] = field(default_factory=dict)
 
-    def validate(self, known_events: set[str]) -> None:
+    def validate(self, known_events: set[str], emap: EventMap) -> None:
         if len(self.steps) < 2:
-            raise FunnelError("a funnel needs at least two steps")
+            raise FunnelError("a funnel needs at least two steps (the event map defines none: `insight map`)"
+                              if not self.steps else "a funnel needs at least two steps")
         if len(set(self.steps)) != len(self.steps):
             raise FunnelError("funnel steps must be distinct events")
         unknown = [s for s in (*self.steps, *self.exclusions) if s not in known_events]
@@ -49,17 +52,18 @@ class FunnelSpec:
             raise FunnelError("entity must be 'users' or 'sessions'")
         if self.window_days <= 0:
             raise FunnelError("window must be positive")
-        check_dimensions(self.where)
+        check_dimensions(emap, self.where)
 
 
-def check_dimensions(dims) -> None:
-    """Refuse a dimension that is not a segment dimension of the data model."""
-    for d in dims:
-        if d not in DIMENSIONS:
-            raise FunnelError(f"unknown dimension {d!r}; use one of {', '.join(DIMENSIONS)}")
+def check_dimensions(emap: EventMap, dims) -> None:
+    """Refuse (FunnelError) a name that is not a segment dimension of the event map."""
+    try:
+        emap.check_dimensions(dims)
+    except MapError as exc:
+        raise FunnelError(str(exc)) from None
 
 
-def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
+def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> str:
     """One row per entity: entity, user_id, t1 (first step 1), dims, level, path_t1, t2..tK (best path).
 
     One pass per step, from window functions and aggregates only (so it transpiles to other
@@ -76,13 +80,13 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
     window = f"INTERVAL {int(spec.window_days * 86400)} SECOND"
     p = spec.period
     late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
-    ev_dims = [d for d in dict.fromkeys((*dims, *spec.where)) if d in EVENT_DIMENSIONS]
-    user_dims = [d for d in dims if d in USER_DIMENSIONS]
+    ev_dims = {d: emap.dim_sql(d) for d in dict.fromkeys((*dims, *spec.where)) if d in emap.event_dims}
+    user_dims = [d for d in dims if d in emap.user_dims]
     order = "PARTITION BY entity ORDER BY ts, k"
     first = lit(spec.steps[0])
     # a user entity is its own user; a session's user is that of its first step-1 event
     user_id, first_cols = (("entity AS user_id", ev_dims) if spec.entity == "users"
-                           else (f"{FIRST}.user_id AS user_id", ["user_id", *ev_dims]))
+                           else (f"{FIRST}.user_id AS user_id", {"user_id": "user_id", **ev_dims}))
     scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
     index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[1:], 2))
     ctes = [
@@ -131,13 +135,14 @@ def levels_sql(spec: FunnelSpec, dims: tuple[str, ...] = DIMENSIONS) -> str:
         )
         body = "kept"
     # a segment filter applies to the entity's first-touch value (its first step-1 event), as a breakdown does
-    where = " AND ".join(f"{'u' if d in USER_DIMENSIONS else 'b'}.{d} = {lit(v)}" for d, v in spec.where.items())
-    cols = "".join(f", u.{d}" for d in user_dims)
+    where = " AND ".join(f"{emap.dim_sql(d, 'u') if d in emap.user_dims else 'b.' + d} = {lit(v)}"
+                         for d, v in spec.where.items())
+    cols = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in user_dims)
     join = " LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or where else ""
     return "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}" + (f" WHERE {where}" if where else "")
 
 
-def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
+def step_counts_sql(spec: FunnelSpec, emap: EventMap, group_by: tuple[str, ...] = ()) -> str:
     """Entities reaching each step (n1..nK) and median seconds from the previous step (m2..mK)."""
     k = len(spec.steps)
     dims = tuple(dict.fromkeys(group_by))
@@ -149,7 +154,7 @@ def step_counts_sql(spec: FunnelSpec, group_by: tuple[str, ...] = ()) -> str:
     )
     select = "".join(f"{d}, " for d in dims)
     group = f" GROUP BY {', '.join(dims)} ORDER BY n1 DESC" if dims else ""
-    return f"WITH levels AS ({levels_sql(spec, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
+    return f"WITH levels AS ({levels_sql(spec, emap, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
 
 
 def _step_time(i: int) -> str:
@@ -188,17 +193,19 @@ def known_events(wh: Warehouse) -> set[str]:
 
 def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> ToolResult:
     """The funnel report, optionally broken down by one dimension."""
-    spec.validate(known_events(wh))
+    emap = wh.event_map
+    spec.validate(known_events(wh), emap)
     if breakdown:
-        check_dimensions([breakdown])
-    overall_sql = step_counts_sql(spec)
+        check_dimensions(emap, [breakdown])
+    overall_sql = step_counts_sql(spec, emap)
     row = wh.query(overall_sql).df.iloc[0]
     table = funnel_table(row, spec.steps)
     sql = [overall_sql]
     data: dict = {"steps": list(spec.steps), "entity": spec.entity, "window_days": spec.window_days}
     if breakdown:
-        by_sql = step_counts_sql(spec, (breakdown,))
+        by_sql = step_counts_sql(spec, emap, (breakdown,))
         by = wh.query(by_sql).df
+        by[breakdown] = by[breakdown].astype(object).where(by[breakdown].notna(), NOT_SET)
         sql.append(by_sql)
         k = len(spec.steps)
         by["conversion"] = (by[f"n{k}"] / by["n1"]).where(by["n1"] > 0, 0.0)

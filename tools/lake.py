@@ -2,7 +2,7 @@
 
 Layout under the lake directory, per table of the data model (data/schema.py):
 `<table>/` holding `*.parquet` files at any depth (hive partitions such as
-`events/day=2026-11-02/part-0.parquet` are fine; partition columns are ignored) or a single
+`events/day=2026-11-02/part-0.parquet` are fine) or a single
 `<table>.parquet`. `events` and `users` are required; a missing optional table reads as empty.
 A lake on shared storage (`s3a://bucket/lake`, `abfss://...`, `dbfs:/...`) is for Spark only:
 it reads `<lake>/<table>` folders there.
@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.export import DAY_PARTITION
 from data.schema import TABLES
 
 REQUIRED = ("events", "users")
@@ -93,13 +94,15 @@ def lake_tables(root: str | Path) -> list[LakeTable]:
     return tables
 
 
-def view_select(table: LakeTable, source: str, *, json_type: str = "JSON") -> str:
-    """SELECT the table's schema columns, cast to their types, from `source` (DuckDB dialect).
-
-    Partition and extra columns are dropped; an absent table is a typed SELECT with no rows.
+def view_select(table: LakeTable, source: str, present: list[str], *, json_type: str = "JSON") -> str:
+    """SELECT the table's columns from `source` (DuckDB dialect): the data model's columns cast to their types,
+    every other column of the files (a team's own fields, partition keys) as it is; `present` lists the
+    source's columns. An absent table is a typed SELECT of the model's columns with no rows.
     JSON columns (text in Parquet) become `json_type` (engines without a JSON type keep text).
     """
     types = {c: json_type if t == "JSON" else t for c, t in table.columns.items()}
     if table.location is None:
         return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in types.items()) + " WHERE FALSE"
-    return "SELECT " + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in types.items()) + f" FROM {source}"
+    present = [c for c in present if not (table.name == "events" and c == DAY_PARTITION)]  # our export's partition
+    cols = [f"CAST({c} AS {types[c]}) AS {c}" if c in types else f'"{c}"' for c in present]
+    return "SELECT " + ", ".join(cols) + f" FROM {source}"

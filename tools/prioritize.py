@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from prompts import PromptError, load_yaml, placeholders
 from tools.period import Period, period_weeks
 from tools.result import Friction, Suggestion, Uplift, segment_text
+from tools.semantic.eventmap import EventMap
+from tools.sqltext import lit
 from tools.warehouse import Warehouse
 
 MIN_EFFORT = 0.5
@@ -12,7 +16,6 @@ MIN_EFFORT = 0.5
 SPECIFICITY = ("release_regression", "error_spike", "slow_page", "experiment_srm", "experiment_loser",
                "failed_search", "retention_dip", "tracking_issue", "funnel_dropoff", "cart_abandonment")
 CAUSES_NEXT_STEP = {"error_spike", "slow_page"}
-AFTER_ADD = ("Checkout Started", "Payment Info Entered", "Order Completed")
 
 
 def impact_tier(share: float) -> float:
@@ -44,8 +47,9 @@ def _next_step(step: str | None, steps: tuple[str, ...]) -> str | None:
     return steps[steps.index(step) + 1] if step in steps[:-1] else None
 
 
-def same_problem(keep: Friction, other: Friction, steps: tuple[str, ...]) -> bool:
-    """Does `keep` (the more specific or larger finding) explain `other`?"""
+def same_problem(keep: Friction, other: Friction, steps: tuple[str, ...], after_add: tuple[str, ...]) -> bool:
+    """Does `keep` (the more specific or larger finding) explain `other`? `after_add` are the funnel steps
+    after the cart add, where cart abandonment shows."""
     if keep.kind == other.kind == "tracking_issue":
         return False  # each broken piece of tracking is its own fix
     if keep.kind == other.kind:
@@ -56,14 +60,15 @@ def same_problem(keep: Friction, other: Friction, steps: tuple[str, ...]) -> boo
         if keep.kind in CAUSES_NEXT_STEP:
             return _next_step(keep.step, steps) == other.step and _overlap(keep.segment, other.segment)
         if keep.kind == "cart_abandonment":
-            return other.step in AFTER_ADD and _nested(keep.segment, other.segment)
+            return other.step in after_add and _nested(keep.segment, other.segment)
     if other.kind == "cart_abandonment" and keep.kind in {"funnel_dropoff", *CAUSES_NEXT_STEP}:
         step = _next_step(keep.step, steps) if keep.kind in CAUSES_NEXT_STEP else keep.step
-        return step in AFTER_ADD and _overlap(keep.segment, other.segment)
+        return step in after_add and _overlap(keep.segment, other.segment)
     return False
 
 
-def merge(findings: list[Friction], steps: tuple[str, ...]) -> list[tuple[Friction, list[Friction]]]:
+def merge(findings: list[Friction], steps: tuple[str, ...], after_add: tuple[str, ...] = ()
+          ) -> list[tuple[Friction, list[Friction]]]:
     """Group findings that describe one problem; each group is led by its most specific, largest finding.
 
     A cart-abandonment finding leads the drop-offs after add-to-cart in its segment unless one of
@@ -81,13 +86,14 @@ def merge(findings: list[Friction], steps: tuple[str, ...]) -> list[tuple[Fricti
     groups: list[tuple[Friction, list[Friction]]] = []
     for f in sorted(findings, key=rank):
         for i, (lead, members) in enumerate(groups):
-            if same_problem(lead, f, steps) or any(m.kind == f.kind and same_problem(m, f, steps) for m in members):
+            if same_problem(lead, f, steps, after_add) or any(
+                    m.kind == f.kind and same_problem(m, f, steps, after_add) for m in members):
                 if lead.kind == "cart_abandonment" and f.kind == "funnel_dropoff" and leads(f, lead):
                     groups[i] = (f, [lead, *members])
                 else:
                     members.append(f)
                 break
-            if lead.kind == "funnel_dropoff" and same_problem(f, lead, steps):
+            if lead.kind == "funnel_dropoff" and same_problem(f, lead, steps, after_add):
                 groups[i] = (f, [lead, *members])
                 break
         else:
@@ -103,27 +109,35 @@ def _context(f: Friction) -> dict[str, str]:
         "step": f.step or "", "previous_step": d.get("previous_step", ""), "page": d.get("page", f.step or ""),
         "error_code": str(d.get("error_code", "")), "examples": ", ".join(f"'{e}'" for e in d.get("examples", [])[:3]),
         "token": seg.get("search_token") or seg.get("search_query", ""), "experiment": str(d.get("experiment", "")),
-        "variant": seg.get("variant", ""), "cohort": seg.get("cohort", ""), "app_version": seg.get("app_version", ""),
-        "platform": seg.get("platform", "all platforms"), "previous_version": str(d.get("previous_version", "")),
+        "variant": seg.get("variant", ""), "cohort": seg.get("cohort", ""), "app_version": str(d.get("version", "")),
+        "platform": str(d.get("platform") or "all platforms"), "previous_version": str(d.get("previous_version", "")),
         "observed_ms": f"{f.observed:.0f}", "baseline_ms": f"{f.baseline:.0f}", "detail": str(d.get("problem", "")),
     }
 
 
-def _matches(when: dict, f: Friction) -> bool:
+def _has_word(name: str, words: str) -> bool:
+    """Does `name` (an event or dimension name, any case or spacing) contain one of the |-separated words?"""
+    flat = re.sub(r"[^a-z0-9]", "", name.lower())
+    return any(w and w in flat for w in words.lower().split("|"))
+
+
+def _matches(when: dict, f: Friction, emap: EventMap) -> bool:
     for key, want in (when or {}).items():
-        if key == "step" and f.step != want:
+        if key == "step_role" and (f.step is None or f.step != emap.event_of(want)):
             return False
-        if key == "dimension" and want not in f.segment:
+        if key == "step_word" and not _has_word(f.step or "", want):
+            return False
+        if key == "dimension" and not any(_has_word(d, want) for d in f.segment):
             return False
         if key == "cause" and f.detail.get("cause") != want:
             return False
     return True
 
 
-def tweak_for(f: Friction, playbook: dict) -> tuple[str, float, float | None]:
+def tweak_for(f: Friction, playbook: dict, emap: EventMap) -> tuple[str, float, float | None]:
     """The playbook's tweak text, effort and optional impact override for a finding."""
     for rule in playbook.get(f.kind, []):
-        if _matches(rule.get("when"), f):
+        if _matches(rule.get("when"), f, emap):
             ctx = _context(f)
             if unknown := placeholders(rule["tweak"]) - ctx.keys():
                 raise PromptError(f"prompts/playbook.yaml ({f.kind}): unknown placeholders {sorted(unknown)}")
@@ -133,7 +147,8 @@ def tweak_for(f: Friction, playbook: dict) -> tuple[str, float, float | None]:
 
 def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
     if f.kind == "tracking_issue":
-        return f"{f.title}; {f.affected_users} users affected. Analyses that use this data are unreliable until fixed."
+        users = f"; {f.affected_users} users affected" if f.affected_users else ""
+        return f"{f.title}{users}. Analyses that use this data are unreliable until fixed."
     if f.metric == "p75_load_ms":
         gap = f"p75 load {f.observed:.0f} ms vs {f.baseline:.0f} ms"
     elif f.metric == "assigned_users":
@@ -146,22 +161,29 @@ def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
 
 
 def business_numbers(wh: Warehouse, period: Period) -> tuple[float, float]:
-    """Weekly conversions (orders) and average order value in the period."""
+    """Weekly conversions and average order value in the period: orders of the event map's order role
+    (else entities finishing its default funnel), revenue from its revenue field (else 0)."""
+    emap = wh.event_map
+    conversion = emap.event_of("order") or (emap.steps[-1] if emap.steps else None)
+    if conversion is None:
+        return 0.0, 0.0
+    revenue = emap.field("order", "revenue") if emap.event_of("order") else None
     orders, aov = wh.query(
-        "SELECT count(*) AS orders, coalesce(avg(revenue), 0) AS aov FROM events "
-        f"WHERE event = 'Order Completed' AND {period.where()}").df.iloc[0]
+        f"SELECT count(*) AS orders, coalesce(avg({revenue.sql(cast='DOUBLE') if revenue else 'NULL'}), 0) AS aov"
+        f" FROM events WHERE event = {lit(conversion)} AND {period.where()}").df.iloc[0]
     return float(orders) / period_weeks(wh, period), float(aov)
 
 
-def prioritize(wh: Warehouse, findings: list[Friction], period: Period,
-               steps: tuple[str, ...] = ("Product Viewed", *("Product Added",), *AFTER_ADD)) -> list[Suggestion]:
-    """Suggestions ranked by RICE score, one per group of findings that describe the same problem."""
+def prioritize(wh: Warehouse, findings: list[Friction], period: Period) -> list[Suggestion]:
+    """Suggestions ranked by RICE score, one per group of findings that describe the same problem;
+    product friction first, data-quality (tracking) suggestions after it."""
+    emap = wh.event_map
     playbook = load_yaml("playbook")
     weeks = period_weeks(wh, period)
     weekly_conversions, aov = business_numbers(wh, period)
     out = []
-    for lead, members in merge(findings, steps):
-        tweak, effort, impact_override = tweak_for(lead, playbook)
+    for lead, members in merge(findings, emap.steps, emap.steps_after_cart):
+        tweak, effort, impact_override = tweak_for(lead, playbook, emap)
         weekly_lost = lead.est_lost_conversions / weeks
         share = weekly_lost / weekly_conversions if weekly_conversions else 0.0
         reach = lead.affected_users / weeks
@@ -177,4 +199,5 @@ def prioritize(wh: Warehouse, findings: list[Friction], period: Period,
             evidence=f"{lead.title} (period {lead.period})", evidence_sql=lead.evidence_sql,
             related=[m.id for m in members],
         ))
-    return sorted(out, key=lambda s: (-s.rice_score, s.friction_id))
+    # data quality never outranks product friction: it has its own section, after it
+    return sorted(out, key=lambda s: (s.kind == "tracking_issue", -s.rice_score, s.friction_id))

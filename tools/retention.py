@@ -4,58 +4,66 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
+from scipy.stats import theilslopes
 
-from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.charts import heatmap
 from tools.period import Period, data_bounds, period_weeks
 from tools.result import Friction, ToolResult, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
+from tools.semantic.eventmap import EventMap
 from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 MAX_WEEKS = 8
+CALENDAR_AGE = 28       # users signed up more than this many days ago show calendar effects, not early decay
+MIN_ESTABLISHED = 100   # fewer established users than this: no calendar factor for the day
 
 
-def _users_cte(period: Period, dims: tuple[str, ...]) -> str:
+def _users_cte(period: Period, emap: EventMap, dims: tuple[str, ...]) -> str:
     """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort, dims, active weeks."""
-    ev_dims = [d for d in dims if d in EVENT_DIMENSIONS]
+    ev_dims = {d: emap.dim_sql(d) for d in dims if d in emap.event_dims}
     ev_cols = "".join(f", f.{d}" for d in ev_dims)
-    user_dims = "".join(f", u.{d}" for d in dims if d in USER_DIMENSIONS)
+    user_dims = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in dims if d in emap.user_dims)
     return f"""firsts AS (SELECT user_id, first_ts{unpack_first(ev_dims)}
     FROM (SELECT user_id, min(ts) AS first_ts{first_of(ev_dims)} FROM events GROUP BY user_id) g),
 cohort_users AS (
     SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
            date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_cols}
     FROM users u LEFT JOIN firsts f USING (user_id)
-    WHERE coalesce(u.signed_up_at, f.first_ts) IS NOT NULL AND {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
+    WHERE coalesce(u.signed_up_at, f.first_ts) IS NOT NULL
+      AND {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
 
 
-def _active_cte(week_n: int | None) -> str:
-    """active: users x week N after signup with any event (one week, or weeks 0..MAX_WEEKS)."""
+def _active_cte(week_n: int | None, emap: EventMap) -> str:
+    """active: users x week N after signup with any event (one week, or weeks 0..MAX_WEEKS), and whether
+    they ordered (FALSE without an order role)."""
     lo, hi = (0, MAX_WEEKS + 1) if week_n is None else (week_n, week_n + 1)
+    order = emap.event_of("order")
     return f"""active AS (
     SELECT e.user_id, floor((epoch_us(e.ts) - epoch_us(c.signup)) / 604800000000)::INT AS week_n,
-           bool_or(e.event = {lit(PURCHASE_FUNNEL[-1])}) AS converted
+           bool_or({f"e.event = {lit(order)}" if order else "FALSE"}) AS converted
     FROM events e JOIN cohort_users c USING (user_id)
     WHERE e.ts >= c.signup + INTERVAL {7 * lo} DAY AND e.ts < c.signup + INTERVAL {7 * hi} DAY GROUP BY ALL)"""
 
 
-def matrix_sql(period: Period) -> str:
+def matrix_sql(period: Period, emap: EventMap) -> str:
     """Cohort x week-N: cohort size and users active in days [7N, 7N+7) after signup."""
-    return f"""WITH {_users_cte(period, ())}, {_active_cte(None)}
+    return f"""WITH {_users_cte(period, emap, ())}, {_active_cte(None, emap)}
 SELECT c.cohort, a.week_n, count(DISTINCT c.user_id) AS active,
        (SELECT count(*) FROM cohort_users c2 WHERE c2.cohort = c.cohort) AS size
 FROM cohort_users c JOIN active a USING (user_id) WHERE a.week_n <= {MAX_WEEKS}
 GROUP BY ALL ORDER BY ALL"""
 
 
-def week_n_sql(period: Period, dims: tuple[str, ...], week_n: int = 1) -> str:
+def week_n_sql(period: Period, emap: EventMap, dims: tuple[str, ...], week_n: int = 1) -> str:
     """Per cohort and segment: cohort size and users retained in week N."""
-    return f"""WITH {_users_cte(period, dims)}, {_active_cte(week_n)},
+    return f"""WITH {_users_cte(period, emap, dims)}, {_active_cte(week_n, emap)},
 flag AS (SELECT c.*, a.user_id IS NOT NULL AS kept, coalesce(a.converted, FALSE) AS converted
          FROM cohort_users c LEFT JOIN active a ON a.user_id = c.user_id AND a.week_n = {week_n})
-SELECT cohort, {', '.join(dims)}, {grouping_flags(dims)}, count(*) AS n, count(*) FILTER (WHERE kept) AS x,
+SELECT {', '.join(['cohort', *dims, *([grouping_flags(dims)] if dims else [])])}, count(*) AS n,
+       count(*) FILTER (WHERE kept) AS x,
        count(*) FILTER (WHERE converted) AS converted
 FROM flag GROUP BY {grouping_sets(dims, False, ('cohort',))}"""
 
@@ -68,7 +76,7 @@ def complete_cohorts(cohorts: pd.Series, data_end, week_n: int) -> pd.Series:
 def cohort_matrix(wh: Warehouse, period: Period) -> tuple[pd.DataFrame, str]:
     """Complete cohort x week-N retention grid (rows: ISO weeks of signup)."""
     _, data_end = data_bounds(wh)
-    sql = matrix_sql(period)
+    sql = matrix_sql(period, wh.event_map)
     mat = wh.query(sql).df
     if mat.empty or data_end is None:
         return pd.DataFrame(), sql
@@ -80,11 +88,13 @@ def cohort_matrix(wh: Warehouse, period: Period) -> tuple[pd.DataFrame, str]:
     return grid, sql
 
 
-def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] = DIMENSIONS,
+def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] | None = None,
               rules: SegmentRules = SegmentRules(), matrix: bool = True) -> ToolResult:
     """Week-N cohort retention, and cohorts (or cohort x segment) that dip below the other cohorts."""
     _, data_end = data_bounds(wh)
-    w_sql = week_n_sql(period, dims, week_n)
+    emap = wh.event_map
+    dims = emap.dims if dims is None else dims
+    w_sql = week_n_sql(period, emap, dims, week_n)
     grid, m_sql = cohort_matrix(wh, period) if matrix else (pd.DataFrame(), "")
     rows = attach_segments(wh.query(w_sql).df, dims) if data_end is not None else pd.DataFrame()
     if rows.empty:
@@ -112,10 +122,51 @@ def _dims(segment: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in segment.items() if k != "cohort"}
 
 
+def calendar_sql() -> str:
+    """Per ISO week: users active that week among those who signed up more than CALENDAR_AGE days before it,
+    and how many such users there are (their activity is past the early decay: it shows calendar effects)."""
+    return f"""WITH signup AS (
+    SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS s
+    FROM users u LEFT JOIN (SELECT user_id, min(ts) AS first_ts FROM events GROUP BY 1) f USING (user_id)),
+active AS (SELECT DISTINCT date_trunc('week', ts) AS w, user_id FROM events),
+weekly AS (SELECT a.w, count(*) AS active FROM active a JOIN signup USING (user_id)
+           WHERE signup.s < a.w - INTERVAL {CALENDAR_AGE} DAY GROUP BY 1)
+SELECT w, active, (SELECT count(*) FROM signup WHERE s < weekly.w - INTERVAL {CALENDAR_AGE} DAY) AS population
+FROM weekly ORDER BY w"""
+
+
+def calendar_factors(wh: Warehouse, cohorts: pd.Series, week_n: int) -> pd.Series:
+    """Per cohort: how active everyone was, relative to normal, in the weeks its members' week-N windows cover.
+
+    A week's factor is the share of established users active that week over its trend, a line through the
+    logs of those shares fitted by Theil-Sen (the median of pairwise slopes: robust to a dip of a week or two;
+    1 where too few users are established). A cohort's members signed up
+    over 7 days, so their windows cover 13 days: 28/49 of them in week c+N, 21/49 in week c+N+1. A traffic dip
+    lowers the retention of every cohort whose windows it touches, and this factor with it.
+    """
+    weekly = wh.query(calendar_sql()).df
+    if weekly.empty:
+        return pd.Series(1.0, index=cohorts.index)
+    rate = (weekly["active"] / weekly["population"]).where(weekly["population"] >= MIN_ESTABLISHED)
+    rate = pd.Series(rate.to_numpy(), index=pd.to_datetime(weekly["w"])).asfreq("7D")
+    known = rate[rate > 0]
+    if len(known) < 3:
+        return pd.Series(1.0, index=cohorts.index)
+    t = (rate.index - rate.index[0]).days / 7
+    slope, intercept, _, _ = theilslopes(np.log(known.to_numpy()), (known.index - rate.index[0]).days / 7)
+    factor = (rate / np.exp(intercept + slope * t)).fillna(1.0).clip(0.25, 2.0)
+    week = pd.Timedelta(days=7)
+    out = [(28 * factor.get(c + week_n * week, 1.0) + 21 * factor.get(c + (week_n + 1) * week, 1.0)) / 49
+           for c in pd.to_datetime(cohorts)]
+    return pd.Series(out, index=cohorts.index)
+
+
 def _dips(wh: Warehouse, rows: pd.DataFrame, rules: SegmentRules, week_n: int, period: Period,
           sql: str) -> list[Friction]:
-    """Each cohort x segment against the other complete cohorts of the same segment."""
-    rows = rows.assign(seg_key=rows["segment"].map(lambda s: tuple(sorted(s.items()))))
+    """Each cohort x segment against the other complete cohorts of the same segment, retained counts adjusted
+    for calendar effects (see calendar_factors), so a traffic dip is not a dip of the cohorts it touches."""
+    factors = calendar_factors(wh, rows["cohort"], week_n)
+    rows = rows.assign(x=(rows["x"] / factors).clip(upper=rows["n"]), calendar_factor=factors)
     totals = rows.groupby("seg_key")[["n", "x"]].transform("sum")
     rows = rows.assign(n_rest=totals["n"] - rows["n"], x_rest=totals["x"] - rows["x"],
                        cohort_label=rows["cohort"].map(lambda c: f"{c:%G-W%V}"))
@@ -133,6 +184,7 @@ def _dips(wh: Warehouse, rows: pd.DataFrame, rules: SegmentRules, week_n: int, p
             baseline=float(r.rate_rest), observed=float(r.rate), affected_users=int(r.n),
             est_lost_conversions=float(r.lost) * order_rate, p_value=float(r.p_value), evidence_sql=sql,
             weekly_exposed=float(r.n) / weeks, gap=float(r.gap), downstream_rate=order_rate,
-            detail={"cohort_size": int(r.n), "retained": int(r.x), "lost_users": float(r.lost)},
+            detail={"cohort_size": int(r.n), "retained": round(float(r.x)), "lost_users": float(r.lost),
+                    "calendar_factor": round(float(r.calendar_factor), 3)},
         ))
     return out

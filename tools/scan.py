@@ -17,8 +17,9 @@ from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
 from tools.retention import retention
 from tools.search import search
+from tools.semantic.eventmap import EventMap
 from tools.sessions import Facts
-from tools.tracking import check_tracking, load_plan
+from tools.tracking import check_tracking
 from tools.trends import release_regressions
 from tools.warehouse import Warehouse
 
@@ -31,33 +32,60 @@ def _cart(wh: Warehouse, facts: Facts) -> ToolResult:
                       findings=findings)
 
 
-# The one registry of detectors: name -> (warehouse, session facts of the period) -> ToolResult.
+# The one registry of detectors: name -> (warehouse, session facts of the period) -> ToolResult, and the
+# analysis of EventMap.unavailable() that disables it when the map lacks what it needs.
 # Segment drill-downs run per session: context dimensions (app_version) change over a user's life.
 DETECTORS: dict[str, Detector] = {
-    "dropoffs": lambda wh, f: dropoffs(wh, FunnelSpec(entity="sessions", period=f.period), facts=f),
+    "dropoffs": lambda wh, f: dropoffs(wh, FunnelSpec(f.steps, entity="sessions", period=f.period), facts=f),
     "cart_abandonment": _cart,
     "search": lambda wh, f: search(wh, f.period),
     "errors_and_speed": lambda wh, f: errors_and_speed(wh, f.period, facts=f),
     "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f),
     "experiments": lambda wh, f: experiments(wh, f.period),
     "retention": lambda wh, f: retention(wh, f.period, matrix=False),
-    "tracking": lambda wh, f: check_tracking(wh, load_plan(), f.period),
+    "tracking": lambda wh, f: check_tracking(wh, period=f.period),
 }
+NEEDS = {"dropoffs": ("funnel and drop-offs",), "cart_abandonment": ("cart abandonment",),
+         "search": ("search quality",), "errors_and_speed": ("errors", "page speed"),
+         "release_regressions": ("release regressions",)}
+
+
+def disabled_detectors(emap: EventMap) -> dict[str, str]:
+    """Detectors the event map cannot run -> one plain line saying why (all of their needs are missing)."""
+    missing = emap.unavailable()
+    out = {}
+    for name, needs in NEEDS.items():
+        if all(n in missing for n in needs):
+            out[name] = f"{' and '.join(needs)}: the event map has no " + " and no ".join(
+                missing[n] for n in needs) + " (`insight map` shows the map)"
+    return out
 
 
 class ScanReport(BaseModel):
-    """What a scan found: findings, ranked suggestions, per-detector timing and failures."""
+    """What a scan found: findings, ranked suggestions (product friction first, then data quality),
+    per-detector timing, detectors the event map disabled, and failures."""
 
     period: str
     findings: list[Friction]
     suggestions: list[Suggestion]
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    disabled: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def product(self) -> list[Suggestion]:
+        """Suggestions about product friction, by RICE."""
+        return [s for s in self.suggestions if s.kind != "tracking_issue"]
+
+    @property
+    def data_quality(self) -> list[Suggestion]:
+        """Suggestions about the data itself (tracking), by RICE."""
+        return [s for s in self.suggestions if s.kind == "tracking_issue"]
 
     def public(self) -> dict:
         """The JSON shape of `insight scan --json`."""
         return {"period": self.period, "findings": [f.model_dump() for f in self.findings],
-                "suggestions": [s.model_dump() for s in self.suggestions]}
+                "suggestions": [s.model_dump() for s in self.suggestions], "disabled": self.disabled}
 
 
 def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], None] | None = None,
@@ -67,14 +95,18 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     A detector that fails is reported in `warnings`; the others still run.
     """
     p = period if isinstance(period, Period) else resolve_period(wh, period)
+    emap = wh.event_map
     findings: list[Friction] = []
     timings, warnings = {}, []
+    disabled = disabled_detectors(emap)
     started = time.perf_counter()
     if progress:
         progress("session facts")
-    facts = Facts(p).materialize(wh)
+    facts = Facts(p, emap).materialize(wh) if emap.steps else None
     timings["session_facts"] = round((time.perf_counter() - started) * 1000, 1)
     for name, detect in (detectors or DETECTORS).items():
+        if name in disabled or (facts is None and name in NEEDS):
+            continue
         if progress:
             progress(name)
         started = time.perf_counter()
@@ -88,4 +120,4 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL
     suggestions = prioritize(wh, findings, p)
     return ScanReport(period=p.label, findings=findings, suggestions=suggestions, timings_ms=timings,
-                      warnings=warnings)
+                      disabled=list(disabled.values()), warnings=warnings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data.schema import DIMENSIONS, EVENT_DIMENSIONS
 from tools.period import data_bounds
 from tools.result import ToolResult
 from tools.warehouse import Warehouse
@@ -13,12 +12,14 @@ MAX_VALUES = 12
 
 
 def dimension_values(wh: Warehouse) -> dict[str, list[str]]:
-    """The most frequent values of every segment dimension."""
+    """The most frequent values of every segment dimension of the event map."""
+    emap = wh.event_map
     out = {}
-    for d in DIMENSIONS:
-        table = "events" if d in EVENT_DIMENSIONS else "users"
-        df = wh.query(f"SELECT {d} AS v, count(*) AS n FROM {table} WHERE {d} IS NOT NULL "
-                      f"GROUP BY 1 ORDER BY 2 DESC LIMIT {MAX_VALUES}").df
+    for d in emap.dims:
+        table = "events" if d in emap.event_dims else "users"
+        expr = emap.dim_sql(d)
+        df = wh.query(f"SELECT CAST({expr} AS VARCHAR) AS v, count(*) AS n FROM {table} WHERE {expr} IS NOT NULL "
+                      f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_VALUES}").df
         out[d] = [str(v) for v in df["v"]]
     return out
 

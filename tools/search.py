@@ -11,6 +11,8 @@ from tools.charts import bar_chart
 from tools.distinct_users import distinct_users
 from tools.period import Period, period_weeks
 from tools.result import Friction, ToolResult
+from tools.semantic.eventmap import EventMap
+from tools.semantic.fields import parse_field
 from tools.sqltext import lit
 from tools.stats import bh, two_proportion_p
 from tools.warehouse import Warehouse
@@ -21,29 +23,42 @@ NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_que
               " '(\\w{3,})s\\b', '\\1', 'g')")
 
 
-def searches_sql(period: Period) -> str:
+class SearchError(ValueError):
+    """The event map has no search role with a query field."""
+
+
+def searches_sql(period: Period, emap: EventMap) -> str:
     """One row per search: normalized query, zero result, click within 5 min, exit, reformulation, order.
 
     Click, exit, reformulation and order need a session; a search without one counts as none of them.
+    Without a results-count field no search counts as zero-result; without a click or order role, none
+    as clicked or ordered (the tool then reports those rates as not measured).
     """
+    search = emap.roles.search
+    if search is None or not search.query:
+        raise SearchError("search analysis needs the event map's search role with its query field "
+                          "(`insight map` shows the map)")
+    query = parse_field(search.query).sql()
+    results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
+    click, ordered = emap.event_of("search_click"), emap.event_of("order")
     order = "PARTITION BY session_id ORDER BY ts, is_click, event_id ROWS BETWEEN"
     return f"""WITH raw AS MATERIALIZED (
-    SELECT ts, event_id, user_id, session_id, results_count, search_query
-    FROM events WHERE event = 'Products Searched' AND search_query IS NOT NULL AND {period.where()}),
+    SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query
+    FROM events WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}),
 norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
 s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q
                    FROM raw JOIN norm ON norm.search_query = raw.search_query),
-clicks AS (SELECT session_id, ts FROM events WHERE event = 'Search Result Clicked'
+clicks AS (SELECT session_id, ts FROM events WHERE event = {lit(click) if click else 'NULL'}
            AND session_id IN (SELECT session_id FROM s)),
 marked AS (SELECT *, min(click_ts) OVER ({order} CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts,
                   min(search_ts) OVER ({order} 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_search_ts
            FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts, ts AS search_ts FROM s WHERE session_id IS NOT NULL
                  UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, 1, ts, NULL FROM clicks
                  UNION ALL SELECT s.*, 0, NULL, NULL FROM s WHERE session_id IS NULL) u),
-sess AS (SELECT session_id, max(ts) AS last_ts, max(CASE WHEN event = 'Order Completed' THEN ts END) AS order_ts
+sess AS (SELECT session_id, max(ts) AS last_ts, max(CASE WHEN event = {lit(ordered) if ordered else 'NULL'} THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
 SELECT w.ts, w.user_id, w.session_id, w.q,
-       w.results_count = 0 AS zero,
+       coalesce(w.results_count = 0, FALSE) AS zero,
        w.results_count > 0 AND w.session_id IS NOT NULL AND w.next_click_ts IS NOT NULL
            AND w.next_click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
        coalesce(w.ts >= m.last_ts, FALSE) AS exited,
@@ -66,9 +81,9 @@ def stats_sql(source: str) -> str:
     return f"SELECT q, GROUPING(q) = 1 AS everyone, {STATS} FROM {source} GROUP BY GROUPING SETS ((), (q))"
 
 
-def token_sql(period: Period, token: str) -> str:
+def token_sql(period: Period, emap: EventMap, token: str) -> str:
     """Evidence for one token: searches containing it, zero-result ones, exits, users."""
-    return f"""WITH searches AS ({searches_sql(period)})
+    return f"""WITH searches AS ({searches_sql(period, emap)})
 SELECT count(*) AS searches, sum(zero::INT) AS zero_results, sum(exited::INT) AS exits,
        count(DISTINCT user_id) AS users, count(DISTINCT user_id) FILTER (WHERE zero) AS users_failed
 FROM searches WHERE {_has_token(token)}"""
@@ -151,11 +166,13 @@ def likely_cause(token: str, good_tokens: set[str]) -> str:
 
 def search(wh: Warehouse, period: Period) -> ToolResult:
     """Search health and the queries and tokens that fail, with their likely cause."""
-    rows = "search_rows_" + hashlib.sha1(period.where().encode()).hexdigest()[:12]
-    wh.materialize(rows, searches_sql(period))
+    emap = wh.event_map
+    sql = searches_sql(period, emap)
+    rows = "search_rows_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
+    wh.materialize(rows, sql)
     stats = wh.query(stats_sql(rows)).df
     everyone = stats[stats["everyone"]]
-    evidence = f"WITH searches AS ({searches_sql(period)})\n{stats_sql('searches')}"
+    evidence = f"WITH searches AS ({sql})\n{stats_sql('searches')}"
     if everyone.empty or not everyone["n"].iloc[0]:
         return ToolResult("Search", f"No searches in period {period.label}.", sql=[evidence])
     m = everyone.iloc[0]
@@ -173,28 +190,37 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
         examples = queries[queries["q"].str.split(" ").map(lambda ts, tok=t.token: tok in ts)]
         examples = examples.sort_values(["zero", "q"], ascending=[False, True])["q"].head(5).tolist()
         counts = {"searches": int(t.n), "zero_results": int(t.zero), "exits": int(t.exits), "users_failed": users}
-        findings.append(_finding(t.token, "search_token", counts, overall_zero, after, weeks, period,
-                                 likely_cause(t.token, good), examples, token_sql(period, t.token),
+        findings.append(_finding(t.token, "search_token", counts, overall_zero, after, weeks, period, emap,
+                                 likely_cause(t.token, good), examples, token_sql(period, emap, t.token),
                                  float(min(t.p_zero, t.p_exits))))
     for row in bad_queries.head(10).itertuples():
         counts = {"searches": int(row.n), "zero_results": int(row.zero), "exits": int(row.exits),
                   "users_failed": int(row.users)}
         cause = "typo" if any(likely_cause(tok, good) == "typo" for tok in row.q.split(" ") if tok not in good) \
             else "synonym / catalog gap"
-        findings.append(_finding(row.q, "search_query", counts, overall_zero, after, weeks, period, cause, [row.q],
+        findings.append(_finding(row.q, "search_query", counts, overall_zero, after, weeks, period, emap, cause,
+                                 [row.q],
                                  evidence + f"\n-- row: q = {lit(row.q)}", float(min(row.p_zero, row.p_exits))))
     table = pd.DataFrame([{"failing": f.segment.get("search_token") or f.segment.get("search_query"),
                            "level": next(iter(f.segment)), "searches": f.detail["searches"],
                            "zero_result_rate": f.observed, "cause": f.detail["cause"],
                            "examples": ", ".join(f.detail["examples"])} for f in findings])
-    rates = {"searches": int(m["n"]), "users": int(m["users"]), "zero_result_rate": overall_zero,
-             "no_click_rate": float(m["no_click"] / m["with_results"]) if m["with_results"] else 0.0,
+    search_role = emap.roles.search
+    zero_measured, clicks_measured = search_role.results is not None, emap.event_of("search_click") is not None
+    rates = {"searches": int(m["n"]), "users": int(m["users"]),
+             "zero_result_rate": overall_zero if zero_measured else None,
+             "no_click_rate": (float(m["no_click"] / m["with_results"]) if m["with_results"] else 0.0)
+             if clicks_measured else None,
              "exit_rate": float(m["exits"] / m["n"]), "reformulation_rate": float(m["reformulated"] / m["n"]),
              "order_rate_after_results": after,
              "order_rate_after_zero": float(m["ordered_after_zero"] or 0) / float(m["zero"]) if m["zero"] else 0.0}
+    shown = {k: "not measured" if rates[k] is None else f"{rates[k]:.1%}" for k in ("zero_result_rate", "no_click_rate")}
     summary = (f"Search (period {period.label}): {rates['searches']} searches by {rates['users']} users; "
-               f"zero-result rate {overall_zero:.1%}, no-click rate {rates['no_click_rate']:.1%}, "
+               f"zero-result rate {shown['zero_result_rate']}, no-click rate {shown['no_click_rate']}, "
                f"exit rate {rates['exit_rate']:.1%}, reformulation rate {rates['reformulation_rate']:.1%}. ")
+    summary += "".join(f"{what} not measured: the event map has no {need}. " for what, need, ok in (
+        ("Zero results", "results-count field on the search role", zero_measured),
+        ("Clicks", "search_click role", clicks_measured)) if not ok)
     summary += ("Failing: " + "; ".join(
         f"'{f.segment.get('search_token') or f.segment.get('search_query')}' ({f.detail['cause']}, "
         f"{f.observed:.0%} zero results over {f.detail['searches']} searches)" for f in findings[:5])
@@ -210,14 +236,14 @@ def _token_users(wh: Warehouse, rows: str, tokens: list[str]) -> list[int]:
 
 
 def _finding(what: str, level: str, ev: dict, overall_zero: float, order_after: float, weeks: float,
-             period: Period, cause: str, examples: list[str], evidence_sql: str, p_value: float) -> Friction:
+             period: Period, emap: EventMap, cause: str, examples: list[str], evidence_sql: str, p_value: float) -> Friction:
     n, zero = int(ev["searches"]), int(ev["zero_results"])
     rate = zero / n if n else 0.0
     gap = max(rate - overall_zero, 0.0)
     tweak_hint = "typo tolerance" if cause == "typo" else "synonyms or catalog coverage"
     return Friction(
         kind="failed_search", title=f"Searches for '{what}' fail ({cause}): needs {tweak_hint}",
-        metric="zero_result_rate", step="Products Searched", segment={level: what}, period=period.label,
+        metric="zero_result_rate", step=emap.event_of("search"), segment={level: what}, period=period.label,
         baseline=overall_zero, observed=rate, affected_users=int(ev["users_failed"]),
         est_lost_conversions=float(zero * order_after), p_value=p_value, evidence_sql=evidence_sql,
         weekly_exposed=n / weeks, gap=gap, downstream_rate=order_after,

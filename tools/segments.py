@@ -18,7 +18,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from data.schema import DIMENSIONS
 from tools.stats import bh, two_proportion_p
 
 EXPLAINS_SHARE = 0.8
@@ -51,13 +50,12 @@ def rollup_sql(source: str, dims: tuple[str, ...], counts: dict[str, str], pairs
     `counts` maps output names to count expressions over the rows of `source`
     (e.g. {"n1": "count(*) FILTER (WHERE level >= 1)"}).
     """
-    keys = ", ".join((*always, *dims))
+    keys = [*always, *dims]
     partial = ", ".join(f"{expr} AS {name}" for name, expr in counts.items())
     total = ", ".join(f"sum({name})::BIGINT AS {name}" for name in counts)
-    select_always = "".join(f"{a}, " for a in always)
-    return (f"WITH base AS (SELECT {keys}, {partial} FROM {source} GROUP BY ALL)\n"
-            f"SELECT {select_always}{', '.join(dims)}, {grouping_flags(dims)}, {total} FROM base "
-            f"GROUP BY {grouping_sets(dims, pairs, always)}")
+    outer = ", ".join([*always, *dims, *([grouping_flags(dims)] if dims else []), total])
+    return (f"WITH base AS (SELECT {', '.join([*keys, partial])} FROM {source} GROUP BY ALL)\n"
+            f"SELECT {outer} FROM base GROUP BY {grouping_sets(dims, pairs, always)}")
 
 
 def grouping_flags(dims: tuple[str, ...]) -> str:
@@ -66,7 +64,7 @@ def grouping_flags(dims: tuple[str, ...]) -> str:
 
 
 def attach_segments(df: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFrame:
-    """Add `segment` (dict) and `depth`; drop rows grouped on a NULL value."""
+    """Add `segment` (dict), `depth` and `seg_key`; drop rows grouped on a NULL value."""
     segs, keep = [], []
     for row in df[[*dims, *(f"g_{d}" for d in dims)]].itertuples(index=False):
         values, flags = row[: len(dims)], row[len(dims):]
@@ -74,18 +72,17 @@ def attach_segments(df: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFrame:
         ok = all(not pd.isna(v) for v, g in zip(values, flags) if g)
         segs.append(seg)
         keep.append(ok)
-    out = df.assign(segment=segs, depth=[len(s) for s in segs])
+    out = df.assign(segment=segs, depth=[len(s) for s in segs], seg_key=[segment_key(s, dims) for s in segs])
     return out[np.array(keep, dtype=bool)].reset_index(drop=True)
 
 
-def segment_key(segment: dict[str, str]) -> str:
-    """A stable order of segments, by dimension (data-model order), then value.
+def segment_key(segment: dict[str, str], dims: tuple[str, ...]) -> str:
+    """A stable order of segments, by dimension (the order of `dims`, the event map's), then value.
 
     Engines return grouping-set rows in no fixed order; this decides between equal segments
     (`platform=ios` and `os=ios` can hold the same users) the same way on every engine.
     """
-    return "|".join(f"{DIMENSIONS.index(d) if d in DIMENSIONS else len(DIMENSIONS):02d}{d}={v}"
-                    for d, v in segment.items())
+    return "|".join(f"{dims.index(d) if d in dims else len(dims):02d}{d}={v}" for d, v in segment.items())
 
 
 def compare(df: pd.DataFrame, worse: Literal["lower", "higher"] = "lower") -> pd.DataFrame:
@@ -110,7 +107,7 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool 
     """Significant, large-enough segment rows, with redundant parents and children removed.
 
     `key` names the column that makes a family member distinct besides the segment (a step,
-    a cohort, ...). Expects the columns of `compare` plus `segment` and `depth`. With
+    a cohort, ...). Expects the columns of `compare` plus `segment`, `depth` and `seg_key`. With
     `include_total` the everyone row of each key is tested too (a whole cohort can dip) and
     is the parent of the single segments.
     """
@@ -118,7 +115,6 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool 
     if tested.empty:
         return tested.assign(q_value=[])
     tested["q_value"] = bh(tested["p_value"])
-    tested["seg_key"] = [segment_key(seg) for seg in tested["segment"]]
     q_limit = np.where(tested["depth"] > 1, rules.pair_q, rules.q)
     hits = tested[(tested["q_value"] < q_limit) & (tested["gap"] > 0) & (tested["lost"] >= rules.min_lost)
                   & (tested["relative_gap"] >= rules.min_relative_gap)]

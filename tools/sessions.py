@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from data.schema import DIMENSIONS, EVENT_DIMENSIONS, PURCHASE_FUNNEL, USER_DIMENSIONS
 from tools.period import Period
+from tools.semantic.eventmap import EventMap
 from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
-CART_STEPS = ("Product Added", "Order Completed")
-ERROR_EVENT = "Error Shown"
 _ERROR_ORD = 31  # sorts after every step code at the same timestamp
 
 
@@ -38,7 +36,10 @@ def level_sql(steps: tuple[str, ...], funnel: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Facts:
-    """The session-facts relation for one period; `table` names its materialized copy, if any.
+    """The session-facts relation for one period and event map; `table` names its materialized copy, if any.
+
+    Steps default to the map's funnel and dims to all of its dimensions; errors are its error
+    role's events and loads its page_load role's duration field (NULL when unmapped).
 
     Each session's step events become a string of step codes (a, b, ...) in time order (ties
     by step index, errors `0` after steps; sorted as one integer key epoch_us * 32 + index), so levels and error steps are LIKE patterns: an error
@@ -46,9 +47,14 @@ class Facts:
     """
 
     period: Period
-    steps: tuple[str, ...] = PURCHASE_FUNNEL
-    dims: tuple[str, ...] = DIMENSIONS
+    emap: EventMap = field(compare=False)
+    steps: tuple[str, ...] = ()
+    dims: tuple[str, ...] | None = None
     table: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", self.steps or self.emap.steps)
+        object.__setattr__(self, "dims", self.emap.dims if self.dims is None else tuple(self.dims))
 
     def select_sql(self) -> str:
         """session_id, user_id, start_ts, dims, load_1..K, level, cart_level, error_1..K.
@@ -58,20 +64,24 @@ class Facts:
         k = len(self.steps)
         if k > 26:
             raise ValueError("at most 26 funnel steps")
+        emap = self.emap
         order = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(self.steps))
-        names = ", ".join(lit(s) for s in (*self.steps, ERROR_EVENT))
-        ev_dims = [d for d in self.dims if d in EVENT_DIMENSIONS]
-        loads = "".join(f", arg_min(load_time_ms, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}"
-                        for i in range(k))
-        users = "".join(f", u.{d}" for d in self.dims if d in USER_DIMENSIONS)
-        cart = level_sql(self.steps, CART_STEPS) if set(CART_STEPS) <= set(self.steps) else "NULL::INT"
+        error = emap.event_of("error")
+        names = ", ".join(lit(s) for s in (*self.steps, *([error] if error and error not in self.steps else [])))
+        ev_dims = {d: emap.dim_sql(d) for d in self.dims if d in emap.event_dims}
+        duration = emap.field("page_load", "duration")
+        load = duration.sql(cast="DOUBLE") if duration else "NULL::DOUBLE"
+        loads = "".join(f", arg_min({load}, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}" for i in range(k))
+        users = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in self.dims if d in emap.user_dims)
+        cart_steps = emap.cart_steps
+        cart = level_sql(self.steps, cart_steps) if cart_steps and set(cart_steps) <= set(self.steps) else "NULL::INT"
         errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
         # user_id rides in the first-touch struct: one aggregate state fewer than any_value (about 5%)
         kept = unpack_first(["user_id"], "p") + ", p.start_ts" + unpack_first(ev_dims, "p")
         kept += "".join(f", p.load_{i + 1}" for i in range(k)) + users
         return f"""SELECT p.session_id{kept}, {level_sql(self.steps, self.steps)} AS level,
        {cart} AS cart_level{errors}
-FROM (SELECT session_id, min(ts) AS start_ts{first_of(["user_id", *ev_dims])}{loads},
+FROM (SELECT session_id, min(ts) AS start_ts{first_of({"user_id": "user_id", **ev_dims})}{loads},
              array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
                  lambda x: CASE WHEN x % 32 = {_ERROR_ORD} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
       FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
@@ -91,9 +101,10 @@ LEFT JOIN users u ON u.user_id = p.{FIRST}.user_id"""
         """Build the facts once as a temp table of this thread's cursor; returns the handle to use."""
         name = "session_facts_" + hashlib.sha1(self.select_sql().encode()).hexdigest()[:12]
         wh.materialize(name, self.select_sql())
-        return Facts(self.period, self.steps, self.dims, name)
+        return Facts(self.period, self.emap, self.steps, self.dims, name)
 
 
 def segment_condition(segment: dict[str, str]) -> str:
-    """SQL condition selecting a segment's rows (TRUE for everyone)."""
+    """SQL condition selecting a segment's rows of a relation that carries the dimensions as columns
+    (session facts, funnel levels); raw events are filtered with `EventMap.segment_where`."""
     return " AND ".join(f"{d} = {lit(v)}" for d, v in segment.items()) or "TRUE"

@@ -19,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from tools.lake import REQUIRED, LakeError, LakeTable, lake_tables, remote_tables, remote_url, view_select
+from tools.semantic.eventmap import EventMap
 from tools.sql_guard import check_sql
 from tools.transpile import TranspileError, to_spark
-from tools.warehouse import QueryResult, WarehouseError
+from tools.warehouse import MappedData, QueryResult, WarehouseError
 
 SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -63,7 +64,7 @@ def spark_session(remote: str | None = None, master: str = "local[2]", memory: s
         raise WarehouseError(f"cannot start Spark ({remote or master}): {_first_line(error)}") from error
 
 
-class SparkWarehouse:
+class SparkWarehouse(MappedData):
     """Read-only analytics over a Parquet lake on Spark, with timeouts and row caps."""
 
     dialect = "spark"
@@ -76,6 +77,7 @@ class SparkWarehouse:
         master: str = "local[2]",
         timeout_s: float = 120.0,
         row_cap: int = 10_000,
+        event_map: EventMap | None = None,
     ) -> None:
         url = remote_url(path)
         self.path = url or Path(path)
@@ -86,6 +88,7 @@ class SparkWarehouse:
         except LakeError as error:
             raise WarehouseError(f"{error} (the Spark engine reads a Parquet lake: `insight export`)") from error
         self._remote = remote
+        self._meta, self._event_map, self._map_lock = None, event_map, threading.Lock()
         self.spark = spark_session(remote, master)  # a session of its own: temp views are per session
         self._prefix = f"lake_{uuid.uuid4().hex[:8]}_"
         self._materialize_lock = threading.Lock()
@@ -96,23 +99,26 @@ class SparkWarehouse:
             self._register(table)
 
     def _register(self, table: LakeTable) -> None:
-        """A temp view with the table's schema columns and types over its Parquet files (empty if absent)."""
-        source = ""
+        """A temp view over the table's Parquet files: the data model's columns with their types, and the files'
+        other columns as they are (empty if absent)."""
+        source, present = "", []
         if table.location is not None:
             raw = self._prefix + table.name
             try:
-                self.spark.read.option("mergeSchema", "true").parquet(table.location).createOrReplaceTempView(raw)
+                frame = self.spark.read.option("mergeSchema", "true").parquet(table.location)
+                frame.createOrReplaceTempView(raw)
                 self._views.append(raw)
-                source = raw
+                source, present = raw, list(frame.columns)
             except Exception as error:  # noqa: BLE001 - a missing path raises an AnalysisException
                 if table.name in REQUIRED:
                     raise WarehouseError(f"cannot read table {table.name!r} at {table.location}: "
                                          f"{_first_line(error)}") from error
                 table = LakeTable(table.name, None)
-        view = to_spark(view_select(table, source, json_type="VARCHAR"))
+        view = to_spark(view_select(table, source, present, json_type="VARCHAR"))
         self._execute(f"CREATE OR REPLACE TEMP VIEW {table.name} AS {view}")
         self._views.append(table.name)
-        self.tables[table.name] = dict(table.columns)
+        types = {f.name: f.dataType.simpleString().upper() for f in self.spark.table(table.name).schema.fields}
+        self.tables[table.name] = {c: table.columns.get(c, types[c]) for c in types}
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
         """Run trusted SQL (DuckDB dialect) on Spark; `row_cap=None` returns every row."""

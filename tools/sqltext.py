@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def lit(value: object) -> str:
@@ -23,8 +23,10 @@ def lit(value: object) -> str:
 FIRST = "first_touch"
 
 
-def first_of(columns: Sequence[str], order: str = "ts") -> str:
+def first_of(columns: Sequence[str] | Mapping[str, str], order: str = "ts") -> str:
     """`, arg_min(struct_pack(c := c, ...), order) AS first_touch`: the columns of the row with the least `order`.
+
+    `columns` are column names, or names mapped to the SQL expressions computing them.
 
     One struct keeps the values of one row together (separate arg_mins agree on ties only because
     DuckDB happens to update them in the same order) and compares `order` once per row. Measured
@@ -33,7 +35,8 @@ def first_of(columns: Sequence[str], order: str = "ts") -> str:
     """
     if not columns:
         return ""
-    return f", arg_min(struct_pack({', '.join(f'{c} := {c}' for c in columns)}), {order}) AS {FIRST}"
+    exprs = columns if isinstance(columns, Mapping) else {c: c for c in columns}
+    return f", arg_min(struct_pack({', '.join(f'{c} := {e}' for c, e in exprs.items())}), {order}) AS {FIRST}"
 
 
 def unpack_first(columns: Sequence[str], alias: str = "") -> str:

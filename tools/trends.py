@@ -3,69 +3,63 @@ week over week with a rate/mix explanation, and release regressions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from data.schema import USER_DIMENSIONS
 from tools.charts import line_chart
 from tools.distinct_users import distinct_users
 from tools.funnel import check_dimensions, downstream_rates
+from tools.metrics import aggregate_sql
 from tools.period import Period, data_bounds
 from tools.result import Friction, ToolResult, segment_text
+from tools.semantic.eventmap import EventMap
+from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
-from tools.sqltext import lit
 from tools.stats import bh, robust_z, two_proportion_p
 from tools.warehouse import Warehouse
 
 ANOMALY_Z = 3.5
 TRAILING_DAYS = 28
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A daily metric: numerator over denominator per day (denominator None = a count)."""
-
-    description: str
-    numerator: str
-    denominator: str | None = None
-
-
-METRICS: dict[str, Metric] = {
-    "conversion": Metric("sessions with an order / sessions",
-                         "count(DISTINCT session_id) FILTER (WHERE event = 'Order Completed')",
-                         "count(DISTINCT session_id)"),
-    "add_to_cart_rate": Metric("sessions adding to cart / sessions viewing a product",
-                               "count(DISTINCT session_id) FILTER (WHERE event = 'Product Added')",
-                               "count(DISTINCT session_id) FILTER (WHERE event = 'Product Viewed')"),
-    "zero_result_rate": Metric("searches with no results / searches",
-                               "count(*) FILTER (WHERE event = 'Products Searched' AND results_count = 0)",
-                               "count(*) FILTER (WHERE event = 'Products Searched')"),
-    "error_rate": Metric("sessions with an error / sessions",
-                         "count(DISTINCT session_id) FILTER (WHERE event = 'Error Shown')",
-                         "count(DISTINCT session_id)"),
-    "orders": Metric("orders", "count(*) FILTER (WHERE event = 'Order Completed')"),
-    "revenue": Metric("revenue", "coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed'), 0)"),
-    "active_users": Metric("daily active users", "count(DISTINCT user_id)"),
-}
+DEFAULT_METRIC = "conversion_rate"
+DAILY = {"count", "count_distinct", "sum"}
 
 
 class TrendError(ValueError):
-    """Unknown metric or dimension."""
+    """Unknown metric or dimension, or a metric this event map cannot compute."""
 
 
-def series_sql(metric: str, period: Period, dimension: str | None = None, segment: dict[str, str] | None = None
-               ) -> str:
-    """Daily numerator and denominator, optionally per value of one dimension and within a segment."""
-    m = METRICS[metric]
-    dim = f"{dimension}, " if dimension else ""
-    user_dims = {d for d in (dimension, *(segment or {})) if d in USER_DIMENSIONS}
-    join = " JOIN users u USING (user_id)" if user_dims else ""
-    den = m.denominator or "1"
-    where = " AND ".join([period.where(), *(f"{d} = {lit(v)}" for d, v in (segment or {}).items())])
-    return (f"SELECT date_trunc('day', ts) AS day, {dim}{m.numerator} AS num, {den} AS den "
-            f"FROM events{join} WHERE {where} GROUP BY ALL ORDER BY ALL")
+def daily_metrics(emap: EventMap) -> dict[str, MetricDef]:
+    """Metrics of the catalog that have a daily series on this map: counts, sums, and ratios of them."""
+    defs = catalog(emap)
+
+    def daily(d: MetricDef) -> bool:
+        if d.aggregation in {"ratio", "one_minus_ratio"}:
+            return daily(defs[d.numerator]) and daily(defs[d.denominator])
+        return d.aggregation in DAILY and d.per in (None, "day")
+
+    return {k: d for k, d in defs.items() if daily(d) and not missing_roles(k, defs, emap)}
+
+
+def series_sql(metric: str, emap: EventMap, period: Period, dimension: str | None = None,
+               segment: dict[str, str] | None = None) -> str:
+    """Daily numerator and denominator of a metric (its one definition in the catalog), optionally per
+    value of one dimension and within a segment. A one-minus ratio counts the complement (den - num)."""
+    defs = catalog(emap)
+    d = defs[metric]
+    scope = f"{period.where('e.ts')} AND {emap.segment_where(segment or {}, 'e')}"
+    if d.numerator:
+        num, den = (aggregate_sql(defs[k], emap, scope) for k in (d.numerator, d.denominator))
+        num = f"{den} - {num}" if d.aggregation == "one_minus_ratio" else num
+    else:
+        num, den = aggregate_sql(d, emap, scope), "1"
+    dim, join = "", ""
+    if dimension and dimension in emap.user_dims:
+        dim = f"u.dim_value AS {dimension}, "
+        join = f" LEFT JOIN (SELECT user_id, {emap.dim_sql(dimension)} AS dim_value FROM users) u USING (user_id)"
+    elif dimension:
+        dim = f"{emap.dim_sql(dimension, 'e')} AS {dimension}, "
+    return (f"SELECT date_trunc('day', e.ts) AS day, {dim}{num} AS num, {den} AS den "
+            f"FROM events e{join} WHERE {scope} GROUP BY ALL ORDER BY ALL")
 
 
 def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.DataFrame:
@@ -82,17 +76,22 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.D
     return out.reset_index().sort_values("total", key=np.abs, ascending=False)
 
 
-def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("all", None, None),
+def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period("all", None, None),
            dimension: str | None = None, segment: dict[str, str] | None = None) -> ToolResult:
     """Daily series with anomaly flags, week-over-week change, and what explains it."""
-    if metric not in METRICS:
-        raise TrendError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    check_dimensions([*([dimension] if dimension else []), *(segment or {})])
-    sql = series_sql(metric, period, segment=segment)
+    emap = wh.event_map
+    defs = catalog(emap)
+    if metric not in daily_metrics(emap):
+        if metric in defs and (need := missing_roles(metric, defs, emap)):
+            raise TrendError(f"{defs[metric].name} ({metric}) is not available: the event map has no {', '.join(need)}")
+        raise TrendError(f"no daily series for metric {metric!r}; use one of {', '.join(daily_metrics(emap))}")
+    check_dimensions(emap, [*([dimension] if dimension else []), *(segment or {})])
+    d = defs[metric]
+    sql = series_sql(metric, emap, period, segment=segment)
     daily = wh.query(sql).df
     if daily.empty:
         return ToolResult("Trends", f"No events in period {period.label}.", sql=[sql])
-    is_rate = METRICS[metric].denominator is not None
+    is_rate = d.numerator is not None
     daily["value"] = daily["num"] / daily["den"].replace(0, np.nan) if is_rate else daily["num"].astype(float)
     daily["robust_z"] = robust_z(daily["value"].fillna(0.0).to_numpy(), TRAILING_DAYS)
     daily["anomaly"] = daily["robust_z"] >= ANOMALY_Z
@@ -101,7 +100,7 @@ def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("a
     prev = daily[(daily["day"] <= last_day - pd.Timedelta(days=7)) & (daily["day"] > last_day - pd.Timedelta(days=14))]
     wow = _week_over_week(now, prev, is_rate)
     sqls, explain = [sql], None
-    summary = (f"{metric} ({METRICS[metric].description}), daily, period {period.label}"
+    summary = (f"{d.name} ({metric}: {d.description}), daily, period {period.label}"
                + (f", {segment_text(segment)}" if segment else "") + ": "
                f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before ({wow['change']:+.1%}"
                + (f", p={wow['p_value']:.3g}" if wow.get("p_value") is not None else "") + "). ")
@@ -110,14 +109,14 @@ def trends(wh: Warehouse, metric: str = "conversion", period: Period = Period("a
                 + ", ".join(f"{d:%Y-%m-%d} ({v:.4g})" for d, v in anomalies[["day", "value"]].tail(5).itertuples(index=False))
                 if len(anomalies) else "No anomalous day.")
     if dimension and is_rate:
-        by_sql = series_sql(metric, period, dimension, segment)
+        by_sql = series_sql(metric, emap, period, dimension, segment)
         by = wh.query(by_sql).df
         sqls.append(by_sql)
         explain = decompose(by[by["day"].isin(prev["day"])], by[by["day"].isin(now["day"])], dimension)
         top = explain.head(3)
         summary += f" Change by {dimension}: " + "; ".join(
             f"{r[dimension]}: rate {r.rate_effect:+.4f}, mix {r.mix_effect:+.4f}" for _, r in top.iterrows())
-    chart = line_chart(daily, "day", ["value"], f"{metric} per day", flags="anomaly")
+    chart = line_chart(daily, "day", ["value"], f"{d.name} per day", flags="anomaly")
     return ToolResult("Trends", summary, daily, chart, sqls, [], {"week_over_week": wow, "explain": explain})
 
 
@@ -132,23 +131,33 @@ def _week_over_week(now: pd.DataFrame, prev: pd.DataFrame, is_rate: bool) -> dic
 
 
 def version_sql(facts: Facts, evidence: bool = False) -> str:
-    """Session step counts per platform, app_version and day (for release comparisons)."""
+    """Session step counts per platform, release version and day (the map's release role; platform 'all'
+    when it names no platform dimension)."""
+    release = facts.emap.roles.release
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, len(facts.steps) + 1))
+    platform = release.platform or "'all'"
     return (f"WITH {facts.evidence_cte() if evidence else facts.cte()}\n"
-            f"SELECT platform, app_version, date_trunc('day', start_ts) AS day, {reach}"
-            f" FROM facts WHERE app_version IS NOT NULL GROUP BY ALL")
+            f"SELECT {platform} AS platform, {release.version} AS app_version, date_trunc('day', start_ts) AS day,"
+            f" {reach} FROM facts WHERE {release.version} IS NOT NULL GROUP BY ALL")
 
 
 def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_support: int = 100,
                         min_relative_gap: float = 0.10, facts: Facts | None = None) -> ToolResult:
-    """Versions whose session step conversion after their first-seen day is below the previous version's."""
-    facts = facts or Facts(period)
+    """Versions whose session step conversion after their first-seen day is below the previous version's
+    (the event map's release role names the versioning dimension, and the platform one if any)."""
+    emap = wh.event_map
+    release = emap.roles.release
+    if release is None:
+        return ToolResult("Release regressions", "Release regressions not computed: the event map has no release "
+                          "role (the dimension that versions releases).")
+    facts = facts or Facts(period, emap)
     steps = facts.steps
     df = wh.query(version_sql(facts)).df
     sql = version_sql(facts, evidence=True)
     rows = []
-    for scope, g in [("all", df)] + [(p, g) for p, g in df.groupby("platform")]:
-        rows += _compare_versions(g, scope, steps, min_support)
+    scopes = [(None, df)] + ([(p, g) for p, g in df.groupby("platform")] if release.platform else [])
+    for platform, g in scopes:
+        rows += _compare_versions(g, platform, steps, min_support, release.version, release.platform)
     tested = pd.DataFrame(rows)
     findings: list[Friction] = []
     if not tested.empty:
@@ -167,7 +176,8 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_supp
     return ToolResult("Release regressions", summary, table, None, [sql], findings)
 
 
-def _compare_versions(g: pd.DataFrame, scope: str, steps: tuple[str, ...], min_support: int) -> list[dict]:
+def _compare_versions(g: pd.DataFrame, platform: str | None, steps: tuple[str, ...], min_support: int,
+                      version_dim: str, platform_dim: str | None) -> list[dict]:
     first_seen = g[g["n1"] > 0].groupby("app_version")["day"].min().sort_values()
     out = []
     for prev_v, v in zip(first_seen.index[:-1], first_seen.index[1:]):
@@ -180,8 +190,9 @@ def _compare_versions(g: pd.DataFrame, scope: str, steps: tuple[str, ...], min_s
             if min(n, n0) < min_support:
                 continue
             rate, rate0 = x / n, x0 / n0
-            segment = {"app_version": v} if scope == "all" else {"platform": scope, "app_version": v}
-            out.append({"segment": segment, "step": steps[i - 1], "previous_version": prev_v, "since": since,
+            segment = {version_dim: v} if platform is None else {platform_dim: platform, version_dim: v}
+            out.append({"segment": segment, "version": v, "platform": platform, "step": steps[i - 1],
+                        "previous_version": prev_v, "since": since,
                         "n": int(n), "x": int(x), "n_prev": int(n0), "x_prev": int(x0), "rate": rate,
                         "rate_prev": rate0,
                         "relative_gap": (rate0 - rate) / rate0 if rate0 else 0.0,
@@ -193,9 +204,8 @@ def _platform_explains_all(hits: pd.DataFrame) -> pd.DataFrame:
     """Drop an all-platform finding when one platform's finding accounts for >= 80% of its loss."""
     keep = []
     for idx, r in hits.iterrows():
-        if "platform" not in r["segment"]:
-            same = hits[(hits["step"] == r["step"]) & hits["segment"].map(
-                lambda s, v=r["segment"]["app_version"]: s.get("app_version") == v and "platform" in s)]
+        if r["platform"] is None:
+            same = hits[(hits["step"] == r["step"]) & (hits["version"] == r["version"]) & hits["platform"].notna()]
             if (same["lost"] >= 0.8 * r["lost"]).any():
                 continue
         keep.append(idx)
@@ -206,14 +216,15 @@ def _regression(r, period: Period, sql: str, end, downstream: float, users: int)
     weeks = max((end - r.since).days / 7, 1 / 7) if end is not None else 1.0
     return Friction(
         kind="release_regression",
-        title=f"Release {r.segment['app_version']}" + (f" on {r.segment['platform']}" if "platform" in r.segment else "")
+        title=f"Release {r.version}" + (f" on {r.platform}" if r.platform is not None else "")
         + f" converts worse into {r.step} than {r.previous_version}",
         metric="step_conversion", step=r.step, segment=r.segment,
         period=f"{r.since:%Y-%m-%d}..{end:%Y-%m-%d}" if end is not None else period.label,
         baseline=float(r.rate_prev), observed=float(r.rate), affected_users=users,
         est_lost_conversions=float(r.lost * downstream), p_value=float(r.p_value), evidence_sql=sql,
         weekly_exposed=float(r.n / weeks), gap=float(r.rate_prev - r.rate), downstream_rate=downstream,
-        detail={"previous_version": r.previous_version, "since": f"{r.since:%Y-%m-%d}", "sessions": int(r.n),
+        detail={"version": r.version, "platform": r.platform, "previous_version": r.previous_version,
+                "since": f"{r.since:%Y-%m-%d}", "sessions": int(r.n),
                 "sessions_previous": int(r.n_prev)},
     )
 

@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from data.schema import META_TABLE
 from tools.lake import LakeError, is_lake, lake_tables, remote_url, view_select
+from tools.semantic.eventmap import EventMap
+from tools.semantic.store import stored_map
 from tools.sql_guard import check_sql
 
 T = TypeVar("T")
@@ -43,10 +46,29 @@ class WarehouseError(RuntimeError):
     """The database cannot be opened or a query failed; the message names the file or setting."""
 
 
-class Warehouse:
+class MappedData:
+    """The event map of a warehouse's data: given, stored with the data, or inferred on first use."""
+
+    _event_map: EventMap | None
+    _meta: dict[str, str] | None
+
+    @property
+    def event_map(self) -> EventMap:
+        with self._map_lock:
+            if self._event_map is None:
+                self._event_map = stored_map(self, self._meta)
+            if self._event_map is None:
+                from tools.semantic.infer import infer_map
+
+                self._event_map = infer_map(self)
+            return self._event_map
+
+
+class Warehouse(MappedData):
     """A read-only DuckDB connection with external access off and its configuration locked.
 
-    `path` is a DuckDB file or a Parquet lake directory.
+    `path` is a DuckDB file or a Parquet lake directory; `event_map` overrides the map stored
+    with the data (or inferred from it).
     """
 
     dialect = "duckdb"
@@ -59,6 +81,7 @@ class Warehouse:
         threads: int = 2,
         timeout_s: float = 30.0,
         row_cap: int = 10_000,
+        event_map: EventMap | None = None,
     ) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
@@ -70,6 +93,9 @@ class Warehouse:
         self.tables: dict[str, dict[str, str]] = {}
         for table, column, data_type in self._con.execute(_COLUMNS_SQL).fetchall():
             self.tables.setdefault(table, {})[column] = data_type
+        self._meta = self.tables.pop(META_TABLE, None)  # metadata, not data: no query of the analyses sees it
+        self._event_map = event_map
+        self._map_lock = threading.Lock()
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
         """Run trusted SQL from our own code; `row_cap=None` returns every row."""
@@ -93,10 +119,11 @@ class Warehouse:
         self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", None, lambda cur: None)
 
     def checksum(self) -> str:
-        """SHA-256 over every table's columns and rows (order-independent), computed in SQL."""
+        """SHA-256 over every data table's columns and rows (order-independent), computed in SQL; the stored
+        event map is metadata, not data."""
         digest = hashlib.sha256()
         columns = self._run(_COLUMNS_SQL, None, lambda cur: cur.fetchall())
-        for table in sorted({table for table, _, _ in columns}):
+        for table in sorted({table for table, _, _ in columns} - {META_TABLE}):
             name = '"' + table.replace('"', '""') + '"'
             rows, content = self._run(
                 f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
@@ -210,7 +237,8 @@ def _connect_lake(root: Path, *, memory_limit: str, threads: int) -> duckdb.Duck
         con.execute("SET enable_external_access = false")
         for table in tables:
             source = f"read_parquet('{table.glob}', hive_partitioning = true, union_by_name = true)"
-            con.execute(f"CREATE VIEW {table.name} AS {view_select(table, source)}")
+            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()] if table.glob else []
+            con.execute(f"CREATE VIEW {table.name} AS {view_select(table, source, present)}")
             if table.glob:
                 con.execute(f"SELECT * FROM {table.name} LIMIT 0").fetchall()
         con.execute("SET lock_configuration = true")

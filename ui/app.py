@@ -171,6 +171,8 @@ if __name__ == "__main__":
     parser.add_argument("--db", type=Path, default=None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--map", type=Path, default=None)
     ns = parser.parse_args()
-    settings = Settings(**({"db": ns.db} if ns.db else {}))
-    launch(build_app(lambda: InsightAgent(db=settings.db)), settings.db, settings.state_dir, ns.host, ns.port)
+    settings = Settings(**{k: v for k, v in {"db": ns.db, "map": ns.map}.items() if v})
+    launch(build_app(lambda: InsightAgent(db=settings.db, settings=settings)), settings.db, settings.state_dir,
+           ns.host, ns.port)

@@ -37,7 +37,7 @@ def analyst(state: State, runtime: Runtime[Context]) -> dict:
     update: dict = {"tool_calls": 0, "grounding_attempts": 0, "notes": [], "mode": ""} if new_question else {}
     mode = update.get("mode", state.get("mode", ""))
     notes = list(update.get("notes", state.get("notes", [])))
-    system = SystemMessage(load_prompt("system", data_start=ctx.data_start, data_end=ctx.data_end))
+    system = SystemMessage(load_prompt("system", data_start=ctx.data_start, data_end=ctx.data_end, **ctx.data_map))
     if ctx.llm is not None and mode != "fallback":
         try:
             reply = ctx.llm.invoke([system, *state["messages"]])
