@@ -1,4 +1,4 @@
-"""Every definition of /work/shared/ANALYTICS.md on a small hand-built table.
+"""Every definition of docs/ANALYTICS.md on a small hand-built table.
 
 Each test builds a real DuckDB file in tmp_path (create_tables + a handful of INSERTed rows),
 runs the tool, and compares with an answer worked out by hand in the test (the arithmetic is

@@ -8,7 +8,7 @@ generated once for the module). For each supported question the suite checks
   (b) the key numbers of the answer text against values computed here, independently of the
       tools, with plain duckdb on a byte-identical copy of the database (the agent's warehouse
       holds the original with a locked configuration, which DuckDB will not share) and Python,
-      following /work/shared/ANALYTICS.md. Numbers are compared as the answer prints them
+      following docs/ANALYTICS.md. Numbers are compared as the answer prints them
       ("68.4%", "24373").
 
 Every answer must be in offline mode and carry no warning (no grounding warning in particular).
