@@ -200,6 +200,8 @@ def print_suggestions(report, limit: int = 10) -> None:
                                         quality, len(product) + 1))
     for line in report.disabled:
         console.print(f"[dim]not analysed: {line}[/]", highlight=False)
+    for line in report.notes:
+        console.print(f"[dim]{line}[/]", highlight=False)
     for w in report.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")
 
@@ -488,13 +490,24 @@ def print_map(emap) -> None:
 @app.command("eval")
 def eval_(
     users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,
+    formats: Annotated[str, typer.Option(
+        help="foreign renderings to test besides Segment: comma-separated of ga4, wide_csv, amplitude, mixpanel, "
+             "posthog; 'none' for Segment only")] = "ga4,wide_csv,amplitude,mixpanel,posthog",
+    scenarios: Annotated[str | None, typer.Option(help="comma-separated scenario names (default: all)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the full JSON result here")] = None,
 ) -> None:
-    """Detection benchmark: recall of planted frictions at full and half effect, null findings, ranks."""
+    """Detection benchmark: recall of planted frictions at full and half effect, in every export format and
+    vocabulary, null findings, ranks."""
     from benchmarks.detection import markdown, run
+    from data.renderers import FORMATS
 
+    chosen = () if formats.strip() == "none" else tuple(f.strip() for f in formats.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown:
+        raise fail(f"--formats {unknown[0]!r}: use {', '.join(FORMATS)} or none")
     with progress_bar("evaluating") as step:
-        result = run(users=users, progress=step)
+        result = run(users=users, progress=step, formats=chosen,
+                     scenarios=tuple(s.strip() for s in scenarios.split(",")) if scenarios else None)
     console.print(markdown(result))
     if out:
         out.write_text(json.dumps(result, indent=2, default=str))

@@ -59,7 +59,7 @@ def test_scan_cli_json_shape(planted):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
-    assert set(payload) == {"period", "findings", "suggestions", "disabled"}
+    assert set(payload) == {"period", "findings", "suggestions", "disabled", "notes"}
     assert payload["disabled"] == []  # generated data maps every role
     assert payload["findings"] and {"id", "kind", "segment", "evidence_sql"} <= set(payload["findings"][0])
 

@@ -140,6 +140,7 @@ def _scan(wh: Warehouse, p: PeriodParams) -> ToolResult:
     if quality:
         summary += f"\nData quality ({len(quality)}): " + "; ".join(s.title for s in quality[:3])
     summary += "".join(f"\nNot analysed: {line}" for line in report.disabled)
+    summary += "".join(f"\nNote: {line}" for line in report.notes)
     return ToolResult("Friction scan", summary, table, sql=[f.evidence_sql for f in report.findings[:5]],
                       findings=report.findings, data={"report": report})
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from tools.warehouse import Warehouse
 
@@ -102,3 +104,25 @@ def period_weeks(wh: Warehouse, period: Period) -> float:
     start = max(lo, period.start) if period.start else lo
     end = min(hi, period.end) if period.end else hi
     return max((end - start).total_seconds() / (7 * 86400), 1 / 7)
+
+
+INCOMPLETE_SHARE = 0.5   # a trailing day with less than half the usual daily events is still arriving
+USUAL_DAYS = 14          # "usual" = the median day of the two weeks before the last week
+
+
+def incomplete_tail(wh: Warehouse) -> tuple[datetime, float] | None:
+    """The first of the trailing days (at most 7) that hold under half the usual daily events, and the share
+    of the usual volume they hold: data still arriving (late events, an export cut mid-day). None when the
+    last day looks complete or there is too little history to tell."""
+    daily = wh.query("SELECT date_trunc('day', ts) AS d, count(*) AS n FROM events "
+                     "WHERE ts <= now()::TIMESTAMP + INTERVAL 1 DAY GROUP BY 1 ORDER BY 1").df
+    if len(daily) < USUAL_DAYS + 7:
+        return None
+    counts = daily["n"].astype(float).to_numpy()
+    usual = float(np.median(counts[-(USUAL_DAYS + 7):-7]))
+    first = len(counts)
+    while first > len(counts) - 7 and counts[first - 1] < INCOMPLETE_SHARE * usual:
+        first -= 1
+    if first == len(counts):
+        return None
+    return daily["d"].iloc[first].to_pydatetime(), float(counts[first:].mean() / usual)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
-from scipy.stats import theilslopes
 
 from tools.charts import heatmap
 from tools.period import Period, data_bounds, period_weeks
@@ -17,8 +15,8 @@ from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
 MAX_WEEKS = 8
-CALENDAR_AGE = 28       # users signed up more than this many days ago show calendar effects, not early decay
-MIN_ESTABLISHED = 100   # fewer established users than this: no calendar factor for the day
+AGES = (4, 13)          # weeks since signup of the users whose activity shows calendar effects (past early decay)
+MIN_ESTABLISHED = 100   # cohorts smaller than this do not measure a week's calendar effect
 
 
 def _users_cte(period: Period, emap: EventMap, dims: tuple[str, ...]) -> str:
@@ -123,38 +121,37 @@ def _dims(segment: dict[str, str]) -> dict[str, str]:
 
 
 def calendar_sql() -> str:
-    """Per ISO week: users active that week among those who signed up more than CALENDAR_AGE days before it,
-    and how many such users there are (their activity is past the early decay: it shows calendar effects)."""
-    return f"""WITH signup AS (
-    SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS s
+    """Per ISO week and signup cohort of users aged AGES weeks then: cohort size and users active that week."""
+    lo, hi = AGES
+    return f"""WITH cohorts AS (
+    SELECT u.user_id, date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS c
     FROM users u LEFT JOIN (SELECT user_id, min(ts) AS first_ts FROM events GROUP BY 1) f USING (user_id)),
-active AS (SELECT DISTINCT date_trunc('week', ts) AS w, user_id FROM events),
-weekly AS (SELECT a.w, count(*) AS active FROM active a JOIN signup USING (user_id)
-           WHERE signup.s < a.w - INTERVAL {CALENDAR_AGE} DAY GROUP BY 1)
-SELECT w, active, (SELECT count(*) FROM signup WHERE s < weekly.w - INTERVAL {CALENDAR_AGE} DAY) AS population
-FROM weekly ORDER BY w"""
+sizes AS (SELECT c, count(*) AS population FROM cohorts GROUP BY 1),
+active AS (SELECT DISTINCT date_trunc('week', ts) AS w, user_id FROM events)
+SELECT a.w, k.c, count(*) AS active, any_value(s.population) AS population
+FROM active a JOIN cohorts k USING (user_id) JOIN sizes s USING (c)
+WHERE a.w >= k.c + INTERVAL {7 * lo} DAY AND a.w < k.c + INTERVAL {7 * hi} DAY GROUP BY 1, 2"""
 
 
 def calendar_factors(wh: Warehouse, cohorts: pd.Series, week_n: int) -> pd.Series:
     """Per cohort: how active everyone was, relative to normal, in the weeks its members' week-N windows cover.
 
-    A week's factor is the share of established users active that week over its trend, a line through the
-    logs of those shares fitted by Theil-Sen (the median of pairwise slopes: robust to a dip of a week or two;
-    1 where too few users are established). A cohort's members signed up
-    over 7 days, so their windows cover 13 days: 28/49 of them in week c+N, 21/49 in week c+N+1. A traffic dip
-    lowers the retention of every cohort whose windows it touches, and this factor with it.
+    An age-period model of established users (aged AGES weeks): the share of a cohort active in a week, over
+    the median share of cohorts of the same age in all weeks, is that week's calendar effect seen by that
+    cohort; a week's factor is the median of those over its cohorts (1 where none has MIN_ESTABLISHED users).
+    Ageing cancels (each age against its own median), and so does one cohort's quality (a median over
+    cohorts). A cohort's members signed up over 7 days, so their windows cover 13 days: 28/49 of them in
+    week c+N, 21/49 in week c+N+1. A traffic dip or data still arriving lowers the retention of every cohort
+    whose windows it touches, and this factor with it.
     """
-    weekly = wh.query(calendar_sql()).df
-    if weekly.empty:
+    cells = wh.query(calendar_sql()).df
+    cells = cells[cells["population"] >= MIN_ESTABLISHED]
+    if cells.empty:
         return pd.Series(1.0, index=cohorts.index)
-    rate = (weekly["active"] / weekly["population"]).where(weekly["population"] >= MIN_ESTABLISHED)
-    rate = pd.Series(rate.to_numpy(), index=pd.to_datetime(weekly["w"])).asfreq("7D")
-    known = rate[rate > 0]
-    if len(known) < 3:
-        return pd.Series(1.0, index=cohorts.index)
-    t = (rate.index - rate.index[0]).days / 7
-    slope, intercept, _, _ = theilslopes(np.log(known.to_numpy()), (known.index - rate.index[0]).days / 7)
-    factor = (rate / np.exp(intercept + slope * t)).fillna(1.0).clip(0.25, 2.0)
+    cells = cells.assign(age=(pd.to_datetime(cells["w"]) - pd.to_datetime(cells["c"])).dt.days // 7,
+                         rate=cells["active"] / cells["population"])
+    usual = cells.groupby("age")["rate"].transform("median")
+    factor = (cells["rate"] / usual).groupby(pd.to_datetime(cells["w"])).median().clip(0.25, 2.0)
     week = pd.Timedelta(days=7)
     out = [(28 * factor.get(c + week_n * week, 1.0) + 21 * factor.get(c + (week_n + 1) * week, 1.0)) / 49
            for c in pd.to_datetime(cohorts)]

@@ -12,7 +12,7 @@ from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
 from tools.funnel import FunnelSpec
-from tools.period import Period, resolve_period
+from tools.period import Period, incomplete_tail, resolve_period
 from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
 from tools.retention import retention
@@ -70,6 +70,7 @@ class ScanReport(BaseModel):
     suggestions: list[Suggestion]
     timings_ms: dict[str, float] = Field(default_factory=dict)
     disabled: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what the scan left out of the period, and why")
     warnings: list[str] = Field(default_factory=list)
 
     @property
@@ -85,16 +86,19 @@ class ScanReport(BaseModel):
     def public(self) -> dict:
         """The JSON shape of `insight scan --json`."""
         return {"period": self.period, "findings": [f.model_dump() for f in self.findings],
-                "suggestions": [s.model_dump() for s in self.suggestions], "disabled": self.disabled}
+                "suggestions": [s.model_dump() for s in self.suggestions], "disabled": self.disabled,
+                "notes": self.notes}
 
 
 def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], None] | None = None,
          detectors: dict[str, Detector] | None = None) -> ScanReport:
     """Run every detector over `period` and rank what they find.
 
-    A detector that fails is reported in `warnings`; the others still run.
+    A detector that fails is reported in `warnings`; the others still run. Trailing days whose data is
+    still arriving are left out of the period, with a note (an incomplete day is no drop).
     """
     p = period if isinstance(period, Period) else resolve_period(wh, period)
+    p, notes = complete_part(wh, p)
     emap = wh.event_map
     findings: list[Friction] = []
     timings, warnings = {}, []
@@ -120,4 +124,15 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL
     suggestions = prioritize(wh, findings, p)
     return ScanReport(period=p.label, findings=findings, suggestions=suggestions, timings_ms=timings,
-                      disabled=list(disabled.values()), warnings=warnings)
+                      disabled=list(disabled.values()), notes=notes, warnings=warnings)
+
+
+def complete_part(wh: Warehouse, p: Period) -> tuple[Period, list[str]]:
+    """The period without the trailing days whose data is still arriving, and a note saying so."""
+    tail = incomplete_tail(wh)
+    if tail is None or (p.end is not None and p.end <= tail[0]) or (p.start is not None and p.start >= tail[0]):
+        return p, []
+    start, share = tail
+    note = (f"Left out {start:%Y-%m-%d} to the end of the data: those days hold {share:.0%} of the usual daily "
+            "events (data still arriving).")
+    return Period(p.label, p.start, start), [note]

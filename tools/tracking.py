@@ -241,12 +241,14 @@ USUAL = f"ts >= last.d - INTERVAL {7 + BASELINE_DAYS} DAY AND ts < last.d - INTE
 
 
 def _volume(wh: Warehouse, period: Period) -> list[Friction]:
-    """Events whose share of all events in the last 7 days fell below half their usual share."""
+    """Events whose share of all events in the last 7 days fell below half their usual share. Exposure events
+    follow the experiments' schedule (they stop when an experiment ends), not tracking, and are not judged."""
     sql = f"""WITH {_windows(period)}
 SELECT event, count(*) FILTER (WHERE {RECENT}) AS now, count(*) FILTER (WHERE {USUAL}) AS before
 FROM events, last WHERE {period.where()} AND ts >= last.d - INTERVAL {7 + BASELINE_DAYS} DAY GROUP BY event"""
     df = wh.query(sql).df
     total_now, total_before = float(df["now"].sum()), float(df["before"].sum())
+    df = df[df["event"] != wh.event_map.event_of("exposure")]
     if not total_now or not total_before:
         return []
     df["share_now"], df["share_before"] = df["now"] / total_now, df["before"] / total_before

@@ -204,7 +204,7 @@ def _platform_explains_all(hits: pd.DataFrame) -> pd.DataFrame:
     """Drop an all-platform finding when one platform's finding accounts for >= 80% of its loss."""
     keep = []
     for idx, r in hits.iterrows():
-        if r["platform"] is None:
+        if pd.isna(r["platform"]):
             same = hits[(hits["step"] == r["step"]) & (hits["version"] == r["version"]) & hits["platform"].notna()]
             if (same["lost"] >= 0.8 * r["lost"]).any():
                 continue
@@ -216,14 +216,15 @@ def _regression(r, period: Period, sql: str, end, downstream: float, users: int)
     weeks = max((end - r.since).days / 7, 1 / 7) if end is not None else 1.0
     return Friction(
         kind="release_regression",
-        title=f"Release {r.version}" + (f" on {r.platform}" if r.platform is not None else "")
+        title=f"Release {r.version}" + (f" on {r.platform}" if pd.notna(r.platform) else "")
         + f" converts worse into {r.step} than {r.previous_version}",
         metric="step_conversion", step=r.step, segment=r.segment,
         period=f"{r.since:%Y-%m-%d}..{end:%Y-%m-%d}" if end is not None else period.label,
         baseline=float(r.rate_prev), observed=float(r.rate), affected_users=users,
         est_lost_conversions=float(r.lost * downstream), p_value=float(r.p_value), evidence_sql=sql,
         weekly_exposed=float(r.n / weeks), gap=float(r.rate_prev - r.rate), downstream_rate=downstream,
-        detail={"version": r.version, "platform": r.platform, "previous_version": r.previous_version,
+        detail={"version": r.version, "platform": r.platform if pd.notna(r.platform) else None,
+                "previous_version": r.previous_version,
                 "since": f"{r.since:%Y-%m-%d}", "sessions": int(r.n),
                 "sessions_previous": int(r.n_prev)},
     )

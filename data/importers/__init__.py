@@ -81,8 +81,8 @@ def detect_format(path: Path) -> str:
         stems = {p.name.split(".")[0] for p in files} | {p.name for p in path.iterdir() if p.is_dir()}
         if "events" in stems and "users" in stems:
             return "tables"
-        records = [p for p in files if _is_records(p)]
-        if records:
+        records = sorted(p for p in path.rglob("*") if p.is_file() and _is_records(p) and not p.name.startswith("."))
+        if records:  # an export folder (Amplitude unzips into <project id>/ with one file per hour)
             return _by_first_record(records[0])
         raise ImportFailed(f"cannot tell the format of folder {path}: expected users.* and events.* tables, or "
                            "export files (*.json.gz, *.jsonl, *.parquet); pass --format")
@@ -108,12 +108,15 @@ def _by_first_record(path: Path) -> str:
             keys = set(pq.read_schema(path).names)
         except (OSError, ValueError) as err:
             raise ImportFailed(f"cannot read Parquet file: {err}", file=path.name) from err
-        return "ga4" if {"event_name", "event_timestamp", "event_params"} <= keys else "events"
+        if {"event_name", "event_timestamp", "event_params"} <= keys:
+            return "ga4"
+        return "posthog" if {"uuid", "event", "distinct_id", "properties"} <= keys else "events"
     first = _first_json(path)
     keys = set(first)
     props = first.get("properties") if isinstance(first.get("properties"), dict) else {}
     segment_call = first.get("type") in {"track", "identify", "page", "screen", "group", "alias"}
-    if segment_call or {"messageId", "event"} <= keys or {"event", "timestamp"} <= keys and keys & {"userId", "anonymousId"}:
+    segment_keys = {"messageId", "event"} <= keys or {"event", "timestamp"} <= keys and keys & {"userId", "anonymousId"}
+    if segment_call or segment_keys:
         return "segment"
     if "event_type" in keys and keys & {"$insert_id", "amplitude_id", "event_time"}:
         return "amplitude"

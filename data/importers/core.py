@@ -35,6 +35,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "js
 UNIQUE_KEYS = {"users": "user_id", "events": "event_id", "experiments": "experiment_id", "products": "product_id"}
 _MAX_JSON_LINE = 1 << 28  # bytes
 CANDIDATE_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN")  # what a text column of a team's own is read as, narrowest first
+TEXT_NAMES = re.compile(r"(^|_)(version|id|code|zip|postal|phone|sku|build)(_|$)")  # columns that stay text
 
 
 class ImportFailed(ValueError):
@@ -330,10 +331,11 @@ def add_columns(con: Connection, table: str, types: dict[str, str]) -> None:
 
 def narrowest_type(con: Connection, view: str, column: str, source: str) -> str:
     """The type a team's own column is stored as: its source type, or for text (CSV, JSON) the narrowest of
-    BIGINT, DOUBLE and BOOLEAN that every value fits, else VARCHAR; nested values as JSON."""
+    BIGINT, DOUBLE and BOOLEAN that every value fits, else VARCHAR; nested values as JSON. Text whose name
+    says it holds versions, ids or codes stays text: '5.10' is no number 5.1, nor '007' the number 7."""
     if source.startswith(("STRUCT", "MAP")) or source.endswith("]") or source == "JSON":
         return "JSON"
-    if source != "VARCHAR":
+    if source != "VARCHAR" or TEXT_NAMES.search(column):
         return source
     c = quote(column)
     misfit = {t: f"TRY_CAST({c} AS {t}) IS NULL" for t in CANDIDATE_TYPES}

@@ -43,7 +43,7 @@ ROLES: dict[str, tuple[str, ...]] = {
                r"account created", r"registered", r"registration( completed| complete)?", r"create(d)? account",
                r"complete(d)? registration"),
     "exposure": (r"exposure", r"experiment (started|viewed|exposure|assigned)", r"feature flag called",
-                 r"experiment exposure"),
+                 r"experiment exposure", r"experience impression"),
 }
 # Events that are navigation or bookkeeping, never a step of a guessed funnel.
 NOISE = (r"page( view(ed)?)?", r"pageview", r"screen( view(ed)?)?", r"application (opened|installed|updated|"
@@ -66,8 +66,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
                            "page_load_time_ms"),
     "exposure.experiment": ("experiment", "experiment_id", "experiment_name", "experiment_key", "flag_key",
                             "feature_flag", "flag", "test_name"),
-    "exposure.variant": ("variant", "variation", "variant_name", "feature_flag_response", "arm", "group",
-                         "experiment_variant", "bucket"),
+    "exposure.variant": ("variant", "variation", "variant_name", "variant_id", "feature_flag_response", "arm",
+                         "group", "experiment_variant", "bucket"),
 }
 RELEASE_NAMES = ("app_version", "version", "version_name", "app_version_string", "release", "app_release",
                  "build_version", "client_version", "app_info_version")
