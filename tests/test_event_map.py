@@ -209,3 +209,26 @@ def test_inference_runs_on_an_import_connection_too(tmp_path: Path) -> None:
         assert infer_map(ConnectionSource(con)).steps[0] == "product_view"
     finally:
         con.close()
+
+
+def test_no_code_outside_the_semantic_layer_names_an_event() -> None:
+    """Analyses read event names from the map: no string literal in tools/ (but tools/semantic), agent/ or ui/
+    names one of the demo's events (docstrings may mention them as examples)."""
+    import ast
+
+    from data.scenario import EVENTS
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("tools", "agent", "ui"):
+        for path in (root / folder).rglob("*.py"):
+            if "semantic" in path.parts:
+                continue
+            tree = ast.parse(path.read_text())
+            docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                          if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                          and node.body and isinstance(node.body[0], ast.Expr)}
+            offenders += [f"{path.relative_to(root)}:{node.lineno}" for node in ast.walk(tree)
+                          if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                          and id(node) not in docstrings and any(e in node.value for e in EVENTS)]
+    assert offenders == []

@@ -286,19 +286,21 @@ def _dropouts(wh: Warehouse, emap: EventMap, period: Period) -> list[Friction]:
         return []
     names, strata = list(fields), list(emap.event_dims)
     cols = ", ".join(
-        f"count(*) FILTER (WHERE {RECENT} AND {scope}) AS n_now_{i}, "
-        f"count(*) FILTER (WHERE {RECENT} AND {scope} AND {expr} IS NOT NULL) AS now_{i}, "
-        f"count(*) FILTER (WHERE {USUAL} AND {scope}) AS n_before_{i}, "
-        f"count(*) FILTER (WHERE {USUAL} AND {scope} AND {expr} IS NOT NULL) AS before_{i}"
-        for i, (expr, scope) in enumerate(fields.values()))
+        f"count(*) FILTER (WHERE recent AND in_{i}) AS n_now_{i}, "
+        f"count(*) FILTER (WHERE recent AND in_{i} AND has_{i}) AS now_{i}, "
+        f"count(*) FILTER (WHERE NOT recent AND in_{i}) AS n_before_{i}, "
+        f"count(*) FILTER (WHERE NOT recent AND in_{i} AND has_{i}) AS before_{i}" for i in range(len(fields)))
+    # only what the counts need, not every column of the events (JSON properties are large)
+    flags_per_row = "".join(f", {scope} AS in_{i}, {expr} IS NOT NULL AS has_{i}"
+                            for i, (expr, scope) in enumerate(fields.values()))
     keys = "".join(f", {emap.dim_sql(d)} AS s_{d}" for d in strata)  # s_: a name no events column has
     sets = ", ".join(["()", *(f"(s_{d})" for d in strata)])
     flags = "".join(f", GROUPING(s_{d}) = 0 AS g_{d}" for d in strata)
     sql = f"""WITH {_windows(period)}, window_rows AS (
-    SELECT *{keys} FROM events, last
+    SELECT {RECENT} AS recent{flags_per_row}{keys} FROM events, last
     WHERE {period.where()} AND ts >= last.d - INTERVAL {7 + BASELINE_DAYS} DAY AND ts < last.d)
 SELECT {''.join(f's_{d}, ' for d in strata)}{flags.removeprefix(', ')}{', ' if strata else ''}{cols}
-FROM window_rows, last GROUP BY GROUPING SETS ({sets})"""
+FROM window_rows GROUP BY GROUPING SETS ({sets})"""
     df = wh.query(sql).df
     df["where"] = [next((f"{d}={row[f's_{d}']}" for d in strata if row[f"g_{d}"] and not pd.isna(row[f"s_{d}"])),
                         None if any(row[f"g_{d}"] for d in strata) else "") for _, row in df.iterrows()]

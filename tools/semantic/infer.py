@@ -37,6 +37,7 @@ from tools.sqltext import lit
 
 CORE = ("event_id", "ts", "user_id", "session_id", "event", "properties")
 MAX_VALUES = 250          # a dimension has at most this many distinct values
+MAX_NUMBER_VALUES = 12    # ...and a field of numbers at most this many (more is a measure: prices, amounts)
 MIN_PRESENT = 0.01        # ...and is filled on at least this share of rows (of the events carrying it)
 MAX_TEXT_LENGTH = 60      # longer average values are free text, not a segment
 SAMPLE = 200_000          # rows sampled to judge columns and JSON properties
@@ -83,7 +84,8 @@ def infer_map(source: Source) -> EventMap:
 
 def _named(dimensions: dict[str, str], names: tuple[str, ...], words: tuple[str, ...]) -> str | None:
     """The dimension with one of the usual `names`, else one whose name has one of the `words`."""
-    return next((d for d in dimensions if snake(d) in names), None) or next(
+    by_name = {snake(d): d for d in dimensions}
+    return next((by_name[n] for n in names if n in by_name), None) or next(
         (d for d in dimensions if set(snake(d).split("_")) & set(words)), None)
 
 
@@ -222,14 +224,27 @@ def _dimensions(source: Source, roles: dict[str, dict], notes: dict[str, str]) -
             continue
         exprs = {ref: parse_field(ref if table == "events" else f"users.{col}").sql() for ref, col in fields.items()}
         stats = _field_stats(source, table, exprs)
-        for ref in fields:
-            st = stats[ref]
-            if _is_dimension(fields[ref], st) and (table == "users" or st["varies"] <= MAX_VARYING):
-                found[_name(fields[ref].removeprefix("properties."), found)] = ref
+        kept = [ref for ref in fields if _is_dimension(fields[ref], stats[ref])
+                and (table == "users" or stats[ref]["varies"] <= MAX_VARYING)]
+        for ref in _distinct_partitions(source, table, kept, exprs):
+            found[_name(fields[ref].removeprefix("properties."), found)] = ref
     if found:
         notes["dimensions"] = (f"discovered {len(found)} fields with at most {MAX_VALUES} values, one per session: "
                                + ", ".join(found))
     return found
+
+
+def _distinct_partitions(source: Source, table: str, refs: list[str], exprs: dict[str, str]) -> list[str]:
+    """`refs` without those splitting the rows exactly as an earlier one does (a country code beside the
+    country's name): one-to-one values are one dimension."""
+    if len(refs) < 2:
+        return refs
+    pairs = [(i, j) for i in range(len(refs)) for j in range(i + 1, len(refs))]
+    cols = ", ".join([*(f"count(DISTINCT {exprs[r]}) AS d{i}" for i, r in enumerate(refs)),
+                      *(f"count(DISTINCT ({exprs[refs[i]]}, {exprs[refs[j]]})) AS p{i}_{j}" for i, j in pairs)])
+    row = source.query(f"SELECT {cols} FROM (SELECT * FROM {table} LIMIT {SAMPLE})").df.iloc[0]
+    same = {j for i, j in pairs if row[f"p{i}_{j}"] == row[f"d{i}"] == row[f"d{j}"]}
+    return [r for k, r in enumerate(refs) if k not in same]
 
 
 def _field_stats(source: Source, table: str, exprs: dict[str, str]) -> dict[str, dict]:
@@ -237,10 +252,11 @@ def _field_stats(source: Source, table: str, exprs: dict[str, str]) -> dict[str,
     multi-event sessions in which it takes more than one value."""
     items = list(exprs.items())
     cols = ", ".join(f"count({e}) AS n{i}, approx_count_distinct({e}) AS d{i}, "
-                     f"avg(length(CAST({e} AS VARCHAR))) AS l{i}" for i, (_, e) in enumerate(items))
+                     f"avg(length(CAST({e} AS VARCHAR))) AS l{i}, count(TRY_CAST({e} AS DOUBLE)) AS x{i}"
+                     for i, (_, e) in enumerate(items))
     row = source.query(f"SELECT count(*) AS rows, {cols} FROM (SELECT * FROM {table} LIMIT {SAMPLE})").df.iloc[0]
     out = {ref: {"rows": row["rows"], "present": row[f"n{i}"], "distinct": row[f"d{i}"], "length": row[f"l{i}"],
-                 "varies": 0.0} for i, (ref, _) in enumerate(items)}
+                 "numbers": row[f"x{i}"], "varies": 0.0} for i, (ref, _) in enumerate(items)}
     if table == "events" and "session_id" in source.tables["events"]:
         sessions = float(source.query("SELECT count(DISTINCT session_id) AS n FROM (SELECT session_id FROM events "
                                       f"LIMIT {SAMPLE})").df["n"].iloc[0] or 1)
@@ -256,9 +272,10 @@ def _field_stats(source: Source, table: str, exprs: dict[str, str]) -> dict[str,
 
 def _is_dimension(column: str, st: dict) -> bool:
     name = snake(column)
-    looks_like_id = name in {"id", "uuid", "url", "email", "ip"} or name.endswith(
+    looks_like_id = name in {"id", "uuid", "url", "email", "ip", "library", "lib", "sdk"} or name.endswith(
         ("_id", "_uuid", "_url", "_ip", "_email", "_path", "_referrer", "_title", "_hash"))
-    return (not looks_like_id and st["rows"] > 0 and st["present"] >= MIN_PRESENT * st["rows"]
+    measure = st["numbers"] == st["present"] and st["distinct"] > MAX_NUMBER_VALUES  # prices, amounts, durations
+    return (not looks_like_id and not measure and st["rows"] > 0 and st["present"] >= MIN_PRESENT * st["rows"]
             and 2 <= st["distinct"] <= MAX_VALUES and (0 if pd.isna(st["length"]) else st["length"]) <= MAX_TEXT_LENGTH)
 
 
