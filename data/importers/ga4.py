@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.importers.amplitude import Fields, parse_records, read_export, stage_view, user_view
 from data.importers.core import Connection, quote
 from data.importers.events import EventExport
+from data.importers.records import Fields, parse_records, read_export, stage_view, user_view
 
 _VALUE = {"string_value": "VARCHAR", "int_value": "BIGINT", "float_value": "DOUBLE", "double_value": "DOUBLE"}
 _PARAMS = [{"key": "VARCHAR", "value": _VALUE}]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data.importers.amplitude import (
+from data.importers.core import Connection, sql_literal
+from data.importers.events import EventExport
+from data.importers.records import (
     Fields,
     json_object,
     parse_records,
@@ -24,8 +26,6 @@ from data.importers.amplitude import (
     read_export,
     stage_view,
 )
-from data.importers.core import Connection, sql_literal
-from data.importers.events import EventExport
 
 # column -> (property, fallback property or None); the properties (not the fallbacks) leave the properties JSON
 CONTEXT = {"os": ("$os", None), "browser": ("$browser", None), "browser_version": ("$browser_version", None),

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data.importers.amplitude import Fields, parse_records, parsed_properties, prop, read_export, stage_view, user_view
 from data.importers.core import Connection, quote, sql_literal
 from data.importers.events import EventExport
+from data.importers.records import Fields, parse_records, parsed_properties, prop, read_export, stage_view, user_view
 
 # column -> (property, fallback property or None); the properties (not the fallbacks) leave the properties JSON
 CONTEXT = {"session_id": ("$session_id", None), "os": ("$os", None), "browser": ("$browser", None),
