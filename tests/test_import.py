@@ -22,6 +22,7 @@ from data.importers import (
     table_counts,
 )
 from data.schema import TABLES, create_tables
+from tests.importing import existing_database
 
 USERS = "user_id,signed_up_at,country,plan\nu1,2026-01-01 09:00:00,US,free\nu2,2026-01-02T10:00:00Z,DE,pro\n"
 EVENTS_HEADER = "event_id,ts,user_id,event,session_id,results_count,price,properties\n"
@@ -60,13 +61,7 @@ def query(db: Path, sql: str) -> list[tuple]:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """An existing analytics database, alone in its folder, that failed imports must not touch."""
-    path = tmp_path / "dbdir" / "insight.duckdb"
-    path.parent.mkdir()
-    with duckdb.connect(str(path)) as con:
-        create_tables(con)
-        con.execute("INSERT INTO users (user_id) VALUES ('old-user')")
-    return path
+    return existing_database(tmp_path)
 
 
 def assert_untouched(db: Path, digest: str) -> None:

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from data.importers import ImportFailed, import_source
-from data.schema import create_tables
+from tests.importing import existing_database
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 AMPLITUDE_FILES = ("187520_2024-03-04_9#0.json", "187520_2024-03-04_10#0.json")
@@ -52,13 +52,7 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """An existing analytics database, alone in its folder, that failed imports must not touch."""
-    path = tmp_path / "dbdir" / "insight.duckdb"
-    path.parent.mkdir()
-    with duckdb.connect(str(path)) as con:
-        create_tables(con)
-        con.execute("INSERT INTO users (user_id) VALUES ('old-user')")
-    return path
+    return existing_database(tmp_path)
 
 
 def gzipped_amplitude(folder: Path) -> Path:
@@ -104,8 +98,9 @@ def test_amplitude_export(tmp_path: Path, db: Path, fmt: str) -> None:
         ("Android", "android", "14", "Google Pixel 8", "Pixel 8", "United Kingdom", "England", "London", "English",
          "5.1.3", "amplitude-android/1.12.0")]
     # the Browser SDK writes the browser in os_name and the OS in device_model; the apps the OS in os_name
-    assert query(db, "SELECT DISTINCT os, os_version, browser, browser_version, device_model, app_version FROM events "
-                     "WHERE user_id = 'u-bram02' AND platform = 'Web'") == [("Mac OS", None, "Chrome", "122", None, None)]
+    web = query(db, "SELECT DISTINCT os, os_version, browser, browser_version, device_model, app_version FROM events "
+                    "WHERE user_id = 'u-bram02' AND platform = 'Web'")
+    assert web == [("Mac OS", None, "Chrome", "122", None, None)]
     props = json.loads(one(db, "SELECT properties FROM events WHERE event = 'Searched Products' "
                                "AND user_id = 'u-anna01'"))
     assert props == {"query": "running shoes", "results_count": 24,

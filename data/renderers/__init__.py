@@ -29,6 +29,11 @@ from data.scenario import EVENT_DIMENSIONS, USER_DIMENSIONS
 FORMATS: tuple[str, ...] = ("ga4", "wide_csv", "amplitude", "mixpanel", "posthog")
 APP_PLATFORMS = ("ios", "android")
 SITE = "https://www.example.com"
+# Operating systems and browsers as Mixpanel's and PostHog's SDKs name them ($os, $browser)
+SDK_NAMES = {
+    "os": {"windows": "Windows", "macos": "Mac OS X", "linux": "Linux", "ios": "iOS", "android": "Android"},
+    "browser": {"chrome": "Chrome", "safari": "Safari", "firefox": "Firefox", "edge": "Microsoft Edge"},
+}
 SESSION_CONTEXT = ("user_id", "platform", "os", "app_version", "browser", "country")
 # ISO 3166-1 alpha-2 -> the English short name geo-IP lookups (GA4 geo.country, Amplitude country,
 # PostHog $geoip_country_name) report. A code not listed is written as the code itself.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import APP_PLATFORMS, case, compact, copy, lit, page_url, uuid
+from data.renderers import APP_PLATFORMS, SDK_NAMES, case, compact, copy, lit, page_url, uuid
 
 FILE = "export.jsonl"
 EVENTS = {
@@ -37,10 +37,7 @@ EVENTS = {
 }
 EXPOSURE = "$experiment_started"
 LIBRARY = {"web": "web", "ios": "swift", "android": "android"}
-VALUES = {
-    "os": {"windows": "Windows", "macos": "Mac OS X", "linux": "Linux", "ios": "iOS", "android": "Android"},
-    "browser": {"chrome": "Chrome", "safari": "Safari", "firefox": "Firefox", "edge": "Microsoft Edge"},
-}
+VALUES = SDK_NAMES
 DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
               "country": "country", "acquisition_channel": "acquisition_channel", "plan": "plan"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import APP_PLATFORMS, COUNTRY_NAMES, case, compact, copy, lit, page_url, uuid
+from data.renderers import APP_PLATFORMS, COUNTRY_NAMES, SDK_NAMES, case, compact, copy, lit, page_url, uuid
 
 FILE = "events.jsonl"
 EVENTS = {
@@ -40,10 +40,7 @@ EVENTS = {
 }
 EXPOSURE = "$feature_flag_called"
 LIBRARY = {"web": "web", "ios": "posthog-ios", "android": "posthog-android"}
-VALUES = {
-    "os": {"windows": "Windows", "macos": "Mac OS X", "linux": "Linux", "ios": "iOS", "android": "Android"},
-    "browser": {"chrome": "Chrome", "safari": "Safari", "firefox": "Firefox", "edge": "Microsoft Edge"},
-}
+VALUES = SDK_NAMES
 DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
               "country": "country", "acquisition_channel": "acquisition_channel", "plan": "plan"}
 
