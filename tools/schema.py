@@ -1,4 +1,4 @@
-"""The `schema` tool: tables, columns, row counts, the data's time span and segment values."""
+"""The `schema` tool: tables, columns, row counts, the data's time span, the event map and segment values."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ def schema(wh: Warehouse) -> ToolResult:
     events = wh.query("SELECT event, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC").df
     lo, hi = data_bounds(wh)
     dims = dimension_values(wh)
+    words = wh.event_map.in_words()
     summary = ("Tables: " + "; ".join(f"{r['table']} ({r['rows']} rows: {r['columns']})" for r in rows)
                + ". Events: " + ", ".join(f"{e} ({n})" for e, n in events.itertuples(index=False))
                + (f". Data from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} (exclusive)." if lo else ". No events.")
+               + f" Event map: funnel {words['funnel']}; roles: {words['roles']}."
+               + "".join(f" Not available: {a} (no {need})." for a, need in wh.event_map.unavailable().items())
                + " Segment dimensions: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in dims.items()))
     return ToolResult("Schema", summary, pd.DataFrame(rows),
                       data={"events": dict(zip(events["event"], events["n"].astype(int))), "dimensions": dims,
