@@ -22,7 +22,7 @@ value wins) and a first-seen column are optional. Then:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from data.importers.core import (
     Connection,
@@ -52,10 +52,9 @@ class EventExport:
     """A format's events staged as flat rows (see the module docstring)."""
 
     events: Staged
-    users: str | None = None            # view: user_id and user property columns
+    users: str | None = None            # view: __rid, user_id and user property columns (the last non-empty wins)
     first_seen: str | None = None       # a column of `events.view`: when the user was first seen (a timestamp)
     dedupe: bool = False                # duplicate event ids are the same event sent twice
-    renamed: dict[str, str] = field(default_factory=dict)  # stored column -> source field, for the note
 
 
 def load_events(con: Connection, export: EventExport, ts_format: str | None, note: Note) -> int:

@@ -67,11 +67,10 @@ def infer_map(source: Source) -> EventMap:
     funnels, default = _funnel(source, events, notes)
     roles = _roles(counts, notes)
     steps = funnels.get(default, []) if default else []
-    for stage, role in (("cart_add", "cart_add"), ("checkout", "checkout"), ("order", "order")):
-        if role not in roles:
-            step = next((s for s in steps if stage_of(s) == stage), None)
-            if step:
-                roles[role] = {"event": step}
+    for role in ("cart_add", "checkout", "order"):  # a funnel step of that stage, when no name said the role
+        step = next((s for s in steps if stage_of(s) == role), None)
+        if role not in roles and step:
+            roles[role] = {"event": step}
     _role_fields(source, roles, steps, notes)
     dimensions = _dimensions(source, roles, notes)
     release = _named(dimensions, RELEASE_NAMES, RELEASE_WORDS)
@@ -94,7 +93,8 @@ def _named(dimensions: dict[str, str], names: tuple[str, ...], words: tuple[str,
 
 
 def _funnel(source: Source, events: pd.DataFrame, notes: dict[str, str]) -> tuple[dict[str, list[str]], str | None]:
-    """The e-commerce funnel by name, else one guessed from event order; the most frequent name per stage."""
+    """The e-commerce funnel by name (per stage the most typical name, then the most frequent), else one guessed
+    from event order."""
     counts = dict(zip(events["event"], events["n"].astype(int)))
     by_stage = {stage: best for stage, patterns in STAGES.items()
                 if (best := _best(counts, patterns, lambda n, s=stage: stage_of(n) == s and role_of(n) is None))}

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from tools.warehouse import Warehouse
 
 
-
 def write_map(con: duckdb.DuckDBPyConnection, emap: EventMap) -> None:
     """Store `emap` in the database of a read-write connection (replacing a stored one)."""
     write_meta(con, MAP_KEY, emap.to_yaml())
