@@ -176,3 +176,34 @@ def test_from_export_to_scan_in_two_commands(tmp_path: Path) -> None:
     payload = json.loads(scanned.stdout)
     assert payload["period"] == "all" and isinstance(payload["findings"], list)
     assert any("search quality" in line for line in payload["disabled"])  # no search events: said, not crashed
+
+
+def test_the_map_is_shown_written_edited_and_used(tmp_path: Path) -> None:
+    """`insight map` shows what was recognized; `--write` saves it; an edited copy is used with --map."""
+    src, db = write_csv(tmp_path / "events.csv.gz"), tmp_path / "m.duckdb"
+    import_source(src, db, finish=finish_import(None))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+
+    shown = cli("map", "--db", str(db), "--json")
+    assert shown.returncode == 0, shown.stderr
+    payload = json.loads(shown.stdout)
+    assert payload["funnels"] == {"purchase": ["product_view", "add_to_cart", "purchase_success"]}
+    assert "recognized" in payload["notes"]["funnels.purchase"]
+    assert "search quality" in payload["unavailable"]
+    written = tmp_path / "map.yaml"
+    assert cli("map", "--db", str(db), "--write", str(written), "--with-plan").returncode == 0
+    text = written.read_text()
+    assert "tracking_plan:" in text and "allowed:" in text  # a plan started from the data
+    written.write_text(text.replace("default_funnel: purchase", "default_funnel: short").replace(
+        "funnels:\n", "funnels:\n  short:\n  - product_view\n  - purchase_success\n", 1))
+    asked = cli("ask", "Show the funnel", "--db", str(db), "--map", str(written), "--json")
+    assert asked.returncode == 0, asked.stderr
+    assert "Funnel product_view -> purchase_success (users" in json.loads(asked.stdout)["text"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("funnels: {x: [only_one]}\n")
+    refused = cli("scan", "--db", str(db), "--map", str(broken))
+    assert refused.returncode == 2 and "broken.yaml: funnels.x: a funnel needs at least two distinct steps" in (
+        " ".join(refused.stderr.split()))
