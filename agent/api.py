@@ -86,7 +86,7 @@ class InsightAgent:
                                 experiments=dict(zip(experiments["experiment_id"], experiments["name"].fillna(""))),
                                 data_end=str(end) if end else None,
                                 metrics={k: d.name for k, d in catalog(emap).items()}, steps=list(emap.steps),
-                                funnel_name=emap.default_funnel or "main")
+                                funnel_name=emap.default_funnel or "main", concepts=emap.concepts())
         chat = make_llm(self.settings, emap) if llm == "auto" else llm
         self.context = Context(warehouse=self.warehouse, offline=OfflineAnalyst(vocabulary=vocabulary), llm=chat,
                                max_tool_calls=max_tool_calls, data_start=f"{start:%Y-%m-%d}" if start else "",

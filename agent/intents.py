@@ -25,13 +25,15 @@ COUNTRY_NAMES = {
     "french": "FR", "india": "IN", "indian": "IN", "canada": "CA", "canadian": "CA", "japan": "JP",
     "japanese": "JP", "spain": "ES", "italy": "IT", "mexico": "MX", "australia": "AU", "netherlands": "NL",
 }
+# Words naming a concept of the data (tools.semantic.vocabularies.DIMENSION_CONCEPTS), which the
+# Vocabulary resolves to the data's own dimension.
 DIMENSION_WORDS = {
     "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
-    "os": "os", "operating system": "os", "version": "app_version", "versions": "app_version",
-    "app version": "app_version", "release": "app_version", "releases": "app_version", "browser": "browser",
+    "os": "os", "operating system": "os", "version": "version", "versions": "version",
+    "app version": "version", "release": "version", "releases": "version", "browser": "browser",
     "browsers": "browser", "country": "country", "countries": "country", "market": "country",
-    "channel": "acquisition_channel", "channels": "acquisition_channel", "acquisition": "acquisition_channel",
-    "source": "acquisition_channel", "plan": "plan", "plans": "plan", "tier": "plan",
+    "channel": "channel", "channels": "channel", "acquisition": "channel", "source": "channel",
+    "plan": "plan", "plans": "plan", "tier": "plan",
 }
 # Words for funnel stages (matched to the data's steps by what they mean, whatever their names), in order.
 STEP_WORDS = (
@@ -65,6 +67,11 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
     ("cart", (r"\bcart abandon", r"\babandon", r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b")),
     ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
+    ("incidents", (r"\bwhat (broke|is broken|went wrong|changed)\b", r"\b(did|has|have) (anything|something) "
+                   r"(break|broken|go wrong|gone wrong|change|changed)\b", r"\bincidents?\b", r"\boutages?\b",
+                   r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", r"\b(is|was) (it|that|this) fixed\b",
+                   r"\b(has|did) (it|that|this) recover", r"\brecovered\b", r"\bis it (still )?(broken|ongoing)\b",
+                   r"\bbroke\b")),
     ("release", (r"\breleases?\b", r"\bregression", r"\bnew version\b", r"^(?!.*\bfunnel\b).*\bapp versions?\b",
                  r"\bupdates? (broke|break)")),
     ("errors", (r"\berrors?\b", r"\bcrash", r"\bbugs?\b", r"\bslow", r"\bload(ing)? times?\b", r"\bspeed\b",
@@ -92,6 +99,11 @@ class Vocabulary:
     metrics: dict[str, str] = field(default_factory=dict)  # metric key -> name (the metric catalog)
     steps: list[str] = field(default_factory=list)  # the event map's default funnel
     funnel_name: str = "main"  # and its name
+    concepts: dict[str, str] = field(default_factory=dict)  # concept (country, version...) -> the data's dimension
+
+    def dimension(self, concept: str) -> str | None:
+        """The data's dimension for a concept; a dimension of that very name when the map says nothing."""
+        return self.concepts.get(concept) or (concept if concept in self.dimensions else None)
 
 
 @dataclass(frozen=True)
@@ -120,11 +132,47 @@ def _intent(q: str) -> str | None:
     return None
 
 
+MONTH = "(" + "|".join(MONTHS) + "|" + "|".join(m[:3] for m in MONTHS) + ")"
+PARTS = {"early": (1, 11), "mid": (11, 21), "middle of": (11, 21), "late": (21, 32), "end of": (21, 32)}
+
+
+def _month_year(month: int, v: Vocabulary) -> int | None:
+    """The year of the latest such month at or before the end of the data."""
+    if not v.data_end:
+        return None
+    end = date.fromisoformat(v.data_end[:10])
+    return end.year if month <= end.month else end.year - 1
+
+
+def _day(month_name: str, day: str, v: Vocabulary) -> date | None:
+    month = next(i for i, m in enumerate(MONTHS, 1) if m.startswith(month_name[:3]))
+    year = _month_year(month, v)
+    try:
+        return date(year, month, int(day)) if year else None
+    except ValueError:
+        return None
+
+
+def _month_range(month: int, year: int, first: int = 1, last: int = 32) -> str:
+    """Days [first, last) of a month ('late May' = the 21st to the month's end) as a period."""
+    start = date(year, month, first)
+    month_end = date(year + (month == 12), month % 12 + 1, 1)
+    end = month_end if last > 28 else date(year, month, last)
+    return f"{start}..{end}"
+
+
 def _period(q: str, v: Vocabulary) -> str | None:
     if m := re.search(r"\b(\d{4})-w(\d{1,2})\b", q):
         return f"{m.group(1)}-W{int(m.group(2)):02d}"
     if m := re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:\.\.|to|until|and|-|–)\s*(\d{4}-\d{2}-\d{2})", q):
         return f"{m.group(1)}..{m.group(2)}"
+    if m := re.search(rf"\b(?:between|from) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)? (?:and|to|until|-) {MONTH} "
+                      rf"(\d{{1,2}})(?:st|nd|rd|th)?\b", q):
+        first, last = _day(m.group(1), m.group(2), v), _day(m.group(3), m.group(4), v)
+        if first and last and last > first:
+            return f"{first}..{last}"
+    if m := re.search(r"\b(before|after|since) (?:the )?(?:release |version |v)?(\d+(?:\.\d+)+)(?: release)?\b", q):
+        return f"{'before' if m.group(1) == 'before' else 'after'}_release:{m.group(2)}"
     if m := re.search(r"\b(?:last|past|previous)\s+(\d{1,3})\s+(day|week|month)s?\b", q):
         n = int(m.group(1)) * {"day": 1, "week": 7, "month": 30}[m.group(2)]
         return f"last_{n}_days"
@@ -137,10 +185,12 @@ def _period(q: str, v: Vocabulary) -> str | None:
     if (m := re.search(r"\bweek (\d{1,2})\b", q)) and v.data_end and "retention" not in q:
         return f"{date.fromisoformat(v.data_end[:10]).isocalendar().year}-W{int(m.group(1)):02d}"
     for i, month in enumerate(MONTHS, 1):
-        if re.search(rf"\b(in|during|for) {month}\b", q) and v.data_end:
-            year = date.fromisoformat(v.data_end[:10]).year
-            end = f"{year + (i == 12)}-{i % 12 + 1:02d}-01"
-            return f"{year}-{i:02d}-01..{end}"
+        part = re.search(rf"\b(early|mid|middle of|late|end of)[ -]{month}\b", q)
+        whole = re.search(rf"\b(in|during|for|of) {month}\b", q)
+        year = _month_year(i, v)
+        if (part or whole) and year:
+            first, last = PARTS[part.group(1)] if part else (1, 32)
+            return _month_range(i, year, first, last)
     if re.search(r"\b(all time|overall|ever|whole period|all data)\b", q):
         return "all"
     return None
@@ -150,37 +200,43 @@ def _segment(text: str, v: Vocabulary) -> dict[str, str]:
     """Dimension values named in the question (country names and codes, versions, platform words...)."""
     q = text.lower()
     out: dict[str, str] = {}
+    country, version, plan = v.dimension("country"), v.dimension("version"), v.dimension("plan")
     for name, code in COUNTRY_NAMES.items():
-        if re.search(rf"\b{name}\b", q) and code in v.dimensions.get("country", []):
-            out["country"] = code
-    for code in v.dimensions.get("country", []):
+        if country and re.search(rf"\b{name}\b", q) and code in v.dimensions.get(country, []):
+            out[country] = code
+    for code in v.dimensions.get(country, []) if country else []:
         if re.search(rf"\b{re.escape(code)}\b", text) and len(code) == 2:
-            out.setdefault("country", code)
-    for version in v.dimensions.get("app_version", []):
-        short = re.escape(version.removesuffix(".0"))
+            out.setdefault(country, code)
+    for value in v.dimensions.get(version, []) if version else []:
+        short = re.escape(value.removesuffix(".0"))
         if re.search(rf"(?<![\d.]){short}(\.0)?(?![\d.])", q):
-            out["app_version"] = version
+            out[version] = value
     for dim in v.dimensions:
-        if dim in ("country", "app_version") or dim in out:
+        if dim in (country, version) or dim in out:
             continue
         for value in v.dimensions.get(dim, []):
             word = re.escape(value.lower()).replace("_", "[ _]")
-            needs_context = dim == "plan" or value.lower() in {"web", "email", "organic", "social"}
+            needs_context = dim == plan or value.lower() in {"web", "email", "organic", "social"}
             if needs_context and not re.search(rf"\b{word}\b\s*(plan|tier|users?|customers?|channel|traffic)\b|"
                                                rf"\b(on|from|via|plan|channel)\s+{word}\b", q):
                 continue
             if re.search(rf"\b{word}\b", q):
                 out[dim] = value
                 break
-    if out.get("platform") and out.get("os") and out["platform"] == out["os"]:
-        out.pop("os")
+    platform, os_ = v.dimension("platform"), v.dimension("os")
+    if platform and os_ and out.get(platform) and out.get(platform) == out.get(os_):
+        out.pop(os_)  # "on iOS": the platform, not also the OS
     return out
 
 
-def _breakdown(q: str) -> str | None:
+def _breakdown(q: str, v: Vocabulary) -> str | None:
+    """The dimension a question breaks down by: a concept word ("by country"), or a dimension's own name."""
     m = re.search(r"\b(?:by|per|across|split by|broken down by|for each|each)\s+(operating system|app version|"
                   r"[a-z_]+)", q)
-    return DIMENSION_WORDS.get(m.group(1)) if m else None
+    if not m:
+        return None
+    concept = DIMENSION_WORDS.get(m.group(1))
+    return v.dimension(concept) if concept else (m.group(1) if m.group(1) in v.dimensions else None)
 
 
 def _step(q: str, v: Vocabulary) -> str | None:
@@ -228,7 +284,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     q = " ".join(text.lower().split())
     if previous is not None and previous.intent == "retention":  # "and week 3?" asks for week-3 retention
         q = re.sub(r"\bweek[- ]?([1-9]|1[0-2])\b(?! retention)", r"week-\1 retention", q)
-    period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q)
+    period, segment, breakdown = _period(q, vocabulary), _segment(text, vocabulary), _breakdown(q, vocabulary)
     intent = _intent(_without_values(q, segment))
     if intent is None and any(i.lower() in q or (n and n.lower() in q) for i, n in vocabulary.experiments.items()):
         intent = "experiments"  # "results of exp_onboarding", "how is the new onboarding test doing?"

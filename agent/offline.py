@@ -24,16 +24,16 @@ SEGMENT_TOOLS = {"funnel", "cart_abandonment", "trends", "metric"}
 DATA_BLOCK = re.compile(r'<data tool="([^"]+)"[^>]*>\n?(.*?)\n?</data>', re.S)
 
 
-def plan(q: Question) -> list[tuple[str, dict]]:
-    """The tool calls that answer a parsed question."""
+def plan(q: Question, v: Vocabulary) -> list[tuple[str, dict]]:
+    """The tool calls that answer a parsed question (`v`: what the data holds)."""
     p, seg = q.period, q.segment
     if q.intent == "funnel":
         return [("funnel", {"period": p, "segment": seg, "breakdown": q.breakdown, "entity": q.entity})]
     if q.intent == "dropoffs":
         calls = [("dropoffs", {"period": p})]
         return calls + ([("funnel", {"period": p, "segment": seg})] if seg else [])
-    if q.intent == "why_change":
-        return [("trends", {"metric": q.metric, "period": "all", "dimension": q.breakdown or "platform",
+    if q.intent == "why_change":  # the period asked about against the one before it (all: the last week)
+        return [("trends", {"metric": q.metric, "period": p, "dimension": q.breakdown or v.dimension("platform"),
                             "segment": seg}),
                 ("dropoffs", {"period": p if p != "all" else "last_7_days"})]
     simple = {
@@ -42,6 +42,7 @@ def plan(q: Question) -> list[tuple[str, dict]]:
         "retention": ("retention", {"period": p, "week_n": q.week_n}),
         "experiments": ("experiments", {"period": p, "experiment_id": q.experiment_id}),
         "release": ("release_regressions", {"period": p}),
+        "incidents": ("incidents", {"period": p}),
         "errors": ("errors_and_speed", {"period": p}),
         "trends": ("trends", {"metric": q.metric, "period": p, "dimension": q.breakdown, "segment": seg}),
         "scan": ("scan_frictions", {"period": p}),
@@ -116,7 +117,7 @@ class OfflineAnalyst(BaseChatModel):
             return AIMessage(content=self.previous_sql(turns))
         if q.intent == "help":
             return AIMessage(content=load_prompt("help"))
-        calls = plan(q)
+        calls = plan(q, self.vocabulary)
         if not calls:
             reason = ("forecasts and questions outside the event data are not something I compute."
                       if q.intent == "unsupported" else "I did not recognize what to compute.")

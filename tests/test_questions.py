@@ -349,17 +349,19 @@ class Reference:
     }
 
     def week_over_week(self, metric: str, period: str, segment: dict | None = None) -> dict:
+        """A bounded period against as many days right before it; `all`: its last 7 days against the 7 before."""
         num, den = self.TREND_SQL[metric]
-        conds = [self.where(period, "e.ts")] + [
-            f"{'u' if d in USER_DIMS else 'e'}.{d} = '{v}'" for d, v in (segment or {}).items()
-        ]
+        start, end = self.bounds(period)
+        span = (end - start) if start and end else timedelta(days=7)
+        since = f"e.ts >= TIMESTAMP '{start - span}' AND e.ts < TIMESTAMP '{end}'" if start and end else "TRUE"
+        conds = [since] + [f"{'u' if d in USER_DIMS else 'e'}.{d} = '{v}'" for d, v in (segment or {}).items()]
         days = self.all(
             f"SELECT date_trunc('day', e.ts) AS day, {num} AS num, {den or '1'} AS den"
             f" FROM events e LEFT JOIN users u USING (user_id) WHERE {' AND '.join(conds)} GROUP BY 1"
         )
-        last = max(d for d, _, _ in days)
-        now = [(x, n) for d, x, n in days if d > last - timedelta(days=7)]
-        prev = [(x, n) for d, x, n in days if last - timedelta(days=14) < d <= last - timedelta(days=7)]
+        split = start if start and end else max(d for d, _, _ in days) - timedelta(days=6)
+        now = [(x, n) for d, x, n in days if d >= split]
+        prev = [(x, n) for d, x, n in days if split - span <= d < split]
         if den is None:
             v1, v0, p = float(sum(x for x, _ in now)), float(sum(x for x, _ in prev)), None
         else:
@@ -476,11 +478,13 @@ def trend_numbers(metric: str, period: str = "all", segment: dict | None = None)
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         w = ref.week_over_week(metric, period, segment)
         tail = f"({w['change']:+.1%}" + (f", p={w['p']:.3g})" if w["p"] is not None else ")")
+        start, end = ref.bounds(period)
+        compared = (f"{w['now']:.4g} vs {w['prev']:.4g} the {(end - start).days} days before" if start and end
+                    else f"last 7 days {w['now']:.4g} vs {w['prev']:.4g} the 7 days before")
         contains(
             ans.text,
             f"({metric}: ",
-            f"daily, period {period}" + (f", {seg_text(segment)}" if segment else "") + ": ",
-            f"last 7 days {w['now']:.4g} vs {w['prev']:.4g} the 7 days before {tail}",
+            f"daily, period {period}" + (f", {seg_text(segment)}" if segment else "") + f": {compared} {tail}",
         )
 
     return check
@@ -798,10 +802,10 @@ def why(q, metric, period="all", segment=None, **kw) -> Turn:
         q,
         "why_change",
         [
-            ("trends", args(metric=metric, period="all", dimension="platform", segment=segment)),
+            ("trends", args(metric=metric, period=period, dimension="platform", segment=segment)),
             ("dropoffs", {"period": dp}),
         ],
-        combine(trend_numbers(metric, "all", segment), dropoff_numbers(dp)),
+        combine(trend_numbers(metric, period, segment), dropoff_numbers(dp)),
         **kw,
     )
 

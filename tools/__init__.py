@@ -22,7 +22,9 @@ from tools.metrics import compute_metric, describe_metric
 from tools.period import PERIOD_HELP, resolve_period
 from tools.result import ToolResult
 from tools.retention import retention
-from tools.scan import scan
+from tools.incidents import incidents
+from tools.scan import complete_part, scan
+from tools.sessions import Facts
 from tools.schema import schema
 from tools.search import search
 from tools.tracking import check_tracking
@@ -127,6 +129,14 @@ def _dropoffs(wh: Warehouse, p: DropoffParams) -> ToolResult:
     return dropoffs(wh, FunnelSpec(_steps(wh, p), 7.0, p.entity, resolve_period(wh, p.period)))
 
 
+def _incidents(wh: Warehouse, p: PeriodParams) -> ToolResult:
+    period, notes = complete_part(wh, resolve_period(wh, p.period))
+    result = incidents(wh, Facts(period, wh.event_map).materialize(wh))
+    if notes:
+        result.summary += " " + " ".join(notes)
+    return result
+
+
 def _scan(wh: Warehouse, p: PeriodParams) -> ToolResult:
     report = scan(wh, p.period)
     table = pd.DataFrame([{"rank": i, "rice": s.rice_score, "tweak": s.tweak, "evidence": s.rationale}
@@ -181,6 +191,9 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          "conversion.", PeriodParams, lambda wh, p: errors_and_speed(wh, resolve_period(wh, p.period))),
     Tool("release_regressions", "App versions converting worse than the version before them.", PeriodParams,
          lambda wh, p: release_regressions(wh, resolve_period(wh, p.period))),
+    Tool("incidents", "What broke and when: intervals where a step's conversion, an error rate or slow loads left "
+         "their own baseline, with start, end (or ongoing), the segment hit, users and conversions lost.",
+         PeriodParams, lambda wh, p: _incidents(wh, p)),
     Tool("metric", "Compute a named metric (DAU, WAU, MAU, orders, revenue, AOV, conversion_rate, cart_abandonment, "
          "zero_result_rate, week_1_retention...) from its definition, for a period and segment.", MetricParams,
          lambda wh, p: compute_metric(wh, p.metric, resolve_period(wh, p.period), p.segment)),

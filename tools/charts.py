@@ -39,3 +39,13 @@ def heatmap(frame: pd.DataFrame, title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=[str(c) for c in frame.columns],
                                y=[str(i) for i in frame.index], colorscale="Blues"))
     return fig.update_layout(title=title, **_LAYOUT)
+
+
+def timeline_chart(lines: list[tuple[str, pd.Series, str, str | None]], title: str) -> go.Figure:
+    """Daily rates (label, series indexed by day), each incident's interval [start, end) shaded (end None:
+    ongoing, to the last day)."""
+    fig = go.Figure()
+    for label, series, start, end in lines:
+        fig.add_trace(go.Scatter(x=series.index, y=series.to_numpy(), mode="lines", name=label))
+        fig.add_vrect(x0=start, x1=end or series.index.max(), fillcolor="crimson", opacity=0.12, line_width=0)
+    return fig.update_layout(title=title, yaxis_tickformat=".0%", **_LAYOUT)

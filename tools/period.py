@@ -18,7 +18,8 @@ import numpy as np
 if TYPE_CHECKING:
     from tools.warehouse import Warehouse
 
-PERIOD_HELP = "all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www"
+PERIOD_HELP = "all | last_N_days | YYYY-MM-DD..YYYY-MM-DD | YYYY-Www | before_release:V | after_release:V"
+RELEASE = re.compile(r"(before|after)_release:(\S+)")
 
 
 class PeriodError(ValueError):
@@ -67,6 +68,8 @@ class Period:
             if end <= start:
                 raise PeriodError(f"period {text!r}: the end must be after the start")
             return cls(text, start, end)
+        if RELEASE.fullmatch(text):
+            raise PeriodError(f"period {text!r} is resolved against the data (resolve_period)")
         raise PeriodError(f"period {text!r} not understood; use {PERIOD_HELP}")
 
     def where(self, column: str = "ts") -> str:
@@ -92,8 +95,26 @@ def data_bounds(wh: Warehouse) -> tuple[datetime | None, datetime | None]:
 
 
 def resolve_period(wh: Warehouse, text: str | None) -> Period:
-    """Parse `text` against the data (relative periods end the day after the last event)."""
+    """Parse `text` against the data: relative periods end the day after the last event; before_release:V and
+    after_release:V split the data at the day release V (or V.x) was first seen, by the map's release role."""
+    if m := RELEASE.fullmatch((text or "").strip()):
+        return _around_release(wh, m.group(0), m.group(1), m.group(2))
     return Period.parse(text or "all", data_bounds(wh)[1])
+
+
+def _around_release(wh: Warehouse, label: str, side: str, version: str) -> Period:
+    from tools.sqltext import lit
+
+    release = wh.event_map.roles.release
+    if release is None:
+        raise PeriodError(f"period {label!r}: the event map has no release role (which dimension versions releases)")
+    column = wh.event_map.dim_sql(release.version)
+    first = wh.scalar(f"SELECT min(ts) FROM events WHERE {column} = {lit(version)} "
+                      f"OR starts_with({column}, {lit(version + '.')})")
+    if first is None:
+        raise PeriodError(f"period {label!r}: no release {version!r} in the data ({release.version})")
+    day = datetime.combine(first.date(), datetime.min.time())
+    return Period(label, None, day) if side == "before" else Period(label, day, None)
 
 
 def period_weeks(wh: Warehouse, period: Period) -> float:

@@ -12,6 +12,7 @@ from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
 from tools.funnel import FunnelSpec
+from tools.incidents import incidents
 from tools.period import Period, incomplete_tail, resolve_period
 from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
@@ -43,9 +44,10 @@ DETECTORS: dict[str, Detector] = {
     "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f),
     "experiments": lambda wh, f: experiments(wh, f.period),
     "retention": lambda wh, f: retention(wh, f.period, matrix=False),
+    "incidents": lambda wh, f: incidents(wh, f),
     "tracking": lambda wh, f: check_tracking(wh, period=f.period),
 }
-NEEDS = {"dropoffs": ("funnel and drop-offs",), "cart_abandonment": ("cart abandonment",),
+NEEDS = {"dropoffs": ("funnel and drop-offs",), "incidents": ("funnel and drop-offs",), "cart_abandonment": ("cart abandonment",),
          "search": ("search quality",), "errors_and_speed": ("errors", "page speed"),
          "release_regressions": ("release regressions",)}
 

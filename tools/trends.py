@@ -3,6 +3,8 @@ week over week with a rate/mix explanation, and release regressions."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 
@@ -78,7 +80,10 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.D
 
 def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period("all", None, None),
            dimension: str | None = None, segment: dict[str, str] | None = None) -> ToolResult:
-    """Daily series with anomaly flags, week-over-week change, and what explains it."""
+    """Daily series with anomaly flags, the change against the period before, and what explains it.
+
+    A bounded period (a week, "late May", the last 30 days) is compared with as many days right before it;
+    an open one (all, after a release) by its last 7 days against the 7 before."""
     emap = wh.event_map
     defs = catalog(emap)
     if metric not in daily_metrics(emap):
@@ -87,7 +92,11 @@ def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period(
         raise TrendError(f"no daily series for metric {metric!r}; use one of {', '.join(daily_metrics(emap))}")
     check_dimensions(emap, [*([dimension] if dimension else []), *(segment or {})])
     d = defs[metric]
-    sql = series_sql(metric, emap, period, segment=segment)
+    # a bounded period is compared with as many days right before it; an open one, its last 7 days with the 7 before
+    bounded = period.start is not None and period.end is not None
+    span = (period.end - period.start) if bounded else timedelta(days=7)
+    queried = Period(period.label, period.start - span, period.end) if bounded else period
+    sql = series_sql(metric, emap, queried, segment=segment)
     daily = wh.query(sql).df
     if daily.empty:
         return ToolResult("Trends", f"No events in period {period.label}.", sql=[sql])
@@ -95,21 +104,22 @@ def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period(
     daily["value"] = daily["num"] / daily["den"].replace(0, np.nan) if is_rate else daily["num"].astype(float)
     daily["robust_z"] = robust_z(daily["value"].fillna(0.0).to_numpy(), TRAILING_DAYS)
     daily["anomaly"] = daily["robust_z"] >= ANOMALY_Z
-    last_day = daily["day"].max()
-    now = daily[daily["day"] > last_day - pd.Timedelta(days=7)]
-    prev = daily[(daily["day"] <= last_day - pd.Timedelta(days=7)) & (daily["day"] > last_day - pd.Timedelta(days=14))]
+    split = pd.Timestamp(period.start) if bounded else daily["day"].max() - pd.Timedelta(days=6)
+    now = daily[daily["day"] >= split]
+    prev = daily[(daily["day"] < split) & (daily["day"] >= split - span)]
     wow = _week_over_week(now, prev, is_rate)
     sqls, explain = [sql], None
+    compared = (f"{wow['now']:.4g} vs {wow['prev']:.4g} the {span.days} days before" if bounded
+                else f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before")
     summary = (f"{d.name} ({metric}: {d.description}), daily, period {period.label}"
-               + (f", {segment_text(segment)}" if segment else "") + ": "
-               f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before ({wow['change']:+.1%}"
+               + (f", {segment_text(segment)}" if segment else "") + f": {compared} ({wow['change']:+.1%}"
                + (f", p={wow['p_value']:.3g}" if wow.get("p_value") is not None else "") + "). ")
     anomalies = daily[daily["anomaly"]]
     summary += (f"{len(anomalies)} anomalous day(s) (robust z >= {ANOMALY_Z} over trailing {TRAILING_DAYS} days): "
                 + ", ".join(f"{d:%Y-%m-%d} ({v:.4g})" for d, v in anomalies[["day", "value"]].tail(5).itertuples(index=False))
                 if len(anomalies) else "No anomalous day.")
     if dimension and is_rate:
-        by_sql = series_sql(metric, emap, period, dimension, segment)
+        by_sql = series_sql(metric, emap, queried, dimension, segment)
         by = wh.query(by_sql).df
         sqls.append(by_sql)
         explain = decompose(by[by["day"].isin(prev["day"])], by[by["day"].isin(now["day"])], dimension)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tools.semantic.fields import Field as FieldRef
 from tools.semantic.fields import FieldError, parse_field
 from tools.semantic.plan import TrackingPlan
+from tools.semantic.vocabularies import concept_dimensions
 from tools.sqltext import lit
 
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -236,6 +237,12 @@ class EventMap(_Strict):
             else:
                 parts.append(f"{prefix}user_id IN (SELECT user_id FROM users WHERE {ref.sql()} = {lit(value)})")
         return " AND ".join(parts) or "TRUE"
+
+    def concepts(self) -> dict[str, str]:
+        """What a question may name (country, version, platform, channel...) -> this data's dimension for it."""
+        release = self.roles.release
+        return concept_dimensions(self.dims, release.version if release else None,
+                                  release.platform if release else None)
 
     def in_words(self) -> dict[str, str]:
         """The map for a prompt: funnel, roles and dimensions, each as one short line."""

@@ -112,3 +112,28 @@ def preference(name: str, patterns: tuple[str, ...]) -> int:
 
 def is_noise(name: str) -> bool:
     return _match(name, NOISE) is not None
+
+# What a question may break down or filter by, and the words a dimension's name has when it holds it.
+DIMENSION_CONCEPTS: dict[str, tuple[str, ...]] = {
+    "platform": ("platform", "device_type", "device_category", "device"),
+    "os": ("os", "operating_system", "os_name"),
+    "version": ("app_version", "version", "release", "build"),
+    "browser": ("browser", "browser_name"),
+    "country": ("country", "geo_country", "market"),
+    "channel": ("acquisition_channel", "channel", "acquisition", "source", "medium", "utm_source", "campaign"),
+    "plan": ("plan", "tier", "subscription"),
+}
+
+
+def concept_dimensions(dims: tuple[str, ...], release_version: str | None = None,
+                       release_platform: str | None = None) -> dict[str, str]:
+    """concept -> the data's dimension holding it: the release role's dimensions for version and platform, else
+    a dimension named as the concept, else one whose name has one of its words (`geo_country` for country)."""
+    out = {"version": release_version, "platform": release_platform}
+    for concept, words in DIMENSION_CONCEPTS.items():
+        if out.get(concept):
+            continue
+        exact = next((d for w in words for d in dims if d == w), None)
+        out[concept] = exact or next((d for w in words for d in dims if w in d.split("_") or d.endswith(f"_{w}")),
+                                     None)
+    return {c: d for c, d in out.items() if d}

@@ -1,0 +1,288 @@
+"""Incidents: when a rate departed from its own past, for whom, and whether it recovered.
+
+Daily series, per session (from the session facts), for everyone and for every value of every
+dimension: each funnel step's conversion from the step before, each step's error rate (with an
+error role) and share of slow loads (with a page_load role; slow = above the step's own 90th
+percentile over the period, a threshold from the data); and the zero-result rate of searches (with
+a search role and its results field). Each series gets the temporal scan of tools/timescan.py;
+its p-values are corrected over the windows of a series (Bonferroni) and over all series
+(Benjamini-Hochberg). An incident needs significance and a relative change of at least 10%.
+
+The same incident shows in many series (everyone, platform=ios, os=ios...): per metric, incidents
+whose windows overlap are one; it is reported for the narrowest segment that holds at least 80% of
+the conversions lost by everyone (where it is concentrated), else for everyone, else for the
+segment losing most. An incident still running on the last day of the period is ongoing;
+otherwise it recovered on the day after its end. A release that appeared within 3 days of the
+start is named as its likely cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from tools.charts import timeline_chart
+from tools.distinct_users import distinct_users
+from tools.funnel import downstream_rates
+from tools.result import Friction, FrictionKind, ToolResult, segment_text
+from tools.segments import EXPLAINS_SHARE, SegmentRules, attach_segments, rollup_sql
+from tools.sessions import Facts, segment_condition
+from tools.stats import bh
+from tools.timescan import Window, best_window
+from tools.warehouse import Warehouse
+
+SLOW_QUANTILE = 0.9      # a load is slow above the step's own 90th percentile over the period
+MAX_PER_SERIES = 2       # incidents looked for in one series
+OVERLAP = 0.5            # windows sharing at least half of the shorter one are one incident
+RELEASE_DAYS = 3         # a release first seen this close to the start is its likely cause
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One daily rate per step: which counts make it, which way is worse, what finding it becomes."""
+
+    kind: FrictionKind
+    name: str
+    x: str
+    n: str
+    worse: Literal["lower", "higher"]
+
+
+def metrics(facts: Facts) -> list[tuple[Metric, str, int]]:
+    """(metric, step, step index) for every series the event map can feed."""
+    emap, steps = facts.emap, facts.steps
+    out = [(Metric("funnel_dropoff", "step_conversion", f"n{i}", f"n{i - 1}", "lower"), steps[i - 1], i)
+           for i in range(2, len(steps) + 1)]
+    if emap.event_of("error"):
+        out += [(Metric("error_spike", "error_rate", f"e{i}", f"n{i}", "higher"), steps[i - 1], i)
+                for i in range(1, len(steps) + 1)]
+    if emap.roles.page_load:
+        out += [(Metric("slow_page", "slow_load_share", f"s{i}", f"l{i}", "higher"), steps[i - 1], i)
+                for i in range(1, len(steps) + 1)]
+    return out
+
+
+def slow_thresholds(wh: Warehouse, facts: Facts) -> list[float]:
+    """Per step, the 90th percentile of its load times over the period (NaN without loads)."""
+    cols = ", ".join(f"quantile_cont(load_{i}, {SLOW_QUANTILE}) AS q{i}" for i in range(1, len(facts.steps) + 1))
+    row = wh.query(f"WITH {facts.cte()} SELECT {cols} FROM facts").df.iloc[0]
+    return [float(row[f"q{i}"]) if pd.notna(row[f"q{i}"]) else float("nan") for i in range(1, len(facts.steps) + 1)]
+
+
+def daily_sql(facts: Facts, dims: tuple[str, ...], slow: list[float], evidence: bool = False) -> str:
+    """Per day and segment (everyone, and each value of each dimension): sessions reaching each step (n),
+    with an error at it (e), with a load (l) and a slow load (s)."""
+    k = len(facts.steps)
+    counts = {f"n{i}": f"count(*) FILTER (WHERE level >= {i})" for i in range(1, k + 1)}
+    counts |= {f"e{i}": f"count(*) FILTER (WHERE level >= {i} AND error_{i})" for i in range(1, k + 1)}
+    counts |= {f"l{i}": f"count(load_{i}) FILTER (WHERE level >= {i})" for i in range(1, k + 1)}
+    limit = [str(q) if q == q else "NULL" for q in slow]  # NaN: no loads at that step
+    counts |= {f"s{i}": f"count(*) FILTER (WHERE level >= {i} AND load_{i} > {limit[i - 1]})" for i in range(1, k + 1)}
+    source = "(SELECT *, date_trunc('day', start_ts) AS day FROM facts) d"
+    body = rollup_sql(source, dims, counts, pairs=False, always=("day",)).removeprefix("WITH ")
+    return f"WITH {facts.evidence_cte() if evidence else facts.cte()}, {body}"
+
+
+@dataclass
+class Candidate:
+    """A significant window of one series."""
+
+    metric: Metric
+    step: str
+    index: int
+    segment: dict[str, str]
+    seg_key: str
+    window: Window
+    first_day: pd.Timestamp
+    q_value: float = 1.0
+
+    @property
+    def lost(self) -> float:
+        """Sessions the window lost (or extra sessions hit) against the series' own baseline."""
+        return abs(self.window.baseline - self.window.rate) * self.window.n
+
+    @property
+    def relative(self) -> float:
+        """The change as a share of the baseline."""
+        return abs(self.window.baseline - self.window.rate) / self.window.baseline if self.window.baseline else 0.0
+
+    def days(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.first_day + timedelta(days=self.window.start), self.first_day + timedelta(days=self.window.end)
+
+
+def scan_series(daily: pd.DataFrame, facts: Facts, days: pd.DatetimeIndex) -> list[Candidate]:
+    """The best windows (up to MAX_PER_SERIES) of every series: every metric for every segment row group."""
+    out = []
+    counts = sorted({c for m, _, _ in metrics(facts) for c in (m.x, m.n)})
+    for key, group in daily.groupby("seg_key", sort=True):
+        segment = group["segment"].iloc[0]
+        frame = group.set_index("day")[counts].reindex(days, fill_value=0)
+        for metric, step, index in metrics(facts):
+            x, n = frame[metric.x].to_numpy(float), frame[metric.n].to_numpy(float)
+            if n.sum() == 0:
+                continue
+            masked = np.zeros(len(days), bool)
+            for _ in range(MAX_PER_SERIES):
+                window = best_window(x, n, metric.worse, masked)
+                if window is None:
+                    break
+                out.append(Candidate(metric, step, index, segment, key, window, days[0]))
+                masked[window.start:window.end] = True
+    return out
+
+
+def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules()) -> ToolResult:
+    """Every incident of the period: where, when, how large, ongoing or recovered."""
+    emap = facts.emap
+    if len(facts.steps) < 2:
+        return ToolResult("Incidents", "No incidents looked for: the event map has no funnel.")
+    dims = tuple(facts.dims)
+    slow = slow_thresholds(wh, facts) if emap.roles.page_load else [float("nan")] * len(facts.steps)
+    daily = wh.query(daily_sql(facts, dims, slow)).df
+    if daily.empty:
+        return ToolResult("Incidents", f"No sessions in period {facts.period.label}.")
+    daily["day"] = pd.to_datetime(daily["day"])
+    daily = attach_segments(daily, dims)
+    days = pd.date_range(daily["day"].min(), daily["day"].max(), freq="D")
+    candidates = scan_series(daily, facts, days)
+    if candidates:
+        for c, q in zip(candidates, bh([c.window.p_value for c in candidates])):
+            c.q_value = float(q)
+    hits = [c for c in candidates if c.q_value < rules.q and c.lost >= rules.min_lost
+            and c.relative >= rules.min_relative_gap]
+    leads = explain(hits)
+    evidence = daily_sql(facts, dims, slow, evidence=True)
+    findings = _findings(wh, facts, leads, daily, days, evidence)
+    summary = _summary(findings, facts)
+    chart = _chart(daily, days, leads) if findings else None
+    table = pd.DataFrame([{"what": f.title, "segment": segment_text(f.segment), "start": f.detail["incident"]["start"],
+                           "end": f.detail["incident"]["end"], "status": f.detail["incident"]["status"],
+                           "before": f.baseline, "during": f.observed, "p_value": f.p_value} for f in findings])
+    return ToolResult("Incidents", summary, table, chart, [evidence], findings)
+
+
+def _overlap(a: Candidate, b: Candidate) -> bool:
+    shared = min(a.window.end, b.window.end) - max(a.window.start, b.window.start)
+    shorter = min(a.window.end - a.window.start, b.window.end - b.window.start)
+    return shared >= OVERLAP * shorter
+
+
+def explain(hits: list[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
+    """Group the windows of one metric and step that overlap in time, and lead each group with where the
+    incident is concentrated: among the segments holding at least 80% of everyone's loss, or half of it
+    with at least twice everyone's relative change, the narrowest; else everyone; else the largest loss."""
+    groups: list[list[Candidate]] = []
+    for c in sorted(hits, key=lambda c: (-c.lost, len(c.segment), c.seg_key)):
+        for g in groups:
+            if g[0].metric == c.metric and g[0].step == c.step and any(_overlap(m, c) for m in g):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    out = []
+    for g in groups:
+        everyone = next((c for c in g if not c.segment), None)
+        lead = everyone or g[0]
+        if everyone is not None:
+            concentrated = [c for c in g if c.segment and (
+                c.lost >= EXPLAINS_SHARE * everyone.lost
+                or c.lost >= everyone.lost / 2 and c.relative >= 2 * everyone.relative)]
+            if concentrated:
+                lead = min(concentrated, key=lambda c: (c.window.n, c.seg_key))
+        out.append((lead, [c for c in g if c is not lead]))
+    return out
+
+
+def _findings(wh: Warehouse, facts: Facts, leads: list[tuple[Candidate, list[Candidate]]], daily: pd.DataFrame,
+              days: pd.DatetimeIndex, evidence: str) -> list[Friction]:
+    if not leads:
+        return []
+    steps = facts.steps
+    everyone = daily[daily["depth"] == 0]
+    downstream = downstream_rates([float(everyone[f"n{i}"].sum()) for i in range(1, len(steps) + 1)], steps)
+    conditions = []
+    for lead, _ in leads:
+        start, end = lead.days()
+        at = max(lead.index - 1, 1) if lead.metric.kind == "funnel_dropoff" else lead.index
+        conditions.append(f"{segment_condition(lead.segment)} AND level >= {at} AND start_ts >= "
+                          f"TIMESTAMP '{start:%Y-%m-%d}' AND start_ts < TIMESTAMP '{end:%Y-%m-%d}'")
+    users = distinct_users(wh, facts.cte(), "facts", conditions)
+    releases = _first_seen(wh, facts)
+    last_day = days[-1]
+    out = []
+    for (lead, members), affected in zip(leads, users):
+        out.append(_finding(lead, members, affected, downstream, last_day, releases, facts, evidence))
+    return sorted(out, key=lambda f: (-f.est_lost_conversions, f.id))
+
+
+def _first_seen(wh: Warehouse, facts: Facts) -> dict[str, pd.Timestamp]:
+    """Release version -> the first day a session of it was seen (none without a release role)."""
+    release = facts.emap.roles.release
+    if release is None:
+        return {}
+    df = wh.query(f"WITH {facts.cte()} SELECT {release.version} AS v, min(start_ts) AS first FROM facts "
+                  f"WHERE {release.version} IS NOT NULL GROUP BY 1").df
+    return {str(v): pd.Timestamp(t).normalize() for v, t in zip(df["v"], df["first"])}
+
+
+def _finding(lead: Candidate, members: list[Candidate], users: int, downstream: dict[str, float],
+             last_day: pd.Timestamp, releases: dict[str, pd.Timestamp], facts: Facts, evidence: str) -> Friction:
+    w, steps = lead.window, facts.steps
+    start, end = lead.days()
+    ongoing = end > last_day
+    status = "ongoing" if ongoing else "recovered"
+    release_dim = facts.emap.roles.release.version if facts.emap.roles.release else None
+    version = lead.segment.get(release_dim) if release_dim else None
+    cause = version if version in releases and abs((releases[version] - start).days) <= RELEASE_DAYS else None
+    gap = abs(w.baseline - w.rate)
+    nxt = steps[min(lead.index, len(steps) - 1)]
+    if lead.metric.kind == "funnel_dropoff":
+        lost, down = gap * w.n * downstream[lead.step], downstream[lead.step]
+    else:  # an error or a slow load costs the next step about the share of sessions it hits
+        lost, down = gap * w.n * downstream[nxt], downstream[nxt]
+    weeks = max((end - start).days / 7, 1 / 7)
+    what = {"funnel_dropoff": f"{steps[lead.index - 2] if lead.index > 1 else lead.step} -> {lead.step} conversion",
+            "error_spike": f"Errors at {lead.step}", "slow_page": f"Slow loads of {lead.step}"}[lead.metric.kind]
+    moved = "fell" if w.rate < w.baseline else "rose"
+    when = f"since {start:%Y-%m-%d} (ongoing)" if ongoing else f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}"
+    title = (f"{what} {moved} from {w.baseline:.1%} to {w.rate:.1%} for {segment_text(lead.segment)} {when}"
+             + (f", after release {cause}" if cause else ""))
+    return Friction(
+        kind=lead.metric.kind, title=title, metric=lead.metric.name, step=lead.step, segment=lead.segment,
+        period=f"{start:%Y-%m-%d}..{end:%Y-%m-%d}", baseline=w.baseline, observed=w.rate, affected_users=users,
+        est_lost_conversions=float(lost), p_value=w.p_value,
+        evidence_sql=evidence + f"\n-- rows: {segment_condition(lead.segment)}, day in {start:%Y-%m-%d}..{end:%Y-%m-%d}",
+        weekly_exposed=w.n / weeks, gap=gap, downstream_rate=down,
+        detail={"incident": {"start": f"{start:%Y-%m-%d}", "end": None if ongoing else f"{end:%Y-%m-%d}",
+                             "last_day": f"{end - timedelta(days=1):%Y-%m-%d}", "status": status,
+                             "days": (end - start).days},
+                "release": cause, "sessions": int(w.n), "q_value": lead.q_value,
+                "seen_in": [segment_text(m.segment) for m in members][:5],
+                "previous_step": steps[lead.index - 2] if lead.index > 1 else None},
+    )
+
+
+def _chart(daily: pd.DataFrame, days: pd.DatetimeIndex, leads: list[tuple[Candidate, list[Candidate]]]):
+    """Each incident's daily rate (for its segment), with its interval shaded (the four largest)."""
+    lines = []
+    for lead, _ in sorted(leads, key=lambda g: -g[0].lost)[:4]:
+        rows = daily[daily["seg_key"] == lead.seg_key].set_index("day")[[lead.metric.x, lead.metric.n]]
+        rows = rows.reindex(days, fill_value=0)
+        rate = (rows[lead.metric.x] / rows[lead.metric.n].where(rows[lead.metric.n] > 0)).rename(None)
+        start, end = lead.days()
+        ongoing = end > days[-1]
+        lines.append((f"{lead.metric.name} at {lead.step}, {segment_text(lead.segment)}", rate,
+                      f"{start:%Y-%m-%d}", None if ongoing else f"{end:%Y-%m-%d}"))
+    return timeline_chart(lines, "Incidents: daily rates, incident intervals shaded")
+
+
+def _summary(findings: list[Friction], facts: Facts) -> str:
+    if not findings:
+        return f"No incident: no rate left its own baseline significantly in period {facts.period.label}."
+    ongoing = sum(f.detail["incident"]["status"] == "ongoing" for f in findings)
+    return (f"{len(findings)} incident(s) in period {facts.period.label} ({ongoing} ongoing): "
+            + "; ".join(f"{f.title} (p={f.p_value:.2g}, {f.affected_users} users)" for f in findings[:5]) + ".")
