@@ -489,7 +489,8 @@ def print_map(emap) -> None:
 
 @app.command("eval")
 def eval_(
-    users: Annotated[int | None, typer.Option(min=1000, help="population per scenario (default: each scenario's)")] = None,
+    users: Annotated[int | None, typer.Option(min=500, help="population per scenario (default: each scenario's)")]
+    = None,
     formats: Annotated[str, typer.Option(
         help="foreign renderings to test besides Segment: comma-separated of ga4, wide_csv, amplitude, mixpanel, "
              "posthog; 'none' for Segment only")] = "ga4,wide_csv,amplitude,mixpanel,posthog",

@@ -18,15 +18,15 @@ from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
 from tools.funnel import FunnelSpec, check_dimensions, funnel
+from tools.incidents import incidents
 from tools.metrics import compute_metric, describe_metric
 from tools.period import PERIOD_HELP, resolve_period
 from tools.result import ToolResult
 from tools.retention import retention
-from tools.incidents import incidents
 from tools.scan import complete_part, scan
-from tools.sessions import Facts
 from tools.schema import schema
 from tools.search import search
+from tools.sessions import Facts
 from tools.tracking import check_tracking
 from tools.trends import DEFAULT_METRIC, release_regressions, trends
 from tools.warehouse import Warehouse

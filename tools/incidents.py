@@ -255,7 +255,8 @@ def _finding(lead: Candidate, members: list[Candidate], users: int, downstream: 
         kind=lead.metric.kind, title=title, metric=lead.metric.name, step=lead.step, segment=lead.segment,
         period=f"{start:%Y-%m-%d}..{end:%Y-%m-%d}", baseline=w.baseline, observed=w.rate, affected_users=users,
         est_lost_conversions=float(lost), p_value=w.p_value,
-        evidence_sql=evidence + f"\n-- rows: {segment_condition(lead.segment)}, day in {start:%Y-%m-%d}..{end:%Y-%m-%d}",
+        evidence_sql=evidence + f"\n-- rows: {segment_condition(lead.segment)}, "
+                                f"day in {start:%Y-%m-%d}..{end:%Y-%m-%d}",
         weekly_exposed=w.n / weeks, gap=gap, downstream_rate=down,
         detail={"incident": {"start": f"{start:%Y-%m-%d}", "end": None if ongoing else f"{end:%Y-%m-%d}",
                              "last_day": f"{end - timedelta(days=1):%Y-%m-%d}", "status": status,

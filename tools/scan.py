@@ -47,7 +47,8 @@ DETECTORS: dict[str, Detector] = {
     "incidents": lambda wh, f: incidents(wh, f),
     "tracking": lambda wh, f: check_tracking(wh, period=f.period),
 }
-NEEDS = {"dropoffs": ("funnel and drop-offs",), "incidents": ("funnel and drop-offs",), "cart_abandonment": ("cart abandonment",),
+NEEDS = {"dropoffs": ("funnel and drop-offs",), "incidents": ("funnel and drop-offs",),
+         "cart_abandonment": ("cart abandonment",),
          "search": ("search quality",), "errors_and_speed": ("errors", "page speed"),
          "release_regressions": ("release regressions",)}
 
