@@ -40,6 +40,7 @@ FLOW = (
 )
 FUNNEL_OF_FLOW = {name: i for i, (name, *_rest) in enumerate(FLOW)}
 CART_MEDIAN_MS = 700
+TIMEBOXED = ("funnel_dropoff", "error_spike", "slow_page", "cart_abandonment")  # kinds a start/end makes incidents
 SLOW_MS = 3000
 Progress = Callable[[str], None]
 
@@ -496,6 +497,7 @@ def planted_where(f: PlantedFriction, w: _World) -> dict:
         end = start + timedelta(days=7)
     return {"kind": f.kind, "step": f.step, "affects_step": affects, "segment": segment,
             "period": [start.isoformat(), end.isoformat()], "effect": f.effect,
+            "timeboxed": bool(f.start or f.end) and f.kind in TIMEBOXED,
             "error_code": f.error_code if f.kind == "error_spike" else None,
             "page": STEP_PAGES.get(f.step or "")}
 

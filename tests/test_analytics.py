@@ -383,10 +383,15 @@ def segment_rows(rows: list[tuple[dict, int, int, int, int]]) -> pd.DataFrame:
     return compare(df, worse="lower")
 
 
-def test_segment_below_min_support_is_not_tested() -> None:
-    # FR: 99 users entered, 20 converted (0.20) vs rest 0.50 -> a huge gap, but 99 < 100: not tested.
-    # DE: 100 users, 20 converted vs rest 0.50 -> tested and reported (lost = 100 * 0.3 = 30).
-    df = segment_rows([({"country": "FR"}, 99, 20, 1000, 500), ({"country": "DE"}, 100, 20, 1000, 500)])
+def test_segment_support_follows_the_expected_counts() -> None:
+    # Cochran's rule: every expected count of the 2x2 table under the pooled rate must be >= 5.
+    # FR: 8 users, 1 converted vs rest 500/1000: pooled 501/1008 = 0.497 -> 8 * 0.497 = 3.98 < 5: not tested.
+    # DE: 30 users, 3 converted: pooled 503/1030 = 0.488 -> 30 * 0.488 = 14.7, 30 * 0.512 = 15.3: tested;
+    #     z = (0.1 - 0.5) / sqrt(0.488 * 0.512 * (1/30 + 1/1000)) = -4.3, lost = 30 * 0.4 = 12 -> reported.
+    # UK: 100 users at a step the rest converts 97% (970/1000), 90 converted: pooled 1060/1100 = 0.964,
+    #     expected failures 100 * 0.036 = 3.6 < 5: 100 users are too few at so high a rate.
+    df = segment_rows([({"country": "FR"}, 8, 1, 1000, 500), ({"country": "DE"}, 30, 3, 1000, 500),
+                       ({"country": "UK"}, 100, 90, 1000, 970)])
     hits = select(df, SegmentRules(), key="step")
     assert hits["segment"].tolist() == [{"country": "DE"}]
 
@@ -455,7 +460,7 @@ def test_child_pair_with_small_share_of_parent_loss_keeps_parent() -> None:
 
 
 def test_dropoffs_finds_the_segment_converting_worse(make_wh) -> None:
-    # PV -> PA by country: DE 18/20 = 0.9, FR 4/20 = 0.2 (support lowered to 10 for a small table).
+    # PV -> PA by country: DE 18/20 = 0.9, FR 4/20 = 0.2 (expected counts 20 * 0.55 and 20 * 0.45 >= 5).
     # FR vs rest (= DE): pooled 22/40 = 0.55, se = sqrt(0.55*0.45*(1/20+1/20)) = 0.157321,
     # z = -0.7/0.157321 = -4.4495, p = 8.61e-6; lost = 20 * (0.9 - 0.2) = 14 users.
     events = []
@@ -466,7 +471,7 @@ def test_dropoffs_finds_the_segment_converting_worse(make_wh) -> None:
         if i < 4:
             events.append(E(f"fr{i}", i * M + 30, PA, country="FR"))
     wh = make_wh(events)
-    res = dropoffs(wh, FunnelSpec((PV, PA)), dims=("country",), pairs=False, rules=SegmentRules(min_support=10))
+    res = dropoffs(wh, FunnelSpec((PV, PA)), dims=("country",), pairs=False)
     assert [(f.step, f.segment) for f in res.findings] == [(PA, {"country": "FR"})]
     f = res.findings[0]
     assert (f.observed, f.baseline) == pytest.approx((0.2, 0.9))

@@ -102,7 +102,7 @@ def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] | None = Non
         "p_value": f.p_value} for f in findings])
     if findings:
         summary = (f"{len(findings)} segment(s) convert significantly worse (per {spec.entity}; BH q<{rules.q}, "
-                   f"gap>={rules.min_relative_gap:.0%}, n>={rules.min_support}). Worst: "
+                   f"gap>={rules.min_relative_gap:.0%}, expected counts>={rules.min_expected:g}). Worst: "
                    + "; ".join(f"{f.step} for {segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%} "
                                f"({round(f.detail['lost'])} {spec.entity} lost)" for f in findings[:5]))
         chart = bar_chart([f"{segment_text(f.segment)} @ {f.step}" for f in findings[:10]],

@@ -24,7 +24,7 @@ from tools.sqltext import lit
 from tools.stats import two_proportion_p
 from tools.warehouse import Warehouse
 
-SLOW_MS = 3000
+SLOW_QUANTILE = 0.9  # a load is slow above its step's own 90th percentile over the period
 P75_RATIO = 1.5
 ERROR_RATIO = 2.0
 
@@ -41,12 +41,13 @@ class Signal:
 
 
 ERRORS = Signal("error_spike", "err", "err", "TRUE", ERROR_RATIO)
-SLOW = Signal("slow_page", "slow", f"load > {SLOW_MS}", "load IS NOT NULL", 1 + 0.10)
+SLOW = Signal("slow_page", "slow", "slow", "load IS NOT NULL", 1 + 0.10)
 SIGNALS = (ERRORS, SLOW)
 
 
 def steps_cte(facts: Facts) -> str:
-    """step_rows: one row per (session, step j it reached) with err, load and converted.
+    """step_rows: one row per (session, step j it reached) with err, load, slow (load above the step's
+    90th percentile: the data's own scale, whatever unit or speed its pages have) and converted.
 
     Joined on equal level with a row per (level, step at or below it): a hash join, where
     `level >= j` would sort the sessions for a range join (about 3x slower).
@@ -56,9 +57,12 @@ def steps_cte(facts: Facts) -> str:
                        for i, s in enumerate(facts.steps[:level], 1))
     err = " ".join(f"WHEN {i} THEN error_{i}" for i in range(1, k + 1))
     load = " ".join(f"WHEN {i} THEN load_{i}" for i in range(1, k + 1))
-    return (f"step_rows AS (SELECT f.*, s.step, s.j, CASE s.j {err} END AS err, CASE s.j {load} END AS load,"
+    return (f"step_loads AS (SELECT f.*, s.step, s.j, CASE s.j {err} END AS err, CASE s.j {load} END AS load,"
             f" f.level >= s.j + 1 AS converted FROM facts f"
-            f" JOIN (VALUES {values}) s(level, j, step) ON f.level = s.level)")
+            f" JOIN (VALUES {values}) s(level, j, step) ON f.level = s.level),"
+            f" slow_at AS (SELECT j, quantile_cont(load, {SLOW_QUANTILE}) AS slow_ms FROM step_loads"
+            f" WHERE load IS NOT NULL GROUP BY j),"
+            f" step_rows AS (SELECT l.*, l.load > a.slow_ms AS slow FROM step_loads l LEFT JOIN slow_at a USING (j))")
 
 
 def signals_sql(facts: Facts, dims: tuple[str, ...], evidence: bool = False) -> str:
@@ -215,7 +219,7 @@ def _overview(wh: Warehouse, facts: Facts, errors: pd.DataFrame) -> pd.DataFrame
     e = errors[errors["depth"] == 0][["step", "n", "x"]].rename(columns={"n": "sessions", "x": "errors"})
     e["error_rate"] = e["errors"] / e["sessions"]
     p75 = wh.query(f"WITH {facts.cte()}, {steps_cte(facts)} SELECT step, quantile_cont(load, 0.75) AS p75_ms,"
-                   f" avg((load > {SLOW_MS})::INT) AS slow_share FROM step_rows WHERE load IS NOT NULL GROUP BY step"
+                   f" quantile_cont(load, {SLOW_QUANTILE}) AS p90_ms FROM step_rows WHERE load IS NOT NULL GROUP BY step"
                    ).df
     order = {s: i for i, s in enumerate(facts.steps)}
     out = e.merge(p75, on="step", how="left")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from tools.charts import timeline_chart
 from tools.distinct_users import distinct_users
+from tools.errors_speed import SLOW_QUANTILE
 from tools.funnel import downstream_rates
 from tools.result import Friction, FrictionKind, ToolResult, segment_text
 from tools.segments import EXPLAINS_SHARE, SegmentRules, attach_segments, rollup_sql
@@ -35,9 +36,9 @@ from tools.stats import bh
 from tools.timescan import Window, best_window
 from tools.warehouse import Warehouse
 
-SLOW_QUANTILE = 0.9      # a load is slow above the step's own 90th percentile over the period
 MAX_PER_SERIES = 2       # incidents looked for in one series
 OVERLAP = 0.5            # windows sharing at least half of the shorter one are one incident
+STEEPER = 1.25           # a segment holding most of the loss leads only if its change is this much steeper
 RELEASE_DAYS = 3         # a release first seen this close to the start is its likely cause
 
 
@@ -173,8 +174,9 @@ def _overlap(a: Candidate, b: Candidate) -> bool:
 
 def explain(hits: list[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
     """Group the windows of one metric and step that overlap in time, and lead each group with where the
-    incident is concentrated: among the segments holding at least 80% of everyone's loss, or half of it
-    with at least twice everyone's relative change, the narrowest; else everyone; else the largest loss."""
+    incident is concentrated: among the segments holding at least 80% of everyone's loss with a steeper
+    change (by a quarter), or half of it with at least twice everyone's relative change, the narrowest;
+    else everyone; else the largest loss."""
     groups: list[list[Candidate]] = []
     for c in sorted(hits, key=lambda c: (-c.lost, len(c.segment), c.seg_key)):
         for g in groups:
@@ -189,7 +191,7 @@ def explain(hits: list[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
         lead = everyone or g[0]
         if everyone is not None:
             concentrated = [c for c in g if c.segment and (
-                c.lost >= EXPLAINS_SHARE * everyone.lost
+                c.lost >= EXPLAINS_SHARE * everyone.lost and c.relative >= STEEPER * everyone.relative
                 or c.lost >= everyone.lost / 2 and c.relative >= 2 * everyone.relative)]
             if concentrated:
                 lead = min(concentrated, key=lambda c: (c.window.n, c.seg_key))

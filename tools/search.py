@@ -14,10 +14,9 @@ from tools.result import Friction, ToolResult
 from tools.semantic.eventmap import EventMap
 from tools.semantic.fields import parse_field
 from tools.sqltext import lit
-from tools.stats import bh, two_proportion_p
+from tools.stats import bh, testable, two_proportion_p
 from tools.warehouse import Warehouse
 
-MIN_SEARCHES = 30
 MIN_RATIO = 2.0
 NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_query), '\\s+', ' ', 'g'))),"
               " '(\\w{3,})s\\b', '\\1', 'g')")
@@ -116,11 +115,15 @@ def _tokens(queries: pd.DataFrame) -> pd.DataFrame:
 
 
 def _test(frame: pd.DataFrame, total_n: float, total: dict[str, float]) -> pd.DataFrame:
-    """p-values of zero-result and exit rates against the rest, per row."""
+    """p-values of zero-result and exit rates against the rest, per row; 1 where a row has too few searches
+    for the test (`tools.stats.testable`), and `supported` where either rate can be tested."""
     out = frame.copy()
+    out["supported"] = False
     for metric in ("zero", "exits"):
         rest_n, rest_x = total_n - out["n"], total[metric] - out[metric]
-        out[f"p_{metric}"] = two_proportion_p(out[metric], out["n"], rest_x, rest_n)
+        ok = testable(out[metric], out["n"], rest_x, rest_n)
+        out["supported"] |= ok
+        out[f"p_{metric}"] = np.where(ok, two_proportion_p(out[metric], out["n"], rest_x, rest_n), 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"ratio_{metric}"] = (out[metric] / out["n"]) / (rest_x / rest_n)
     return out
@@ -133,7 +136,7 @@ def failing(queries: pd.DataFrame, q: float = 0.05) -> tuple[pd.DataFrame, pd.Da
     tokens = _test(_tokens(queries), total_n, total).assign(level="token", key=lambda d: d["token"])
     single = _test(queries, total_n, total).assign(level="query", key=lambda d: d["q"])
     family = pd.concat([tokens, single], ignore_index=True)
-    family = family[family["n"] >= MIN_SEARCHES]
+    family = family[family["supported"]]
     qv = bh(np.concatenate([family["p_zero"], family["p_exits"]]))
     family["q_zero"], family["q_exits"] = qv[: len(family)], qv[len(family):]
     family["fails"] = ((family["q_zero"] < q) & (family["ratio_zero"] >= MIN_RATIO)) | (
@@ -142,7 +145,7 @@ def failing(queries: pd.DataFrame, q: float = 0.05) -> tuple[pd.DataFrame, pd.Da
     remaining, picked = queries, []
     while candidates:
         stats = _test(_tokens(remaining), total_n, total)
-        stats = stats[stats["token"].isin(candidates) & (stats["n"] >= MIN_SEARCHES)]
+        stats = stats[stats["token"].isin(candidates) & stats["supported"]]
         stats = stats[((stats["p_zero"] < q) & (stats["ratio_zero"] >= MIN_RATIO))
                       | ((stats["p_exits"] < q) & (stats["ratio_exits"] >= MIN_RATIO))]
         if stats.empty:
@@ -178,9 +181,10 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
     m = everyone.iloc[0]
     queries = stats[~stats["everyone"]].reset_index(drop=True)
     tokens, bad_queries = failing(queries)
-    token_stats = _tokens(queries)
     overall_zero = float(m["zero"] / m["n"])
-    good = set(token_stats.loc[(token_stats["n"] >= MIN_SEARCHES)
+    token_stats = _test(_tokens(queries), float(queries["n"].sum()),
+                        {x: float(queries[x].sum()) for x in ("zero", "exits")})
+    good = set(token_stats.loc[token_stats["supported"]
                                & (token_stats["zero"] / token_stats["n"] < MIN_RATIO * overall_zero), "token"])
     weeks = period_weeks(wh, period)
     after = float(m["ordered_after_results"] or 0) / float(m["with_results"]) if m["with_results"] else 0.0

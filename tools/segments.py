@@ -2,7 +2,8 @@
 
 A segment is one dimension = value, or a pair of them. Each is compared with the rest by
 a two-proportion z-test; the whole family is corrected with Benjamini-Hochberg; a finding
-needs significance, a relative gap of at least 10% and enough support. Then: segments with
+needs significance, a relative gap of at least 10% and enough support (every expected count of the
+comparison at least 5, `tools.stats.testable`). Then: segments with
 the same members as a simpler one are dropped, a child that accounts for >= 80% of a
 significant parent's lost users replaces the parent, and a child that is no worse than the
 rest of its significant parent is dropped (it only repeats the parent). Pairs, being many,
@@ -18,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tools.stats import bh, two_proportion_p
+from tools.stats import MIN_EXPECTED, bh, testable, two_proportion_p
 
 EXPLAINS_SHARE = 0.8
 
@@ -27,7 +28,7 @@ EXPLAINS_SHARE = 0.8
 class SegmentRules:
     """Thresholds of a segment finding."""
 
-    min_support: int = 100
+    min_expected: float = MIN_EXPECTED
     q: float = 0.05
     min_relative_gap: float = 0.10
     pair_q: float = 0.01
@@ -111,7 +112,8 @@ def select(df: pd.DataFrame, rules: SegmentRules, key: str, include_total: bool 
     `include_total` the everyone row of each key is tested too (a whole cohort can dip) and
     is the parent of the single segments.
     """
-    tested = df[((df["depth"] > 0) | include_total) & (df["n"] >= rules.min_support) & (df["n_rest"] >= rules.min_support)].copy()
+    supported = testable(df["x"], df["n"], df["x_rest"], df["n_rest"], rules.min_expected)
+    tested = df[((df["depth"] > 0) | include_total) & supported].copy()
     if tested.empty:
         return tested.assign(q_value=[])
     tested["q_value"] = bh(tested["p_value"])
@@ -195,7 +197,7 @@ def _contains(child: dict, parent: dict) -> bool:
 def _worse_within(child: pd.Series, parent: dict, rules: SegmentRules) -> bool:
     """Is the child significantly and materially worse than the rest of its parent?"""
     n_rest, x_rest = parent["n"] - child["n"], parent["x"] - child["x"]
-    if n_rest < rules.min_support:
+    if not testable(child["x"], child["n"], x_rest, n_rest, rules.min_expected):
         return False  # the child is nearly all of its parent: the parent says it
     rest = x_rest / n_rest
     gap = child["sign"] * (rest - child["rate"])

@@ -25,6 +25,23 @@ def two_proportion_z(x1: np.ndarray | float, n1: np.ndarray | float, x2: np.ndar
     return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+MIN_EXPECTED = 5.0  # Cochran's rule: the normal approximation holds when every expected count is at least 5
+
+
+def testable(x1, n1, x2, n2, min_expected: float = MIN_EXPECTED) -> np.ndarray:
+    """Can x1/n1 and x2/n2 be compared by the z-test? Every expected count of the 2x2 table under the
+    pooled rate (successes and failures of each group) must be at least `min_expected`: the support a
+    comparison needs follows from the data's own rates and volume, not from a fixed number of users.
+
+    >>> testable([20, 1], [100, 8], [500, 500], [1000, 1000]).tolist()
+    [True, False]
+    """
+    x1, n1, x2, n2 = (np.asarray(v, dtype=float) for v in (x1, n1, x2, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.nan_to_num((x1 + x2) / (n1 + n2))
+    return np.minimum.reduce([n1 * p, n1 * (1 - p), n2 * p, n2 * (1 - p)]) >= min_expected
+
+
 def two_proportion_p(x1, n1, x2, n2) -> np.ndarray:
     """Two-sided p-value of the pooled two-proportion z-test."""
     return 2 * stats.norm.sf(np.abs(two_proportion_z(x1, n1, x2, n2)))

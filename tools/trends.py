@@ -17,7 +17,7 @@ from tools.result import Friction, ToolResult, segment_text
 from tools.semantic.eventmap import EventMap
 from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
-from tools.stats import bh, robust_z, two_proportion_p
+from tools.stats import bh, robust_z, testable, two_proportion_p
 from tools.warehouse import Warehouse
 
 ANOMALY_Z = 3.5
@@ -151,7 +151,7 @@ def version_sql(facts: Facts, evidence: bool = False) -> str:
             f" {reach} FROM facts WHERE {release.version} IS NOT NULL GROUP BY ALL")
 
 
-def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_support: int = 100,
+def release_regressions(wh: Warehouse, period: Period, q: float = 0.05,
                         min_relative_gap: float = 0.10, facts: Facts | None = None) -> ToolResult:
     """Versions whose session step conversion after their first-seen day is below the previous version's
     (the event map's release role names the versioning dimension, and the platform one if any)."""
@@ -167,7 +167,7 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_supp
     rows = []
     scopes = [(None, df)] + ([(p, g) for p, g in df.groupby("platform")] if release.platform else [])
     for platform, g in scopes:
-        rows += _compare_versions(g, platform, steps, min_support, release.version, release.platform)
+        rows += _compare_versions(g, platform, steps, release.version, release.platform)
     tested = pd.DataFrame(rows)
     findings: list[Friction] = []
     if not tested.empty:
@@ -186,7 +186,7 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_supp
     return ToolResult("Release regressions", summary, table, None, [sql], findings)
 
 
-def _compare_versions(g: pd.DataFrame, platform: str | None, steps: tuple[str, ...], min_support: int,
+def _compare_versions(g: pd.DataFrame, platform: str | None, steps: tuple[str, ...],
                       version_dim: str, platform_dim: str | None) -> list[dict]:
     first_seen = g[g["n1"] > 0].groupby("app_version")["day"].min().sort_values()
     out = []
@@ -197,7 +197,7 @@ def _compare_versions(g: pd.DataFrame, platform: str | None, steps: tuple[str, .
         for i in range(2, len(steps) + 1):
             n, x = cur[f"n{i - 1}"].sum(), cur[f"n{i}"].sum()
             n0, x0 = old[f"n{i - 1}"].sum(), old[f"n{i}"].sum()
-            if min(n, n0) < min_support:
+            if not testable(x, n, x0, n0):
                 continue
             rate, rate0 = x / n, x0 / n0
             segment = {version_dim: v} if platform is None else {platform_dim: platform, version_dim: v}
