@@ -1,4 +1,5 @@
-"""The weekly digest: headline KPIs week over week, new / ongoing / resolved friction, top tweaks.
+"""The weekly digest: headline KPIs week over week, incidents (new, ongoing since, recovered on) over the
+last weeks, new / ongoing / resolved friction, top tweaks.
 
 Saved per ISO week in the state directory as Markdown, self-contained HTML (Plotly inlined,
 no network needed) and JSON (the history later digests compare with). Writing is atomic and
@@ -13,8 +14,9 @@ import os
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Literal
 
 import plotly.graph_objects as go
 import plotly.offline
@@ -22,15 +24,18 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
 
 from prompts import load_prompt
+from tools.incidents import incidents
 from tools.metrics import metric_sql
 from tools.period import Period, PeriodError, data_bounds
 from tools.result import Suggestion
 from tools.scan import ScanReport, scan
 from tools.semantic.metrics import catalog, missing_roles
+from tools.sessions import Facts
 from tools.trends import series_sql
 from tools.warehouse import Warehouse
 
 TOP = 5
+INCIDENT_WEEKS = 8  # incidents are looked for over the digest week and the weeks before it
 # Headline KPIs: metrics of the metric catalog, computed from their one definition each.
 KPI_METRICS = ("wau", "orders", "revenue", "aov", "conversion_rate", "zero_result_rate")
 RATES = {"conversion_rate", "zero_result_rate"}
@@ -53,11 +58,23 @@ class Tracked(BaseModel):
     weeks: int = 1
 
 
+class Incident(BaseModel):
+    """An incident as of the digest week: new (not in last week's digest), ongoing (since `start`) or recovered
+    (on `end`)."""
+
+    id: str
+    title: str
+    status: Literal["new", "ongoing", "recovered"]
+    start: str
+    end: str | None = Field(None, description="the day it recovered; None while it runs")
+
+
 class Digest(BaseModel):
     week: str
     period_start: str
     period_end: str
     kpis: list[Kpi]
+    incidents: list[Incident] = Field(default_factory=list)
     new: list[Tracked]
     ongoing: list[Tracked]
     resolved: list[Tracked]
@@ -118,6 +135,30 @@ def kpis(wh: Warehouse, week: str) -> list[Kpi]:
     return out
 
 
+def week_incidents(wh: Warehouse, week: str, before: dict | None = None) -> tuple[list[Incident], go.Figure | None]:
+    """Incidents of the digest week and the weeks before it, as of the week's end, and their chart: those
+    that recovered during the week, those still running (ongoing when the previous digest `before` listed
+    them, or without one when they started before the week; new otherwise)."""
+    if len(wh.event_map.steps) < 2:
+        return [], None
+    now = week_period(week)
+    since = now.start - timedelta(weeks=INCIDENT_WEEKS - 1)
+    lookback = Period(f"{since:%Y-%m-%d}..{now.end:%Y-%m-%d}", since, now.end)
+    result = incidents(wh, Facts(lookback, wh.event_map).materialize(wh))
+    week_start = now.start.date()
+    listed = {i["id"] for i in (before or {}).get("incidents", []) if i["status"] != "recovered"}
+    out = []
+    for f in result.findings:
+        inc = f.detail["incident"]
+        start, end = date.fromisoformat(inc["start"]), inc["end"] and date.fromisoformat(inc["end"])
+        if end and end < week_start:
+            continue  # recovered before this week
+        seen = f.id in listed if before is not None else start < week_start
+        status = "recovered" if end else "ongoing" if seen else "new"
+        out.append(Incident(id=f.id, title=f.title, status=status, start=inc["start"], end=inc["end"]))
+    return out, result.chart if out else None
+
+
 class History:
     """Digests saved per ISO week in one folder (`<state_dir>/digests`)."""
 
@@ -165,12 +206,14 @@ def build(wh: Warehouse, week: str, history: History) -> Digest:
     """The digest of one ISO week (not saved)."""
     period = week_period(week)
     report = scan(wh, period)
-    new, ongoing, resolved = compare(report, history.load(previous_week(week)))
+    before = history.load(previous_week(week))
+    new, ongoing, resolved = compare(report, before)
+    found, timeline = week_incidents(wh, week, before)
     digest = Digest(week=week, period_start=f"{period.start:%Y-%m-%d}", period_end=f"{period.end:%Y-%m-%d}",
-                    kpis=kpis(wh, week), new=new, ongoing=ongoing, resolved=resolved,
+                    kpis=kpis(wh, week), incidents=found, new=new, ongoing=ongoing, resolved=resolved,
                     suggestions=report.suggestions[:TOP])
     digest.markdown = render_markdown(digest)
-    digest.html = render_html(digest, wh)
+    digest.html = render_html(digest, wh, timeline)
     return digest
 
 
@@ -184,6 +227,14 @@ def _items(items: list[Tracked], ongoing: bool = False) -> str:
     if not items:
         return "- none"
     return "\n".join(f"- {t.title}" + (f" (for {t.weeks} weeks)" if ongoing else "") for t in items)
+
+
+def _incident_items(d: Digest) -> str:
+    if not d.incidents:
+        return "- none"
+    label = {"new": "**New**", "ongoing": "**Ongoing**", "recovered": "**Recovered**"}
+    return "\n".join(f"- {label[i.status]}" + (f" on {i.end}" if i.status == "recovered" else "") + f": {i.title}"
+                      for i in d.incidents)
 
 
 def render_markdown(d: Digest) -> str:
@@ -203,6 +254,8 @@ def render_markdown(d: Digest) -> str:
                     f"RICE {s.rice_score:g}")
     return load_prompt(
         "digest", week=d.week, period_start=d.period_start, period_end=d.period_end, kpis="\n".join(rows),
+        incidents_since=f"{week_period(d.week).start - timedelta(weeks=INCIDENT_WEEKS - 1):%Y-%m-%d}",
+        incidents=_incident_items(d),
         new_count=len(d.new), new=_items(d.new), ongoing_count=len(d.ongoing), ongoing=_items(d.ongoing, True),
         resolved_count=len(d.resolved), resolved=_items(d.resolved),
         suggestions="\n".join(tips) or "No friction found this week.")
@@ -224,11 +277,12 @@ def _charts(d: Digest, wh: Warehouse) -> list[go.Figure]:
     return [*charts, bars]
 
 
-def render_html(d: Digest, wh: Warehouse) -> str:
+def render_html(d: Digest, wh: Warehouse, timeline: go.Figure | None = None) -> str:
     """Self-contained HTML: no links, no images, no remote scripts; Plotly's library is inlined."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["image", "link", "autolink"])
+    figures = [*_charts(d, wh), *([timeline] if timeline is not None else [])]
     charts = "".join(f.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False},
-                               div_id=f"chart-{i}") for i, f in enumerate(_charts(d, wh)))
+                               div_id=f"chart-{i}") for i, f in enumerate(figures))
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(d.week)} digest</title>"

@@ -17,7 +17,7 @@ CALLERS = {  # prompt -> the values its caller passes (agent/nodes, agent/offlin
     "help": set(),
     "decline": {"reason", "help"},
     "digest": {"week", "period_start", "period_end", "kpis", "new_count", "new", "ongoing_count", "ongoing",
-               "resolved_count", "resolved", "suggestions"},
+               "resolved_count", "resolved", "suggestions", "incidents_since", "incidents"},
 }
 
 

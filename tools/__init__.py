@@ -20,7 +20,7 @@ from tools.experiments import experiments
 from tools.funnel import FunnelSpec, check_dimensions, funnel
 from tools.incidents import incidents
 from tools.metrics import compute_metric, describe_metric
-from tools.period import PERIOD_HELP, resolve_period
+from tools.period import PERIOD_HELP, Period, resolve_period
 from tools.result import ToolResult
 from tools.retention import retention
 from tools.scan import complete_part, scan
@@ -130,8 +130,12 @@ def _dropoffs(wh: Warehouse, p: DropoffParams) -> ToolResult:
 
 
 def _incidents(wh: Warehouse, p: PeriodParams) -> ToolResult:
-    period, notes = complete_part(wh, resolve_period(wh, p.period))
-    result = incidents(wh, Facts(period, wh.event_map).materialize(wh))
+    """Incidents overlapping the asked period, dated against all the (complete) data: one that began before
+    the period keeps its start, one that recovered after it its end."""
+    asked = resolve_period(wh, p.period)
+    everything, notes = complete_part(wh, Period("all", None, None))
+    result = incidents(wh, Facts(everything, wh.event_map).materialize(wh),
+                       within=None if asked.start is None and asked.end is None else asked)
     if notes:
         result.summary += " " + " ".join(notes)
     return result

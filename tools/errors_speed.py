@@ -219,8 +219,8 @@ def _overview(wh: Warehouse, facts: Facts, errors: pd.DataFrame) -> pd.DataFrame
     e = errors[errors["depth"] == 0][["step", "n", "x"]].rename(columns={"n": "sessions", "x": "errors"})
     e["error_rate"] = e["errors"] / e["sessions"]
     p75 = wh.query(f"WITH {facts.cte()}, {steps_cte(facts)} SELECT step, quantile_cont(load, 0.75) AS p75_ms,"
-                   f" quantile_cont(load, {SLOW_QUANTILE}) AS p90_ms FROM step_rows WHERE load IS NOT NULL GROUP BY step"
-                   ).df
+                   f" quantile_cont(load, {SLOW_QUANTILE}) AS p90_ms FROM step_rows WHERE load IS NOT NULL"
+                   f" GROUP BY step").df
     order = {s: i for i, s in enumerate(facts.steps)}
     out = e.merge(p75, on="step", how="left")
     return out.sort_values("step", key=lambda s: s.map(order)).reset_index(drop=True)

@@ -29,11 +29,14 @@ from tools.charts import timeline_chart
 from tools.distinct_users import distinct_users
 from tools.errors_speed import SLOW_QUANTILE
 from tools.funnel import downstream_rates
-from tools.result import Friction, FrictionKind, ToolResult, segment_text
+from tools.period import Period
+from tools.result import Friction, FrictionKind, ToolResult, friction_id, segment_text
 from tools.segments import EXPLAINS_SHARE, SegmentRules, attach_segments, rollup_sql
+from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
 from tools.stats import bh
 from tools.timescan import Window, best_window
+from tools.trends import series_sql
 from tools.warehouse import Warehouse
 
 MAX_PER_SERIES = 2       # incidents looked for in one series
@@ -53,8 +56,18 @@ class Metric:
     worse: Literal["lower", "higher"]
 
 
-def metrics(facts: Facts) -> list[tuple[Metric, str, int]]:
-    """(metric, step, step index) for every series the event map can feed."""
+KPI_KINDS: dict[str | None, FrictionKind] = {"search": "failed_search", "error": "error_spike"}
+
+
+def shares(facts: Facts) -> list[MetricDef]:
+    """The catalog's shares of sessions or events (metrics with a `worse` way) the event map can compute."""
+    defs = catalog(facts.emap)
+    return [d for d in defs.values() if d.worse and not missing_roles(d.key, defs, facts.emap)]
+
+
+def metrics(facts: Facts, kpis: list[MetricDef] = ()) -> list[tuple[Metric, str, int]]:
+    """(metric, step, step index) for every series the event map can feed; a share of the metric catalog
+    is a series of everyone's (step index 0, its name for the step)."""
     emap, steps = facts.emap, facts.steps
     out = [(Metric("funnel_dropoff", "step_conversion", f"n{i}", f"n{i - 1}", "lower"), steps[i - 1], i)
            for i in range(2, len(steps) + 1)]
@@ -64,7 +77,23 @@ def metrics(facts: Facts) -> list[tuple[Metric, str, int]]:
     if emap.roles.page_load:
         out += [(Metric("slow_page", "slow_load_share", f"s{i}", f"l{i}", "higher"), steps[i - 1], i)
                 for i in range(1, len(steps) + 1)]
+    defs = catalog(emap)
+    for d in kpis:
+        kind = KPI_KINDS.get(defs[d.numerator].event, "funnel_dropoff")
+        out.append((Metric(kind, d.key, f"k_{d.key}", f"kn_{d.key}", d.worse), d.name, 0))
     return out
+
+
+def with_shares(wh: Warehouse, daily: pd.DataFrame, facts: Facts, kpis: list[MetricDef]) -> pd.DataFrame:
+    """`daily` with each share's numerator (k_<key>) and denominator (kn_<key>) on everyone's rows."""
+    for d in kpis:
+        series = wh.query(series_sql(d.key, facts.emap, facts.period)).df
+        series = series.assign(day=pd.to_datetime(series["day"])).set_index("day")
+        top = daily["depth"] == 0
+        for col, src in ((f"k_{d.key}", "num"), (f"kn_{d.key}", "den")):
+            daily[col] = 0.0
+            daily.loc[top, col] = daily.loc[top, "day"].map(series[src]).fillna(0).to_numpy(float)
+    return daily
 
 
 def slow_thresholds(wh: Warehouse, facts: Facts) -> list[float]:
@@ -115,14 +144,16 @@ class Candidate:
         return self.first_day + timedelta(days=self.window.start), self.first_day + timedelta(days=self.window.end)
 
 
-def scan_series(daily: pd.DataFrame, facts: Facts, days: pd.DatetimeIndex) -> list[Candidate]:
+def scan_series(daily: pd.DataFrame, facts: Facts, days: pd.DatetimeIndex,
+                kpis: list[MetricDef] = ()) -> list[Candidate]:
     """The best windows (up to MAX_PER_SERIES) of every series: every metric for every segment row group."""
     out = []
-    counts = sorted({c for m, _, _ in metrics(facts) for c in (m.x, m.n)})
+    series = metrics(facts, kpis)
+    counts = sorted({c for m, _, _ in series for c in (m.x, m.n)})
     for key, group in daily.groupby("seg_key", sort=True):
         segment = group["segment"].iloc[0]
         frame = group.set_index("day")[counts].reindex(days, fill_value=0)
-        for metric, step, index in metrics(facts):
+        for metric, step, index in series:
             x, n = frame[metric.x].to_numpy(float), frame[metric.n].to_numpy(float)
             if n.sum() == 0:
                 continue
@@ -136,8 +167,10 @@ def scan_series(daily: pd.DataFrame, facts: Facts, days: pd.DatetimeIndex) -> li
     return out
 
 
-def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules()) -> ToolResult:
-    """Every incident of the period: where, when, how large, ongoing or recovered."""
+def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules(),
+              within: Period | None = None) -> ToolResult:
+    """Every incident of the facts' period: where, when, how large, ongoing or recovered; with `within`,
+    those overlapping it (dated by the whole facts' period, so one that began before it keeps its start)."""
     emap = facts.emap
     if len(facts.steps) < 2:
         return ToolResult("Incidents", "No incidents looked for: the event map has no funnel.")
@@ -147,23 +180,33 @@ def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules())
     if daily.empty:
         return ToolResult("Incidents", f"No sessions in period {facts.period.label}.")
     daily["day"] = pd.to_datetime(daily["day"])
-    daily = attach_segments(daily, dims)
+    kpis = shares(facts)
+    daily = with_shares(wh, attach_segments(daily, dims), facts, kpis)
     days = pd.date_range(daily["day"].min(), daily["day"].max(), freq="D")
-    candidates = scan_series(daily, facts, days)
+    candidates = scan_series(daily, facts, days, kpis)
     if candidates:
         for c, q in zip(candidates, bh([c.window.p_value for c in candidates])):
             c.q_value = float(q)
     hits = [c for c in candidates if c.q_value < rules.q and c.lost >= rules.min_lost
             and c.relative >= rules.min_relative_gap]
     leads = explain(hits)
+    leads = [(lead, m) for lead, m in leads if lead.index or not any(
+        other.index and other.metric.kind == lead.metric.kind and _overlap(other, lead) for other, _ in leads)]
+    if within is not None:
+        leads = [(lead, m) for lead, m in leads if _during(lead, within)]
     evidence = daily_sql(facts, dims, slow, evidence=True)
     findings = _findings(wh, facts, leads, daily, days, evidence)
-    summary = _summary(findings, facts)
+    summary = _summary(findings, within or facts.period)
     chart = _chart(daily, days, leads) if findings else None
     table = pd.DataFrame([{"what": f.title, "segment": segment_text(f.segment), "start": f.detail["incident"]["start"],
                            "end": f.detail["incident"]["end"], "status": f.detail["incident"]["status"],
                            "before": f.baseline, "during": f.observed, "p_value": f.p_value} for f in findings])
     return ToolResult("Incidents", summary, table, chart, [evidence], findings)
+
+
+def _during(c: Candidate, p: Period) -> bool:
+    start, end = c.days()
+    return (p.start is None or end > p.start) and (p.end is None or start < p.end)
 
 
 def _overlap(a: Candidate, b: Candidate) -> bool:
@@ -173,7 +216,8 @@ def _overlap(a: Candidate, b: Candidate) -> bool:
 
 
 def explain(hits: list[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
-    """Group the windows of one metric and step that overlap in time, and lead each group with where the
+    """(A share of the catalog whose incident overlaps one of a step's of the same kind is left to the step's.)
+    Group the windows of one metric and step that overlap in time, and lead each group with where the
     incident is concentrated: among the segments holding at least 80% of everyone's loss with a steeper
     change (by a quarter), or half of it with at least twice everyone's relative change, the narrowest;
     else everyone; else the largest loss."""
@@ -242,19 +286,27 @@ def _finding(lead: Candidate, members: list[Candidate], users: int, downstream: 
     cause = version if version in releases and abs((releases[version] - start).days) <= RELEASE_DAYS else None
     gap = abs(w.baseline - w.rate)
     nxt = steps[min(lead.index, len(steps) - 1)]
-    if lead.metric.kind == "funnel_dropoff":
+    share = lead.index == 0  # a share of the metric catalog, everyone's
+    if share:  # its own unit lost, times everyone's conversion unless it counts orders itself
+        defs = catalog(facts.emap)
+        down = 1.0 if defs[defs[lead.metric.name].numerator].event == "order" else downstream[steps[0]]
+        lost = gap * w.n * down
+    elif lead.metric.kind == "funnel_dropoff":
         lost, down = gap * w.n * downstream[lead.step], downstream[lead.step]
     else:  # an error or a slow load costs the next step about the share of sessions it hits
         lost, down = gap * w.n * downstream[nxt], downstream[nxt]
     weeks = max((end - start).days / 7, 1 / 7)
-    what = {"funnel_dropoff": f"{steps[lead.index - 2] if lead.index > 1 else lead.step} -> {lead.step} conversion",
-            "error_spike": f"Errors at {lead.step}", "slow_page": f"Slow loads of {lead.step}"}[lead.metric.kind]
+    what = lead.step if share else {
+        "funnel_dropoff": f"{steps[lead.index - 2] if lead.index > 1 else lead.step} -> {lead.step} conversion",
+        "error_spike": f"Errors at {lead.step}", "slow_page": f"Slow loads of {lead.step}"}[lead.metric.kind]
     moved = "fell" if w.rate < w.baseline else "rose"
     when = f"since {start:%Y-%m-%d} (ongoing)" if ongoing else f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}"
     title = (f"{what} {moved} from {w.baseline:.1%} to {w.rate:.1%} for {segment_text(lead.segment)} {when}"
              + (f", after release {cause}" if cause else ""))
     return Friction(
-        kind=lead.metric.kind, title=title, metric=lead.metric.name, step=lead.step, segment=lead.segment,
+        id=friction_id(lead.metric.kind, lead.metric.name if share else lead.step, lead.segment),
+        kind=lead.metric.kind, title=title, metric=lead.metric.name, step=None if share else lead.step,
+        segment=lead.segment,
         period=f"{start:%Y-%m-%d}..{end:%Y-%m-%d}", baseline=w.baseline, observed=w.rate, affected_users=users,
         est_lost_conversions=float(lost), p_value=w.p_value,
         evidence_sql=evidence + f"\n-- rows: {segment_condition(lead.segment)}, "
@@ -283,9 +335,11 @@ def _chart(daily: pd.DataFrame, days: pd.DatetimeIndex, leads: list[tuple[Candid
     return timeline_chart(lines, "Incidents: daily rates, incident intervals shaded")
 
 
-def _summary(findings: list[Friction], facts: Facts) -> str:
+def _summary(findings: list[Friction], period: Period) -> str:
     if not findings:
-        return f"No incident: no rate left its own baseline significantly in period {facts.period.label}."
+        return f"No incident: no rate left its own baseline significantly in period {period.label}."
     ongoing = sum(f.detail["incident"]["status"] == "ongoing" for f in findings)
-    return (f"{len(findings)} incident(s) in period {facts.period.label} ({ongoing} ongoing): "
-            + "; ".join(f"{f.title} (p={f.p_value:.2g}, {f.affected_users} users)" for f in findings[:5]) + ".")
+    return (f"{len(findings)} incident(s) in period {period.label} ({ongoing} still ongoing, "
+            f"{len(findings) - ongoing} recovered): " + "; ".join(
+                f"{f.title}" + (f", recovered on {f.detail['incident']['end']}" if f.detail["incident"]["end"] else "")
+                + f" (p={f.p_value:.2g}, {f.affected_users} users)" for f in findings[:5]) + ".")

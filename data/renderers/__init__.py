@@ -34,6 +34,8 @@ SDK_NAMES = {
     "os": {"windows": "Windows", "macos": "Mac OS X", "linux": "Linux", "ios": "iOS", "android": "Android"},
     "browser": {"chrome": "Chrome", "safari": "Safari", "firefox": "Firefox", "edge": "Microsoft Edge"},
 }
+# canonical dimension -> the column a format's rendering keeps it in, when it keeps every one by its own name
+SAME_DIMENSIONS = {d: d for d in ("platform", "os", "app_version", "browser", "country", "acquisition_channel", "plan")}
 SESSION_CONTEXT = ("user_id", "platform", "os", "app_version", "browser", "country")
 # ISO 3166-1 alpha-2 -> the English short name geo-IP lookups (GA4 geo.country, Amplitude country,
 # PostHog $geoip_country_name) report. A code not listed is written as the code itself.

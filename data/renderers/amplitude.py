@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import COUNTRY_NAMES, case, compact, copy_by_day, lit, uuid
+from data.renderers import COUNTRY_NAMES, SAME_DIMENSIONS, case, compact, copy_by_day, lit, uuid
 
 FILE = None
 APP_ID = 187520
@@ -56,8 +56,7 @@ VALUES = {
     "browser": BROWSER,
     "country": COUNTRY_NAMES,
 }
-DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
-              "country": "country", "acquisition_channel": "acquisition_channel", "plan": "plan"}
+DIMENSIONS = SAME_DIMENSIONS
 
 TIME = "'%Y-%m-%d %H:%M:%S.%f'"
 EVENT_PROPERTIES = compact(

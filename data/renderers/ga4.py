@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import APP_PLATFORMS, COUNTRY_NAMES, SITE, case, copy_by_day, lit, page_url
+from data.renderers import APP_PLATFORMS, COUNTRY_NAMES, SAME_DIMENSIONS, SITE, case, copy_by_day, lit, page_url
 
 FILE = None
 EVENTS = {
@@ -61,8 +61,7 @@ VALUES = {
     "country": COUNTRY_NAMES,
     "acquisition_channel": {channel: medium for channel, (_, medium, _) in TRAFFIC.items()},
 }
-DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
-              "country": "country", "acquisition_channel": "traffic_source_medium", "plan": "plan"}
+DIMENSIONS = SAME_DIMENSIONS | {"acquisition_channel": "traffic_source_medium"}
 
 
 def _param(key: str, string: str = "NULL", integer: str = "NULL", double: str = "NULL") -> str:

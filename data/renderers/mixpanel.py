@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import APP_PLATFORMS, SDK_NAMES, case, compact, copy, lit, page_url, uuid
+from data.renderers import APP_PLATFORMS, SAME_DIMENSIONS, SDK_NAMES, case, compact, copy, lit, page_url, uuid
 
 FILE = "export.jsonl"
 EVENTS = {
@@ -38,8 +38,7 @@ EVENTS = {
 EXPOSURE = "$experiment_started"
 LIBRARY = {"web": "web", "ios": "swift", "android": "android"}
 VALUES = SDK_NAMES
-DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
-              "country": "country", "acquisition_channel": "acquisition_channel", "plan": "plan"}
+DIMENSIONS = SAME_DIMENSIONS
 
 PROPERTIES = compact(
     ("time", "epoch_us(ts) // 1000000"), ("distinct_id", "user_id"), ("$insert_id", "md5(event_id)"),

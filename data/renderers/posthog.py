@@ -21,7 +21,18 @@ from pathlib import Path
 
 import duckdb
 
-from data.renderers import APP_PLATFORMS, COUNTRY_NAMES, SDK_NAMES, case, compact, copy, lit, page_url, uuid
+from data.renderers import (
+    APP_PLATFORMS,
+    COUNTRY_NAMES,
+    SAME_DIMENSIONS,
+    SDK_NAMES,
+    case,
+    compact,
+    copy,
+    lit,
+    page_url,
+    uuid,
+)
 
 FILE = "events.jsonl"
 EVENTS = {
@@ -41,8 +52,7 @@ EVENTS = {
 EXPOSURE = "$feature_flag_called"
 LIBRARY = {"web": "web", "ios": "posthog-ios", "android": "posthog-android"}
 VALUES = SDK_NAMES
-DIMENSIONS = {"platform": "platform", "os": "os", "app_version": "app_version", "browser": "browser",
-              "country": "country", "acquisition_channel": "acquisition_channel", "plan": "plan"}
+DIMENSIONS = SAME_DIMENSIONS
 
 TIME = "'%Y-%m-%dT%H:%M:%S.%f+00:00'"
 WEB = "platform = 'web'"

@@ -45,6 +45,7 @@ SEQUENCE_USERS = 20_000   # users sampled to propose a funnel from event order
 MIN_STEP_USERS = 0.005    # a guessed step is reached by at least this share of users
 PRECEDES = 0.6            # ...and usually happens after the step before it
 MAX_CANDIDATES = 25
+MIN_PARTITION_USERS = 30  # two fields splitting fewer users alike may coincide by chance: both are kept
 CONTEXT_NAMES = ("platform", "os", "browser", "country", "app_version", "device_type", "language", "region", "city")
 MAX_VARYING = 0.10        # a dimension takes one value per session in at least 90% of sessions
 TEXT_TYPES = ("VARCHAR", "BOOLEAN")
@@ -237,7 +238,8 @@ def _dimensions(source: Source, roles: dict[str, dict], notes: dict[str, str]) -
 
 def _distinct_partitions(source: Source, table: str, refs: list[str], exprs: dict[str, str]) -> list[str]:
     """`refs` without those splitting the rows exactly as another does (a country code beside the country's
-    name): one-to-one values are one dimension, kept under the usual context name (os over device_type)."""
+    name): one-to-one values are one dimension, kept under the usual context name (os over device_type).
+    Judged only over enough users: on a handful, any two fields of a user's split them alike."""
     if len(refs) < 2:
         return refs
     def rank(ref: str) -> int:  # the usual context names first, in their order
@@ -246,10 +248,13 @@ def _distinct_partitions(source: Source, table: str, refs: list[str], exprs: dic
 
     refs = sorted(refs, key=rank)
     pairs = [(i, j) for i in range(len(refs)) for j in range(i + 1, len(refs))]
-    cols = ", ".join([*(f"count(DISTINCT {exprs[r]}) AS d{i}" for i, r in enumerate(refs)),
+    cols = ", ".join(["count(DISTINCT user_id) AS users",
+                      *(f"count(DISTINCT {exprs[r]}) AS d{i}" for i, r in enumerate(refs)),
                       *(f"count(DISTINCT ({exprs[refs[i]]}, {exprs[refs[j]]})) AS p{i}_{j}" for i, j in pairs)])
     row = source.query(f"SELECT {cols} FROM (SELECT * FROM {table} LIMIT {SAMPLE})").df.iloc[0]
     same = {j for i, j in pairs if row[f"p{i}_{j}"] == row[f"d{i}"] == row[f"d{j}"]}
+    if row["users"] < MIN_PARTITION_USERS:
+        same = set()
     kept = {r for k, r in enumerate(refs) if k not in same}
     return [r for r in exprs if r in kept]
 

@@ -47,6 +47,7 @@ class MetricDef(BaseModel):
     numerator: str | None = None
     denominator: str | None = None
     week: int = 1
+    worse: Literal["lower", "higher"] | None = None  # which way a share of sessions or events is bad
 
     @model_validator(mode="after")
     def _check(self) -> MetricDef:

@@ -1,0 +1,50 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from data.schema import TABLES, create_tables
+from tools.semantic.eventmap import shipped_map
+from tools.warehouse import Warehouse
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    if not rows:
+        return
+    used = [c for c in TABLES[table] if any(c in row for row in rows)]
+    frame = pd.DataFrame([[row.get(c) for c in used] for row in rows], columns=used, dtype=object)
+    con.register("new_rows", frame)
+    con.execute(f"INSERT INTO {table} ({', '.join(used)}) SELECT {', '.join(used)} FROM new_rows")
+    con.unregister("new_rows")
+
+
+@pytest.fixture
+def make_wh(tmp_path: Path) -> Iterable[Callable[..., Warehouse]]:
+    """Factory: write the given rows into a fresh DuckDB file and open it as a read-only Warehouse."""
+    opened: list[Warehouse] = []
+
+    def make(events: Iterable[dict] = (), users: Iterable[dict] = (), experiments: Iterable[dict] = (),
+             assignments: Iterable[dict] = ()) -> Warehouse:
+        path = tmp_path / f"analytics_{len(opened)}.duckdb"
+        con = duckdb.connect(str(path))
+        create_tables(con)
+        events = [{"event_id": f"e{i}", **row} for i, row in enumerate(events)]
+        for table, rows in (("events", events), ("users", users), ("experiments", experiments),
+                            ("assignments", assignments)):
+            _insert(con, table, rows)
+        con.close()
+        wh = Warehouse(path, event_map=shipped_map("demo"))  # Segment names, read with the demo's event map
+        opened.append(wh)
+        return wh
+
+    yield make
+    for wh in opened:
+        wh.close()
