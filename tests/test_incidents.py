@@ -16,10 +16,11 @@ from agent.intents import Vocabulary, parse
 from benchmarks.detection import HERE as BENCHMARKS
 from data.generate import generate
 from data.scenario import load_scenario
-from tests.test_analytics import ALL, PA, PV, SEARCHED, E
+from tests.test_analytics import ALL, CS, OC, PA, PIE, PV, SEARCHED, E
 from tools import TOOLS
 from tools.incidents import incidents
 from tools.period import Period, resolve_period
+from tools.scan import scan
 from tools.sessions import Facts
 from tools.timescan import MIN_BASELINE_DAYS, best_window
 from tools.warehouse import Warehouse
@@ -137,6 +138,33 @@ def test_a_zero_result_burst_is_an_incident_of_the_catalog_share(make_wh) -> Non
     assert (f.detail["incident"]["start"], f.detail["incident"]["end"]) == ("2026-02-04", "2026-02-14")
     assert (f.baseline, f.observed) == pytest.approx((0.1, 0.7))
     assert f.title.startswith("Zero-result rate rose from 10.0% to 70.0% for everyone 2026-02-04 to 2026-02-13")
+
+
+def test_a_segment_that_only_lived_through_an_outage_is_left_to_the_incident(make_wh) -> None:
+    # 60 days, 40 sessions a day; Product Viewed -> Product Added converts 80% in DE and 60% in FR (always),
+    # and 30% for everyone on days 30-39 (an outage). Version 2.0 ran exactly on those days: over the period
+    # it converts far worse than the rest, but outside the outage it has no sessions left to be worse with.
+    rng = np.random.default_rng(3)
+    events = []
+    for day in range(60):
+        for k in range(40):
+            country, version = ("DE", "FR")[k % 2], "2.0" if 30 <= day < 40 else "1.0"
+            t, sid = DAY0 + timedelta(days=day, minutes=10 * k), f"s{day}-{k}"
+            rate = 0.3 if 30 <= day < 40 else (0.8 if country == "DE" else 0.6)
+            cols = {"country": country, "platform": "ios", "app_version": version}
+            events.append(E(f"u{day % 7}-{k}", t, PV, sid, **cols))
+            if rng.random() < rate:
+                events.append(E(f"u{day % 7}-{k}", t + timedelta(minutes=1), PA, sid, **cols))
+                if k < 2:  # a few sessions go on to the order, so that every step of the funnel is seen
+                    events += [E(f"u{day % 7}-{k}", t + timedelta(minutes=m), e, sid, **cols)
+                               for m, e in ((2, CS), (3, PIE), (4, OC))]
+    report = scan(make_wh(events))
+    drops = [f for f in report.findings if f.kind == "funnel_dropoff"]
+    (outage,) = [f for f in drops if "incident" in f.detail]
+    assert outage.segment == {} and outage.detail["incident"]["start"] == "2026-02-04"
+    assert any("app_version=2.0" in title for title in outage.detail["explains"])
+    lasting = [f.segment for f in drops if "incident" not in f.detail]
+    assert {"country": "FR"} in lasting and not any("app_version" in s for s in lasting)
 
 
 # ------------------------------------------------------------------------------ a small product

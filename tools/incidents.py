@@ -34,7 +34,7 @@ from tools.result import Friction, FrictionKind, ToolResult, friction_id, segmen
 from tools.segments import EXPLAINS_SHARE, SegmentRules, attach_segments, rollup_sql
 from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
-from tools.stats import bh
+from tools.stats import bh, testable, two_proportion_p
 from tools.timescan import Window, best_window
 from tools.trends import series_sql
 from tools.warehouse import Warehouse
@@ -343,3 +343,61 @@ def _summary(findings: list[Friction], period: Period) -> str:
             f"{len(findings) - ongoing} recovered): " + "; ".join(
                 f"{f.title}" + (f", recovered on {f.detail['incident']['end']}" if f.detail["incident"]["end"] else "")
                 + f" (p={f.p_value:.2g}, {f.affected_users} users)" for f in findings[:5]) + ".")
+
+
+
+def outside_incidents(wh: Warehouse, facts: Facts, findings: list[Friction],
+                      rules: SegmentRules = SegmentRules()) -> list[Friction]:
+    """`findings` without the segment drop-offs and release regressions only an incident made. A segment
+    (or a release) can convert worse at a step over the period because its sessions fell inside an incident
+    of that step (a release shipped during an outage): it is compared with the same rest again (the other
+    segments, or the previous release) without the sessions of the step's incidents (each incident's
+    segment inside its window); when it is then no longer significantly (p < q) and materially worse, it
+    is left out and named in the incident's `explains`."""
+    steps = facts.steps
+    found = [f for f in findings if f.kind == "funnel_dropoff" and "incident" in f.detail and f.step in steps]
+    tested = [f for f in findings if f.kind in ("funnel_dropoff", "release_regression") and "incident" not in f.detail
+              and f.segment and f.step in steps[1:] and any(i.step == f.step for i in found)]
+    if not tested:
+        return findings
+    cols = []
+    for k, f in enumerate(tested):
+        at = steps.index(f.step) + 1
+        outside = "NOT coalesce(" + " OR ".join(_window_condition(i) for i in found if i.step == f.step) + ", FALSE)"
+        seg, rest = _compared(f, facts)
+        for name, cond in (("n", f"level >= {at - 1}"), ("x", f"level >= {at}")):
+            cols += [f"count(*) FILTER (WHERE {cond} AND {outside} AND {seg}) AS {name}{k}",
+                     f"count(*) FILTER (WHERE {cond} AND {outside} AND {rest}) AS {name}_rest{k}"]
+    row = wh.query(f"WITH {facts.cte()} SELECT {', '.join(cols)} FROM facts").df.iloc[0]
+    dropped: set[int] = set()  # by identity: an incident and a segment finding may share kind, step and segment
+    for k, f in enumerate(tested):
+        n, x, n_rest, x_rest = (float(row[f"{c}{k}"]) for c in ("n", "x", "n_rest", "x_rest"))
+        rate, rest = (x / n if n else 0.0), (x_rest / n_rest if n_rest else 0.0)
+        still = (testable(x, n, x_rest, n_rest, rules.min_expected) and rest > 0
+                 and float(two_proportion_p(x, n, x_rest, n_rest)) < rules.q
+                 and (rest - rate) / rest >= rules.min_relative_gap and n * (rest - rate) >= rules.min_lost)
+        if not still:
+            dropped.add(id(f))
+            for i in found:
+                if i.step == f.step:
+                    i.detail.setdefault("explains", []).append(f.title)
+    return [f for f in findings if id(f) not in dropped]
+
+
+def _compared(f: Friction, facts: Facts) -> tuple[str, str]:
+    """SQL over session facts: the finding's sessions, and those it was compared with (the rest of the
+    population; for a release, the previous release's since the day it appeared)."""
+    seg = f"coalesce({segment_condition(f.segment)}, FALSE)"
+    if f.kind != "release_regression":
+        return seg, f"NOT {seg}"
+    version = facts.emap.roles.release.version
+    since = f"start_ts >= TIMESTAMP '{f.detail['since']}'"
+    previous = segment_condition({**f.segment, version: f.detail["previous_version"]})
+    return f"{seg} AND {since}", f"coalesce({previous}, FALSE) AND {since}"
+
+
+def _window_condition(incident: Friction) -> str:
+    """SQL over session facts: the incident's segment inside its window."""
+    inc = incident.detail["incident"]
+    return (f"({segment_condition(incident.segment)} AND start_ts >= TIMESTAMP '{inc['start']}'"
+            + (f" AND start_ts < TIMESTAMP '{inc['end']}'" if inc["end"] else "") + ")")

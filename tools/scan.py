@@ -12,7 +12,7 @@ from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
 from tools.funnel import FunnelSpec
-from tools.incidents import incidents
+from tools.incidents import incidents, outside_incidents
 from tools.period import Period, incomplete_tail, resolve_period
 from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
@@ -122,6 +122,8 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
         except Exception as exc:  # one broken detector must not hide the others' findings
             warnings.append(f"detector {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
         timings[name] = round((time.perf_counter() - started) * 1000, 1)
+    if facts is not None:
+        findings = outside_incidents(wh, facts, findings)
     if progress:
         progress("prioritizing")
     findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL
