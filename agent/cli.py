@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from agent.config import Settings
 
 app = typer.Typer(help="Product Insight Agent: find where users struggle and what to fix first.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every control character but tab and newline
+
+
+def plain(text: object) -> str:
+    """`text` with control characters (escape sequences, carriage returns, bells) removed."""
+    return CONTROL.sub("", str(text))
+
+
+class PlainConsole(Console):
+    """A console that prints strings as text: data never becomes Rich markup, an emoji, a hyperlink or an escape
+    sequence. Style whole lines with `style=`."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(plain(text), **{**kwargs, "markup": False, "emoji": False, "highlight": False})
+
+
+console = PlainConsole(soft_wrap=True)
+err_console = PlainConsole(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[Path | None, typer.Option(
     "--db", help="analytics DuckDB file or Parquet lake directory (default: INSIGHT_DB)")]
@@ -33,14 +51,17 @@ MapOption = Annotated[Path | None, typer.Option(
 
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"error: {message}", style="bold red")
     return typer.Exit(2)
 
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
-    """A spinner with elapsed time; yields a callback that updates its text."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    """A spinner with elapsed time on a terminal (nothing on a pipe); yields a callback that updates its text."""
+    if not err_console.is_terminal:
+        yield lambda text: None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task(description)
         yield lambda text: bar.update(task, description=f"{description}: {text}")
@@ -120,7 +141,7 @@ def import_(
     console.print(f"event map: funnel {' -> '.join(emap.steps) or 'none'}; {len(emap.dims)} dimensions"
                   + ("" if given else " (inferred: `insight map` shows how, `insight map --write FILE` to edit)"))
     for analysis, need in emap.unavailable().items():
-        console.print(f"[yellow]no {need}:[/] {analysis} disabled", highlight=False)
+        console.print(f"no {need}: {analysis} disabled", style="yellow")
 
 
 @app.command()
@@ -199,11 +220,11 @@ def print_suggestions(report, limit: int = 10) -> None:
         console.print(_suggestion_table("Data quality (fix the tracking; these never outrank product friction)",
                                         quality, len(product) + 1))
     for line in report.disabled:
-        console.print(f"[dim]not analysed: {line}[/]", highlight=False)
+        console.print(f"not analysed: {line}", style="dim")
     for line in report.notes:
-        console.print(f"[dim]{line}[/]", highlight=False)
+        console.print(line, style="dim")
     for w in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}")
+        err_console.print(f"warning: {w}", style="yellow")
 
 
 @app.command()
@@ -277,16 +298,16 @@ def make_agent(db: Path | None, engine: str | None = None, spark_remote: str | N
     except (WarehouseError, MapError) as exc:
         raise fail(str(exc))
     if agent.mode == "offline":
-        err_console.print("[dim]No OPENAI_API_KEY or OPENAI_BASE_URL set: answering with the offline analyst.[/]")
+        err_console.print("No OPENAI_API_KEY or OPENAI_BASE_URL set: answering with the offline analyst.", style="dim")
     return agent
 
 
 def print_answer(answer) -> None:
     from rich.markdown import Markdown
 
-    console.print(Markdown(answer.text))
+    console.print(Markdown(plain(answer.text), hyperlinks=False))
     for w in answer.warnings:
-        err_console.print(f"[yellow]note:[/] {w}", highlight=False)
+        err_console.print(f"note: {w}", style="yellow")
 
 
 @app.command()
@@ -318,7 +339,7 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
         console.print("Ask about your product (e.g. \"What should we fix first?\"). Empty line to quit.")
         while True:
             try:
-                question = console.input("[bold cyan]you>[/] ")
+                question = console.input(Text("you> ", style="bold cyan"))
             except (EOFError, KeyboardInterrupt):
                 break
             if not question.strip():
@@ -326,15 +347,15 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
             for event in agent.stream(question, thread_id=thread):
                 if isinstance(event, Step):
                     status = "running" if event.ms is None else f"{event.ms:.0f} ms" + ("" if event.ok else " (failed)")
-                    err_console.print(f"[dim]  {event.tool} {status}[/]", highlight=False)
+                    err_console.print(f"  {event.tool} {status}", style="dim")
                 elif isinstance(event, Answer):
                     print_answer(event)
 
 
 def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None,
                    engine: str | None = None, spark_remote: str | None = None, event_map: Path | None = None):
-    """One digest run; bad weeks, paths and databases end in a one-line error."""
-    from agent.digest import run_digest
+    """One digest run; bad weeks, webhooks, paths and databases end in a one-line error."""
+    from agent.digest import WebhookError, run_digest
     from tools.period import PeriodError
     from tools.warehouse import WarehouseError
 
@@ -344,7 +365,7 @@ def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook:
             with progress_bar(f"digest {week or 'last full week'}") as step:
                 step("scanning")
                 return run_digest(wh, settings.state_dir, week, out, webhook)
-        except (PeriodError, WarehouseError, OSError) as exc:
+        except (PeriodError, WebhookError, WarehouseError, OSError) as exc:
             raise fail(str(exc))
 
 
@@ -377,8 +398,14 @@ def schedule(
     event_map: MapOption = None,
 ) -> None:
     """Run the digest on a schedule (APScheduler, UTC) and log each run to <state_dir>/schedule.log."""
+    from agent.digest import WebhookError, check_webhook
     from agent.schedule import run_forever
 
+    if webhook:
+        try:
+            check_webhook(webhook)
+        except WebhookError as exc:
+            raise fail(str(exc))
     try:
         run_forever(cron, lambda: run_digest_cli(db, None, out, webhook, engine, spark_remote, event_map),
                     Settings().state_dir / "schedule.log")
@@ -429,7 +456,7 @@ def check_tracking_cmd(
         return
     console.print(result.summary if not result.findings else f"{len(result.findings)} tracking problem(s):")
     for f in result.findings:
-        console.print(f"- {f.title}", highlight=False)
+        console.print(f"- {f.title}")
 
 
 @app.command("map")
@@ -484,7 +511,7 @@ def print_map(emap) -> None:
     if emap.tracking_plan is None:
         console.print("No tracking plan: plan checks are off (`insight map --write FILE --with-plan` starts one).")
     for analysis, need in emap.unavailable().items():
-        console.print(f"[yellow]no {need}:[/] {analysis} disabled", highlight=False)
+        console.print(f"no {need}: {analysis} disabled", style="yellow")
 
 
 @app.command("eval")

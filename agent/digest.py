@@ -9,10 +9,12 @@ a week's digest is rebuilt identically when run again.
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -293,23 +295,50 @@ def render_html(d: Digest, wh: Warehouse, timeline: go.Figure | None = None) -> 
     )
 
 
+class WebhookError(ValueError):
+    """A webhook URL that is not http(s)."""
+
+
+def check_webhook(url: str) -> str:
+    """`url` if it is an http(s) URL with a host; else a WebhookError naming it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise WebhookError(f"webhook {url[:200]!r}: use an http:// or https:// URL")
+    return url
+
+
+def slack_text(text: str) -> str:
+    """Text as Slack shows it, never as a mention, link or channel ping (`&`, `<`, `>` escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook answers itself: a redirect (possibly to another scheme) is a failure, never followed."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 def deliver(d: Digest, url: str, attempts: int = 3, timeout_s: float = 10.0) -> str:
-    """POST a Slack-compatible message to `url`, retrying with backoff; returns what happened."""
+    """POST a Slack-compatible message to the http(s) `url`, retrying with backoff; returns what happened in
+    one line."""
+    check_webhook(url)
     lines = [f"*Weekly product digest {d.week}*"]
-    lines += [f"{i}. {s.tweak}" for i, s in enumerate(d.suggestions, 1)]
+    lines += [f"{i}. {slack_text(s.tweak)}" for i, s in enumerate(d.suggestions, 1)]
     body = json.dumps({"text": "\n".join(lines)}).encode()
+    opener = urllib.request.build_opener(_NoRedirect)
     error = ""
     for attempt in range(1, attempts + 1):
         try:
             req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            with opener.open(req, timeout=timeout_s) as resp:
                 if 200 <= resp.status < 300:
                     return f"delivered to webhook (attempt {attempt})"
                 error = f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
             error = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = str(getattr(exc, "reason", exc))
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            error = " ".join(str(getattr(exc, "reason", exc) or type(exc).__name__).split())[:200]
         if attempt < attempts:
             time.sleep(0.5 * 2 ** (attempt - 1))
     return f"webhook delivery failed after {attempts} attempts: {error}"
@@ -317,8 +346,11 @@ def deliver(d: Digest, url: str, attempts: int = 3, timeout_s: float = 10.0) -> 
 
 def run_digest(wh: Warehouse, state_dir: str | Path, week: str | None = None, out_dir: str | Path | None = None,
                webhook: str | None = None) -> Digest:
-    """Build, save (history and optional copy in `out_dir`) and optionally deliver one week's digest."""
-    week = week or last_full_week(wh)
+    """Build, save (history and optional copy in `out_dir`) and optionally deliver one week's digest; a bad week
+    (PeriodError) or webhook (WebhookError) is refused before anything is built."""
+    if webhook:
+        check_webhook(webhook)
+    week = week_period(week).iso_week() if week else last_full_week(wh)
     history = History(Path(state_dir) / "digests")
     digest = build(wh, week, history)
     digest.files = history.save(digest)

@@ -66,7 +66,8 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      r"\bsample ratio\b", r"\btests? results?\b")),
     ("search", (r"\bsearch", r"\bzero[- ]results?\b", r"\bqueries\b", r"\bquery\b")),
     ("cart", (r"\bcart abandon", r"\babandon", r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b")),
-    ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn", r"\breturn(ing)? users\b")),
+    ("retention", (r"\bretention\b", r"\bretain", r"\bcohorts?\b", r"\bcome back\b", r"\bchurn",
+                   r"\breturn(ing)? users\b")),
     ("incidents", (r"\bwhat (broke|is broken|went wrong|changed)\b", r"\b(did|has|have) (anything|something) "
                    r"(break|broken|go wrong|gone wrong|change|changed)\b", r"\bincidents?\b", r"\boutages?\b",
                    r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", r"\b(is|was) (it|that|this) fixed\b",

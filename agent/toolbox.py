@@ -6,6 +6,7 @@ A tool returns text for the model (a compact, capped data block) and a payload f
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -23,27 +24,38 @@ from tools.warehouse import Warehouse
 MAX_ROWS = 15
 MAX_CHARS = 6000
 MAX_ERROR = 500
+DELIMITER = re.compile(r"<(?=\s*/?\s*data\b)", re.IGNORECASE)  # "</DATA >", "< data tool=... trust=...>"
 
 
 class ResultStore:
-    """ToolResults by key, most recent first out (bounded)."""
+    """ToolResults by key, oldest out first, bounded in count and in bytes (the newest is always kept)."""
 
-    def __init__(self, capacity: int = 500) -> None:
-        self._items: OrderedDict[str, ToolResult] = OrderedDict()
+    def __init__(self, capacity: int = 500, max_bytes: int = 256 * 2**20) -> None:
+        self._items: OrderedDict[str, tuple[ToolResult, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
 
     def put(self, result: ToolResult) -> str:
         key = uuid.uuid4().hex
+        size = result_bytes(result)
         with self._lock:
-            self._items[key] = result
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._items[key] = (result, size)
+            self.bytes += size
+            while len(self._items) > 1 and (len(self._items) > self.capacity or self.bytes > self.max_bytes):
+                self.bytes -= self._items.popitem(last=False)[1][1]
         return key
 
     def get(self, key: str) -> ToolResult | None:
         with self._lock:
-            return self._items.get(key)
+            item = self._items.get(key)
+            return item[0] if item else None
+
+
+def result_bytes(result: ToolResult) -> int:
+    """What a result holds in memory: its table (deep) and its texts."""
+    return int(result.table.memory_usage(deep=True).sum()) + len(result.summary) + sum(map(len, result.sql))
 
 
 # Tools whose arguments name funnel steps or dimensions: their descriptions say what this data has.
@@ -66,8 +78,8 @@ def schemas(emap: EventMap | None = None) -> list[StructuredTool]:
 
 
 def data_block(tool: Tool, result: ToolResult) -> str:
-    """The text the model reads: summary and a capped table inside a delimited data block."""
-    trust = "untrusted" if tool.untrusted_text else "computed"
+    """The text the model reads: summary and a capped table inside a delimited data block, marked untrusted when
+    the tool quotes values from the data."""
     body = result.summary
     if not result.table.empty:
         shown = result.table.head(MAX_ROWS).to_string(index=False, max_colwidth=80)
@@ -75,8 +87,13 @@ def data_block(tool: Tool, result: ToolResult) -> str:
         body += f"\n\n{shown}" + (f"\n(truncated: {more} more rows)" if more > 0 else "")
     if len(body) > MAX_CHARS:
         body = body[:MAX_CHARS] + "\n(truncated)"
-    body = body.replace("</data>", "</ data>")
-    return f'<data tool="{tool.name}" trust="{trust}">\n{body}\n</data>'
+    return _block(tool.name, body, untrusted=tool.quotes_data)
+
+
+def _block(name: str, body: str, *, untrusted: bool) -> str:
+    """`body` between data delimiters; any delimiter inside it, in any case or spacing, is neutralised."""
+    body = DELIMITER.sub("&lt;", body)
+    return f'<data tool="{name}" trust="{"untrusted" if untrusted else "computed"}">\n{body}\n</data>'
 
 
 @dataclass
@@ -110,5 +127,5 @@ def execute(wh: Warehouse, store: ResultStore, name: str, args: dict) -> Outcome
 
 def _failure(name: str, message: str, started: float) -> Outcome:
     text = " ".join(message.split())[:MAX_ERROR]
-    return Outcome(f'<data tool="{name}" trust="computed">\nError: {text}\n</data>', {"tool": name, "error": text},
-                   False, (time.perf_counter() - started) * 1000)
+    return Outcome(_block(name, f"Error: {text}", untrusted=True), {"tool": name, "error": text}, False,
+                   (time.perf_counter() - started) * 1000)

@@ -121,7 +121,7 @@ def test_happy_path_tool_call_then_grounded_answer(server, make_agent, funnel_an
     assert call["function"]["name"] == "funnel" and json.loads(call["function"]["arguments"]) == {"period": "all"}
     (tool_msg,) = by_role(second["messages"], "tool")
     assert tool_msg["tool_call_id"] == call["id"]
-    assert tool_msg["content"].startswith('<data tool="funnel" trust="computed">')
+    assert tool_msg["content"].startswith('<data tool="funnel" trust="untrusted">')
     assert tool_msg["content"].rstrip().endswith("</data>")
     for n in funnel_table["entities"]:
         assert str(int(n)) in tool_msg["content"]

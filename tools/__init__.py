@@ -167,7 +167,7 @@ class Tool:
     description: str
     params: type[Params]
     run: Callable[[Warehouse, Params], ToolResult]
-    untrusted_text: bool = False   # its output quotes text typed by end users
+    quotes_data: bool = True   # its output quotes values from the data (event names, segments, queries, codes)
 
 
 TOOLS: dict[str, Tool] = {t.name: t for t in (
@@ -183,8 +183,7 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          "abandoning more.", CartParams,
          lambda wh, p: cart_abandonment(wh, resolve_period(wh, p.period), segment=p.segment)),
     Tool("search_quality", "Search zero-result, no-click, exit and reformulation rates; failing queries and "
-         "tokens with their likely cause.", PeriodParams, lambda wh, p: search(wh, resolve_period(wh, p.period)),
-         untrusted_text=True),
+         "tokens with their likely cause.", PeriodParams, lambda wh, p: search(wh, resolve_period(wh, p.period))),
     Tool("retention", "Weekly signup cohorts: week-N retention, and cohorts that dip below the others.",
          RetentionParams, lambda wh, p: retention(wh, resolve_period(wh, p.period), p.week_n)),
     Tool("experiments", "A/B tests: conversion per variant, lift with 95% CI and p-value, sample-ratio mismatch.",
@@ -200,7 +199,7 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
          PeriodParams, lambda wh, p: _incidents(wh, p)),
     Tool("metric", "Compute a named metric (DAU, WAU, MAU, orders, revenue, AOV, conversion_rate, cart_abandonment, "
          "zero_result_rate, week_1_retention...) from its definition, for a period and segment.", MetricParams,
-         lambda wh, p: compute_metric(wh, p.metric, resolve_period(wh, p.period), p.segment)),
+         lambda wh, p: compute_metric(wh, p.metric, resolve_period(wh, p.period), p.segment), quotes_data=False),
     Tool("metric_definition", "How a named metric is defined (event, filter, aggregation, entity, owner).",
          DefinitionParams, lambda wh, p: describe_metric(wh.event_map, p.metric)),
     Tool("check_tracking", "Data quality: near-duplicate events, duplicate ids, future timestamps, events and fields "

@@ -6,15 +6,19 @@ Run `insight ui --db PATH` (binds to 127.0.0.1; INSIGHT_UI_USER / INSIGHT_UI_PAS
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.api import Answer, InsightAgent, Step, report_chart, suggestions_table
 
@@ -26,19 +30,65 @@ EXAMPLES = [
     "How did the experiments do?",
     "Why did conversion drop last week?",
 ]
-IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # any target: javascript:, data:, relative, " http://..."
-REFDEF = re.compile(r"^( {0,3})\[([^\]]*)\]:", re.MULTILINE)  # "[1]: url" would make "[x][1]" a link
-URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s)>\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+# One backslash before: every backslash, bracket, dollar and @ (no link, image, reference, LaTeX or e-mail
+# autolink can form, nested or not), the ':' of '://' and the '.' of 'www.' (no bare-URL autolink), and every
+# backtick of a run of three or more (no fenced block, so no mermaid diagram). Code spans show the backslashes.
+ESCAPE = re.compile(r"[\\\[\]$@]|:(?=//)|(?<=www)\.|`(?=``)|(?<=`)`(?=`)|(?<=``)`", re.IGNORECASE)
+HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})  # no tag, no <autolink>, no entity of the text's own
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; media-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
+       "object-src 'none'; base-uri 'self'; form-action 'self'")
 
 
 def safe_markdown(text: str) -> str:
-    """Markdown with no images, no links and no raw HTML: data may carry them, the UI never renders them."""
-    text = IMAGE.sub(lambda m: f"[image: {m.group(1)}]", text)
-    text = LINK.sub(lambda m: m.group(1), text)
-    text = REFDEF.sub(lambda m: f"{m.group(1)}\\[{m.group(2)}]:", text)
-    text = URL.sub(lambda m: "`" + m.group(0).replace("`", "") + "`", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    """Markdown showing `text` as the text it is: no link, image, HTML, entity, LaTeX or diagram can form in it."""
+    return ESCAPE.sub(r"\\\g<0>", text).translate(HTML)
+
+
+class ContentSecurityPolicy:
+    """ASGI middleware: every HTTP response carries CSP, so the page loads and connects to nothing elsewhere."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_csp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", CSP.encode())]
+            await send(message)
+        await self.app(scope, receive, send_with_csp if scope["type"] == "http" else send)
+
+
+class LoginGuard:
+    """Gradio's `auth` callable for one account, compared in constant time. After `free` consecutive failures
+    every attempt is refused unchecked (the right password too) for `first` s, doubled by each further failure
+    up to `cap` s; a success resets it."""
+
+    def __init__(self, user: str, password: str, free: int = 5, first: float = 1.0, cap: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._account = (user.encode(), password.encode())
+        self.free, self.first, self.cap, self.clock = free, first, cap, clock
+        self._failures, self._lockout, self._until = 0, 0.0, 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now < self._until:
+                return False
+            ok = (hmac.compare_digest(username.encode(), self._account[0])
+                  & hmac.compare_digest(password.encode(), self._account[1]))
+            if ok:
+                self._failures, self._lockout = 0, 0.0
+            else:
+                self._fail(now)
+            return ok
+
+    def _fail(self, now: float) -> None:
+        self._failures += 1
+        if self._failures >= self.free:
+            self._lockout = min(self.cap, 2 * self._lockout) if self._lockout else self.first
+            self._until = now + self._lockout
 
 
 class AgentHolder:
@@ -121,7 +171,8 @@ def build_app(factory: Callable[[], InsightAgent] = InsightAgent.from_env) -> gr
                     report = holder.get().scan(p or "all")
                 except ValueError as exc:
                     return f"**Error:** {safe_markdown(str(exc))}", pd.DataFrame(), None
-                note = f"{len(report.findings)} findings, {len(report.suggestions)} suggestions (period {report.period})."
+                note = (f"{len(report.findings)} findings, {len(report.suggestions)} suggestions"
+                        f" (period {report.period}).")
                 return note, suggestions_table(report.suggestions), report_chart(report)
             run.click(run_scan, period, [scan_status, scan_table, scan_chart])
         with gr.Tab("Weekly digest"):
@@ -151,12 +202,16 @@ def build_app(factory: Callable[[], InsightAgent] = InsightAgent.from_env) -> gr
 
 
 def launch(demo: gr.Blocks, db: Path, state_dir: Path, host: str = "127.0.0.1", port: int | None = None,
-           prevent_thread_lock: bool = False) -> tuple:
-    """Serve the app: never shared, the database and conversations out of the served paths, queue limits set."""
+           prevent_thread_lock: bool = False, clock: Callable[[], float] = time.monotonic) -> tuple:
+    """Serve the app: never shared, the database and conversations out of the served paths, queue limits set,
+    a throttled login when INSIGHT_UI_USER and INSIGHT_UI_PASSWORD are set, CSP on every response."""
     user, password = os.environ.get("INSIGHT_UI_USER"), os.environ.get("INSIGHT_UI_PASSWORD")
     demo.queue(default_concurrency_limit=4, max_size=64)
-    return demo.launch(server_name=host, server_port=port, share=False, auth=(user, password) if user and password
-                       else None, blocked_paths=[str(db.resolve()), str((state_dir / "checkpoints.sqlite").resolve())],
+    return demo.launch(server_name=host, server_port=port, share=False,
+                       auth=LoginGuard(user, password, clock=clock) if user and password else None,
+                       auth_message="Product Insight Agent - sign in",
+                       blocked_paths=[str(db.resolve()), str((state_dir / "checkpoints.sqlite").resolve())],
+                       app_kwargs={"middleware": [Middleware(ContentSecurityPolicy)]},
                        prevent_thread_lock=prevent_thread_lock, quiet=True)
 
 

@@ -17,7 +17,17 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from data.importers.core import FORMATS, Finish, ImportFailed, Progress, build, export_folder, quiet, table_counts
+from data.importers.core import (
+    FORMATS,
+    Finish,
+    ImportFailed,
+    Progress,
+    build,
+    export_folder,
+    inside,
+    quiet,
+    table_counts,
+)
 from data.importers.events import EventExport, load_events
 from data.importers.segment import import_segment
 from data.importers.tables import import_folder
@@ -83,7 +93,7 @@ def detect_format(path: Path) -> str:
             return "tables"
         records = sorted(p for p in path.rglob("*") if p.is_file() and _is_records(p) and not p.name.startswith("."))
         if records:  # an export folder (Amplitude unzips into <project id>/ with one file per hour)
-            return _by_first_record(records[0])
+            return _by_first_record(inside(path, records[0], records[0].relative_to(path).as_posix()))
         raise ImportFailed(f"cannot tell the format of folder {path}: expected users.* and events.* tables, or "
                            "export files (*.json.gz, *.jsonl, *.parquet); pass --format")
     if _is_records(path):

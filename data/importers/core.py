@@ -36,6 +36,8 @@ UNIQUE_KEYS = {"users": "user_id", "events": "event_id", "experiments": "experim
 _MAX_JSON_LINE = 1 << 28  # bytes
 CANDIDATE_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN")  # what a text column of a team's own is read as, narrowest first
 TEXT_NAMES = re.compile(r"(^|_)(version|id|code|zip|postal|phone|sku|build)(_|$)")  # columns that stay text
+MIN_YEAR, MAX_YEAR = 1990, 2100  # timestamps outside [MIN_YEAR, MAX_YEAR) are a clock or unit error, never real data
+MAX_MESSAGE = 800  # characters of an ImportFailed message
 
 
 class ImportFailed(ValueError):
@@ -43,7 +45,8 @@ class ImportFailed(ValueError):
 
     ``file`` is the file as named inside the source, ``row`` the 1-based data row (header
     excluded), ``line`` the physical line (JSONL files and parse errors) and ``column`` the
-    column (or Segment field); each is None when unknown. ``str()`` is one line naming them.
+    column (or Segment field); each is None when unknown. ``str()`` is one short printable line
+    naming them (names clipped, characters that are not printable escaped).
     """
 
     def __init__(
@@ -59,12 +62,15 @@ class ImportFailed(ValueError):
         self.file, self.row, self.line, self.column = file, row, line, column
         where = " ".join(
             part
-            for part in (file, f"line {line}" if line else f"row {row}" if row else None)
+            for part in (file and clip(file, 200), f"line {line}" if line else f"row {row}" if row else None)
             if part
         )
         if column is not None:
-            where = f"{where}, {noun} {column}" if where else f"{noun} {column}"
-        super().__init__(f"{where}: {problem}" if where else problem)
+            named = f"{noun} {clip(str(column), 200)}"
+            where = f"{where}, {named}" if where else named
+        text = f"{where}: {problem}" if where else problem
+        printable = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+        super().__init__(clip(printable, MAX_MESSAGE))
 
 
 # ------------------------------------------------------------------ building the database
@@ -78,6 +84,7 @@ def build(db: Path, load: Callable[[Connection], None], finish: Finish = None) -
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_name(f".{db.name}.importing-{os.getpid()}.duckdb")
     discard(tmp)
+    discard_stale(db)
     try:
         with duckdb.connect(str(tmp)) as con:
             con.execute("SET TimeZone = 'UTC'")
@@ -101,6 +108,27 @@ def discard(path: Path) -> None:
     for leftover in (path, Path(f"{path}.wal")):
         leftover.unlink(missing_ok=True)
     shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+
+
+def discard_stale(db: Path) -> None:
+    """Discard the temp databases of imports into `db` whose process is gone (killed midway), never a running one's."""
+    prefix = f".{db.name}.importing-"
+    leftover = re.compile(r"(\d{1,9})\.duckdb(\.wal|\.tmp)?")  # after the prefix: the pid of the import
+    for path in db.parent.iterdir():
+        found = path.name.startswith(prefix) and leftover.fullmatch(path.name[len(prefix):])
+        if found and not running(int(found.group(1))):
+            discard(db.with_name(f"{prefix}{found.group(1)}.duckdb"))
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists (also another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def table_rows(con: Connection) -> dict[str, int]:
@@ -155,7 +183,7 @@ def file_columns(con: Connection, fmt: str, path: Path, name: str) -> dict[str, 
     """Column -> type of a CSV (all VARCHAR, from its header) or Parquet file."""
     if fmt == "parquet":
         with reading(path, name, fmt):
-            described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(path)})").fetchall()
+            described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({file_sql(path)})").fetchall()
         return {row[0]: row[1] for row in described}
     with reading(path, name, fmt), path.open("rb") as f:
         first = f.readline(1 << 20)
@@ -172,10 +200,10 @@ def file_columns(con: Connection, fmt: str, path: Path, name: str) -> dict[str, 
 def reader(fmt: str, path: Path, schema: dict[str, str]) -> str:
     """Table function reading a CSV (every column as VARCHAR, strict dialect) or Parquet file."""
     if fmt == "parquet":
-        return f"read_parquet({sql_literal(path)})"
+        return f"read_parquet({file_sql(path)})"
     columns = ", ".join(f"{sql_literal(c)}: 'VARCHAR'" for c in schema)
     return (
-        f"read_csv({sql_literal(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+        f"read_csv({file_sql(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
         f"escape = '\"', columns = {{{columns}}})"
     )
 
@@ -186,7 +214,7 @@ def load_jsonl(con: Connection, raw: str, path: Path, name: str) -> int:
     start = count_rows(con, raw)
     with reading(path, name, "jsonl"):
         con.execute(
-            f"INSERT INTO {raw} SELECT json FROM read_ndjson_objects({sql_literal(path)}, "
+            f"INSERT INTO {raw} SELECT json FROM read_ndjson_objects({file_sql(path)}, "
             f"maximum_object_size = {_MAX_JSON_LINE})"
         )
     (bad,) = con.execute(
@@ -266,26 +294,31 @@ def cast_sql(column: str, source: str, target: str) -> str:
 
 
 def validate(con: Connection, staged: Staged, unique: str | None) -> int:
-    """Raise ImportFailed at the first value that does not cast or required value that is
-    missing (by row, then column order), or at the first duplicate of `unique`; return the
-    number of rows."""
+    """Raise ImportFailed at the first value that does not cast, required value that is missing
+    or timestamp out of range (by row, then column order), or at the first duplicate of `unique`;
+    return the number of rows."""
     targets = staged.target_types
-    checks: list[tuple[str, bool, str]] = []  # (column, is-missing-check, predicate)
+    checks: list[tuple[str, str, str]] = []  # (column, kind: missing, cast or range, predicate)
     for column, source in staged.types.items():
         c, cast = quote(column), cast_sql(column, source, targets[column])
         if column in REQUIRED_COLUMNS.get(staged.table, ()):
-            checks.append((column, True, f"{c} IS NULL"))
+            checks.append((column, "missing", f"{c} IS NULL"))
         if targets[column] != "VARCHAR":
             fraction = f" OR TRY_CAST({c} AS DOUBLE) <> {cast}" if targets[column] == "INTEGER" else ""
-            checks.append((column, False, f"{c} IS NOT NULL AND ({cast} IS NULL{fraction})"))
+            checks.append((column, "cast", f"{c} IS NOT NULL AND ({cast} IS NULL{fraction})"))
+        if is_time(targets[column]):
+            checks.append((column, "range", out_of_range(cast)))
     aggregates = ["count(*)"] + [f"min(__rid) FILTER (WHERE {predicate})" for *_, predicate in checks]
     rows, *firsts = con.execute(f"SELECT {', '.join(aggregates)} FROM {staged.view}").fetchone()
     hits = [(rid, i) for i, rid in enumerate(firsts) if rid is not None]
     if hits:
         rid, i = min(hits)
-        column, missing, _ = checks[i]
-        if missing:
+        column, kind, _ = checks[i]
+        if kind == "missing":
             raise staged.fail("missing required value", rid=rid, column=column)
+        if kind == "range":
+            cast = cast_sql(column, staged.types[column], targets[column])
+            raise range_error(con, staged, staged.view, column, cast, rid)
         (value,) = con.execute(
             f"SELECT CAST({quote(column)} AS VARCHAR) FROM {staged.view} WHERE __rid = ?", [rid]
         ).fetchone()
@@ -293,6 +326,36 @@ def validate(con: Connection, staged: Staged, unique: str | None) -> int:
     if unique in staged.types:
         check_unique(con, staged, unique)
     return rows
+
+
+def is_time(kind: str) -> bool:
+    """Whether a column of DuckDB type `kind` holds points in time (timestamps of any precision or zone, dates)."""
+    return kind.startswith("TIMESTAMP") or kind == "DATE"
+
+
+def out_of_range(sql: str) -> str:
+    """SQL: the timestamp or date `sql` is outside [MIN_YEAR, MAX_YEAR) (also infinity and years BC)."""
+    ts = f"CAST({sql} AS TIMESTAMP)"
+    return f"({ts} < TIMESTAMP '{MIN_YEAR}-01-01' OR {ts} >= TIMESTAMP '{MAX_YEAR}-01-01')"
+
+
+def check_range(con: Connection, staged: Staged, relation: str, columns: dict[str, str]) -> None:
+    """Refuse the first timestamp (by row, then column order) outside [MIN_YEAR, MAX_YEAR): a clock or unit error
+    that every analysis would crash on. `columns`: column named in errors -> SQL of its timestamp or date over
+    `relation`, which has the staged rows' __rid."""
+    found = [f"min(__rid) FILTER (WHERE {out_of_range(sql)})" for sql in columns.values()]
+    firsts = con.execute(f"SELECT {', '.join(found)} FROM {relation}").fetchone() if columns else ()
+    hits = [(rid, i) for i, rid in enumerate(firsts) if rid is not None]
+    if hits:
+        rid, i = min(hits)
+        raise range_error(con, staged, relation, *list(columns.items())[i], rid)
+
+
+def range_error(con: Connection, staged: Staged, relation: str, column: str, sql: str, rid: int) -> ImportFailed:
+    """The error naming row `rid`, whose timestamp `sql` is out of range."""
+    (value,) = con.execute(f"SELECT CAST({sql} AS VARCHAR) FROM {relation} WHERE __rid = ?", [rid]).fetchone()
+    return staged.fail(f"timestamp {clip(value)} is outside {MIN_YEAR}..{MAX_YEAR - 1} (a clock or unit error?)",
+                       rid=rid, column=column)
 
 
 def check_unique(con: Connection, staged: Staged, column: str) -> None:
@@ -370,8 +433,21 @@ def sql_literal(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def clip(value: str) -> str:
-    return value if len(value) <= 80 else value[:77] + "..."
+def file_sql(path: Path) -> str:
+    """SQL string literal naming exactly the file `path` to DuckDB's readers, which would expand `*`, `?` and `[`."""
+    return sql_literal(re.sub(r"[*?[]", lambda m: f"[{m.group()}]", str(path)))
+
+
+def inside(folder: Path, path: Path, name: str) -> Path:
+    """`path`, found in the import folder `folder` (`name` there); ImportFailed, without reading it, when it is a
+    symbolic link (or in one) resolving outside `folder`."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ImportFailed("is a symbolic link to outside the import folder; copy what it points to into it", file=name)
+    return path
+
+
+def clip(value: str, limit: int = 80) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 def export_folder(

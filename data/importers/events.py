@@ -9,8 +9,8 @@ value wins) and a first-seen column are optional. Then:
 
 * timestamps: native timestamps, ISO 8601 text with or without a zone, epoch seconds,
   milliseconds or microseconds (told apart by size), or `ts_format` (strptime); common day-first
-  and month-first formats are recognized when every value fits one; years outside
-  [MIN_YEAR, MAX_YEAR) are refused;
+  and month-first formats are recognized when every value fits one; timestamps (also a team's own
+  and first-seen ones) outside [MIN_YEAR, MAX_YEAR) of data.importers.core are refused;
 * event ids: kept when the export has them, else a stable hash of the row; rows sharing an id
   are one event sent twice when the export says ids are insert ids (`dedupe`), else refused;
 * sessions: kept when the export has them, else cut at 30 minutes of inactivity per user (the GA
@@ -29,15 +29,16 @@ from data.importers.core import (
     ImportFailed,
     Staged,
     add_columns,
+    check_range,
     clip,
     column_name,
+    is_time,
     narrowest_type,
     quote,
     sql_literal,
 )
 
 SESSION_GAP_MINUTES = 30
-MIN_YEAR, MAX_YEAR = 1990, 2100
 CORE = ("event_id", "ts", "user_id", "session_id", "event", "properties")
 # Text formats tried, in order, when timestamps are not ISO 8601 or epoch numbers: day first for '-' and
 # '.', month first for '/', as those separators are usually written.
@@ -84,7 +85,9 @@ def load_events(con: Connection, export: EventExport, ts_format: str | None, not
                 + (f", {timestamp_sql(con, staged, export.first_seen, columns[export.first_seen], None, note)}"
                    f" AS __first_seen" if export.first_seen else "")
                 + f" FROM {view}")
-    _check_range(con, staged)
+    times = {"ts": "ts", **({export.first_seen: "__first_seen"} if export.first_seen else {}),
+             **{c: quote(c) for c, t in extras.items() if is_time(t)}}
+    check_range(con, staged, "typed", times)
     _event_ids(con, staged, [c for c in ("ts", "user_id", "event", "session_id", "properties", *extras)],
                dedupe=export.dedupe, given="event_id" in columns, note=note)
     if "session_id" not in columns or not con.execute("SELECT count(session_id) FROM typed").fetchone()[0]:
@@ -105,7 +108,7 @@ def timestamp_sql(con: Connection, staged: Staged, column: str, source: str, ts_
                   note: Note) -> str:
     """SQL turning `column` of the staged view into a naive UTC TIMESTAMP, whatever form the export uses."""
     c, view = quote(column), staged.view
-    if source.startswith("TIMESTAMP") or source == "DATE":
+    if is_time(source):
         return f"CAST({c} AS TIMESTAMP)"
     if ts_format:
         parsed = f"try_strptime(CAST({c} AS VARCHAR), {sql_literal(ts_format)})"
@@ -113,11 +116,15 @@ def timestamp_sql(con: Connection, staged: Staged, column: str, source: str, ts_
             raise error
         return f"CAST({parsed} AS TIMESTAMP)"
     number = c if source in NUMERIC else f"TRY_CAST({c} AS DOUBLE)"
+    number = f"CASE WHEN isfinite(CAST({number} AS DOUBLE)) THEN {number} END"  # 'infinity' is no epoch number
     numeric = con.execute(f"SELECT count({c}) = count({number}), median(abs({number})) FROM {view}").fetchone()
     if numeric[0] and numeric[1] is not None:
         scale, unit = _epoch_unit(float(numeric[1]))
         note(f"{column}: epoch {unit}")
-        return f"make_timestamp(CAST(round({number} * {scale}) AS BIGINT))"
+        parsed = f"make_timestamp(TRY_CAST(round({number} * {scale}) AS BIGINT))"
+        if error := _unparsed(con, staged, column, parsed, f"is out of range as epoch {unit}"):
+            raise error
+        return parsed
     iso = f"TRY_CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS TIMESTAMP)"
     error = _unparsed(con, staged, column, iso, "is not a timestamp (ISO 8601, epoch seconds, ms or us); pass "
                       "--ts-format, e.g. --ts-format '%d-%m-%Y %H:%M'")
@@ -154,16 +161,6 @@ def _unparsed(con: Connection, staged: Staged, column: str, parsed: str, problem
         return None
     value = con.execute(f"SELECT CAST({c} AS VARCHAR) FROM {staged.view} WHERE __rid = ?", [rid]).fetchone()[0]
     return staged.fail(f"{clip(value)!r} {problem}", rid=rid, column=column)
-
-
-def _check_range(con: Connection, staged: Staged) -> None:
-    """Refuse timestamps outside [MIN_YEAR, MAX_YEAR): a clock or unit error, never real data."""
-    rid = con.execute(f"SELECT min(__rid) FROM typed WHERE ts < TIMESTAMP '{MIN_YEAR}-01-01' "
-                      f"OR ts >= TIMESTAMP '{MAX_YEAR}-01-01'").fetchone()[0]
-    if rid is not None:
-        value = con.execute("SELECT CAST(ts AS VARCHAR) FROM typed WHERE __rid = ?", [rid]).fetchone()[0]
-        raise staged.fail(f"timestamp {value} is outside {MIN_YEAR}..{MAX_YEAR - 1} (a clock or unit error?)",
-                          rid=rid, column="ts")
 
 
 def _event_ids(con: Connection, staged: Staged, columns: list[str], *, dedupe: bool, given: bool, note: Note

@@ -18,6 +18,8 @@ from data.importers.core import (
     Staged,
     column_name,
     count_rows,
+    file_sql,
+    inside,
     load_jsonl,
     quote,
     reading,
@@ -56,7 +58,7 @@ def read_export(con: Connection, raw: str, path: Path) -> tuple[Parts, bool]:
         if parquet:
             start = count_rows(con, raw)
             with reading(file, name, "parquet"):
-                con.execute(f"INSERT INTO {raw} SELECT to_json(t) FROM read_parquet({sql_literal(file)}) t")
+                con.execute(f"INSERT INTO {raw} SELECT to_json(t) FROM read_parquet({file_sql(file)}) t")
         else:
             file = GzipFile(file) if file.suffix.lower() == ".gz" else file
             start = load_jsonl(con, raw, file, name)
@@ -74,7 +76,7 @@ def _export_files(path: Path) -> list[tuple[Path, str]]:
     if not names:
         raise ImportFailed(f"no export files ({', '.join('*' + s for s in RECORD_SUFFIXES)}) in the folder",
                            file=path.name)
-    return [(found[n], n) for n in names]
+    return [(inside(path, found[n], n), n) for n in names]
 
 
 def _natural(name: str) -> list[str | int]:

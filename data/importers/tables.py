@@ -19,10 +19,12 @@ from data.importers.core import (
     Progress,
     Staged,
     build,
+    clip,
     column_name,
     count_rows,
     file_columns,
     insert,
+    inside,
     load_jsonl,
     narrowest_type,
     quiet,
@@ -75,19 +77,19 @@ def _discover(source: Path) -> dict[str, tuple[str, list[tuple[Path, str]], str]
         label = f"{entry.name}/" if entry.is_dir() else entry.name
         if table not in TABLES:
             raise ImportFailed(
-                f"unknown table {table!r} (file {label}); expected one of {', '.join(TABLES)}", file=label
+                f"unknown table {clip(table)!r} (file {clip(label)}); expected one of {', '.join(TABLES)}", file=label
             )
         if table in found:
             raise ImportFailed(f"table {table!r} is given twice ({found[table][2]} and {label})", file=label)
         if entry.is_dir():
-            parts = [(p, f"{label}{p.name}") for p in sorted(entry.iterdir()) if not _ignored(p)]
+            parts = [(p, f"{label}{p.name}") for p in sorted(inside(source, entry, label).iterdir()) if not _ignored(p)]
             if not parts:
                 raise ImportFailed("the folder holds no data files", file=label)
         else:
             parts = [(entry, label)]
         formats = set()
         for path, name in parts:
-            if not path.is_file() or path.suffix.lower() not in FORMATS:
+            if not inside(source, path, name).is_file() or path.suffix.lower() not in FORMATS:
                 raise ImportFailed(f"unsupported file; expected one of {', '.join(FORMATS)}", file=name)
             formats.add(FORMATS[path.suffix.lower()])
         if len(formats) > 1:
@@ -167,10 +169,10 @@ def _check_columns(table: str, name: str, columns: list[str]) -> None:
     hint = f"expected columns: {', '.join(expected)}"
     for column in columns:
         if column not in expected and table not in OPEN_TABLES:
-            raise ImportFailed(f"unknown column {column!r}; {hint}", file=name, column=column)
+            raise ImportFailed(f"unknown column {clip(column)!r}; {hint}", file=name, column=column)
         if column not in expected and column != column_name(column):
-            raise ImportFailed(f"column name {column!r} is not a plain lower-case identifier (e.g. "
-                               f"{column_name(column)!r}); rename it", file=name, column=column)
+            raise ImportFailed(f"column name {clip(column)!r} is not a plain lower-case identifier (e.g. "
+                               f"{clip(column_name(column))!r}); rename it", file=name, column=column)
     for column in REQUIRED_COLUMNS[table]:
         if columns and column not in columns:
             raise ImportFailed(f"missing required column; {hint}", file=name, column=column)

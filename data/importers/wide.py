@@ -14,7 +14,18 @@ import gzip
 import io
 from pathlib import Path
 
-from data.importers.core import Connection, ImportFailed, Staged, column_name, load_jsonl, quote, reading, sql_literal
+from data.importers.core import (
+    Connection,
+    ImportFailed,
+    Staged,
+    clip,
+    column_name,
+    file_sql,
+    load_jsonl,
+    quote,
+    reading,
+    sql_literal,
+)
 from data.importers.events import EventExport
 
 # canonical column -> the names it usually has (compared in snake_case), most telling first
@@ -57,7 +68,7 @@ def stage(con: Connection, path: Path, columns: dict[str, str] | None = None) ->
                          for k in keys)
         con.execute(f"CREATE TEMP TABLE wide_raw AS SELECT {cols} FROM wide_json ORDER BY rowid")
     else:
-        source = f"read_parquet({sql_literal(path)})" if kind == "parquet" else _csv_source(path)
+        source = f"read_parquet({file_sql(path)})" if kind == "parquet" else _csv_source(path)
         with reading(path, name, "parquet" if kind == "parquet" else "csv"):
             con.execute(f"CREATE TEMP TABLE wide_raw AS SELECT * FROM {source}")
     present = [r[0] for r in con.execute("DESCRIBE wide_raw").fetchall()]
@@ -94,7 +105,7 @@ def _json_key(key: str) -> str:
 def _csv_source(path: Path) -> str:
     """read_csv of every column as text, in the strict dialect (gzip read from the file name)."""
     columns = ", ".join(f"{sql_literal(c)}: 'VARCHAR'" for c in _csv_header(path))
-    return (f"read_csv({sql_literal(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+    return (f"read_csv({file_sql(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
             f"escape = '\"', columns = {{{columns}}})")
 
 
@@ -122,8 +133,8 @@ def _core_columns(present: list[str], given: dict[str, str], name: str) -> dict[
     for core, aliases in ALIASES.items():
         if core in given:
             if given[core] not in present:
-                raise ImportFailed(f"--columns {core}={given[core]}: no such column; columns: {', '.join(present)}",
-                                   file=name)
+                raise ImportFailed(f"--columns {core}={given[core]}: no such column; columns: "
+                                   f"{clip(', '.join(present), 200)}", file=name)
             out[core] = given[core]
             continue
         found = next((by_snake[a] for a in aliases if a in by_snake and by_snake[a] not in out.values()), None)
@@ -131,6 +142,6 @@ def _core_columns(present: list[str], given: dict[str, str], name: str) -> dict[
             out[core] = found
     for core in ("ts", "user_id", "event"):
         if core not in out:
-            raise ImportFailed(f"no {core} column found among {', '.join(present)}; name it with --columns "
+            raise ImportFailed(f"no {core} column found among {clip(', '.join(present), 200)}; name it with --columns "
                                f"{core}=<column>", file=name)
     return out
