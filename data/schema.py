@@ -8,6 +8,10 @@ from importlib import resources
 
 import duckdb
 
+# Stored times lie in [MIN_YEAR, MAX_YEAR): anything else is a clock or unit error, never real data. Importers
+# refuse it; the warehouse leaves out rows already stored with it.
+MIN_YEAR, MAX_YEAR = 1990, 2100
+
 # Table -> ordered {column: DuckDB type}; mirrors schema.sql exactly.
 TABLES: dict[str, dict[str, str]] = {
     "users": {

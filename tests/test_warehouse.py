@@ -17,7 +17,7 @@ import pytest
 from data.schema import TABLES, create_tables
 from tools.warehouse import QueryResult, Warehouse, WarehouseError
 
-RUNAWAY = "SELECT count(*) FROM range(10000000000) a"
+RUNAWAY = "SELECT count(*) FROM range(1000000000000) a"
 
 
 def build_database(path: Path, users: int = 200, events: int = 500) -> None:

@@ -102,6 +102,7 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     """
     p = period if isinstance(period, Period) else resolve_period(wh, period)
     p, notes = complete_part(wh, p)
+    notes = wh.ignored_notes() + notes
     emap = wh.event_map
     findings: list[Friction] = []
     timings, warnings = {}, []

@@ -39,7 +39,8 @@ def schema(wh: Warehouse) -> ToolResult:
                + (f". Data from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} (exclusive)." if lo else ". No events.")
                + f" Event map: funnel {words['funnel']}; roles: {words['roles']}."
                + "".join(f" Not available: {a} (no {need})." for a, need in wh.event_map.unavailable().items())
-               + " Segment dimensions: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in dims.items()))
+               + " Segment dimensions: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in dims.items())
+               + "".join(f" {line}" for line in wh.ignored_notes()))
     return ToolResult("Schema", summary, pd.DataFrame(rows),
                       data={"events": dict(zip(events["event"], events["n"].astype(int))), "dimensions": dims,
                             "first_event": str(lo) if lo else None, "data_end": str(hi) if hi else None})

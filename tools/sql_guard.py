@@ -3,9 +3,10 @@
 The statement is parsed with sqlglot (DuckDB dialect) and every node is checked,
 not just the root: DuckDB runs DML inside a CTE (`WITH t AS (DELETE ... RETURNING *)
 SELECT ...`). Table sources are allow-listed (known tables, visible CTEs, a few
-generators); functions that reach files, the network, settings or internals are
-refused wherever they appear. The caller executes the returned, regenerated SQL,
-so what runs is exactly what was checked.
+generators); functions that reach files, the network, settings, session state or
+internals are refused wherever they appear. A query over MAX_SQL_CHARS characters is
+refused before parsing, one over MAX_NODES syntax nodes before checking. The caller
+executes the returned, regenerated SQL, so what runs is exactly what was checked.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 MAX_MESSAGE = 300
+MAX_SQL_CHARS = 20_000
+MAX_NODES = 5_000
 DIALECT = "duckdb"
 
 # Nodes that change data, schema, settings, sessions or the file system.
@@ -32,13 +35,18 @@ _READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Describe, ex
 _SHOW_KINDS = {"TABLES", "ALL TABLES"}
 # Table-valued functions that only generate values; everything else in FROM is refused.
 _GENERATORS = {"range", "generate_series", "unnest", "json_each", "json_tree"}
-# Functions refused in any position: files, network, SQL execution, settings, internals.
+# Functions refused in any position: files, network, SQL execution, settings, session state (paths, limits,
+# the running query, users, transactions), logs, statistics, internals.
 _DENIED_FUNCTION = re.compile(
     r"(getenv|query|query_table|glob|load|install|sniff_csv|which_secret|checkpoint|force_checkpoint"
     r"|json_execute_serialized_sql|read_\w*|\w*_scan|pragma_\w*|duckdb_\w*|enable_\w*|disable_\w*"
-    r"|sqlite_\w*|postgres_\w*|mysql_\w*|parquet_\w*|iceberg_\w*|delta_\w*|http\w*|s3\w*)",
+    r"|sqlite_\w*|postgres_\w*|mysql_\w*|parquet_\w*|iceberg_\w*|delta_\w*|http\w*|s3\w*"
+    r"|current_(setting|query|query_id|database|catalog|schemas?|user|role|connection_id|transaction_id|version)"
+    r"|getvariable|version|session_user|user|txid_current|in_search_path|has_\w*_privilege|pg_\w*|stats|write_log)",
     re.IGNORECASE,
 )
+# Bare words DuckDB reads as those functions when no column has the name.
+_DENIED_WORDS = {"current_catalog", "current_schema", "current_role", "current_user", "session_user", "user"}
 _EXPLAIN = re.compile(r"\s*(ANALYZE\s+)?(.*)", re.IGNORECASE | re.DOTALL)
 
 
@@ -53,6 +61,9 @@ def check_sql(sql: str, known_tables: Collection[str]) -> str:
     caller executes is one the guard has approved.
     """
     known = {name.lower() for name in known_tables}
+    if len(sql) > MAX_SQL_CHARS:
+        raise _refused(f"the SQL is {len(sql):,} characters long, at most {MAX_SQL_CHARS:,} characters are allowed",
+                       known)
     try:
         normalized = _normalize(sql, known)
         if _normalize(normalized, known) != normalized:
@@ -85,6 +96,8 @@ def _parse_one(sql: str, known: set[str]) -> exp.Expr:
         raise _refused(f"could not parse the SQL: {reason}", known) from error
     if len(statements) != 1:
         raise _refused(f"found {len(statements)} statements" if statements else "found no statement", known)
+    if sum(1 for _ in statements[0].walk()) > MAX_NODES:
+        raise _refused(f"the SQL is too large (over {MAX_NODES:,} syntax nodes); write a simpler query", known)
     return statements[0]
 
 
@@ -100,7 +113,10 @@ def _check(statement: exp.Expr, known: set[str]) -> None:
         if isinstance(node, _FORBIDDEN):
             raise _refused(f"found {_label(node)}", known)
         if isinstance(node, exp.Func) and _DENIED_FUNCTION.fullmatch(_function_name(node)):
-            raise _refused(f"function {_function_name(node)}() is not allowed", known)
+            raise _refused(f"function {_function_name(node)}() is not allowed (no files, settings or session state)",
+                           known)
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in _DENIED_WORDS:
+            raise _refused(f"{node.name} reads session state; qualify a column of that name (t.{node.name})", known)
         if isinstance(node, exp.Table):
             _check_table(node, known)
         if isinstance(node, exp.Lateral) and isinstance(node.this, exp.Func):

@@ -1,7 +1,9 @@
-"""Read-only access to the analytics data in DuckDB: timeouts, row caps, one cursor per thread.
+"""Read-only access to the analytics data in DuckDB: timeouts, row and byte caps, one cursor per thread.
 
 The data is a DuckDB file, or a Parquet lake directory (tools/lake.py) read in place
-through views: DuckDB may read that directory and nothing else.
+through views: DuckDB may read that directory and nothing else. Rows with a time outside
+the plausible range (data/schema.py) are left out: each cursor shadows their table with
+a TEMP view of the same name.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 
-from data.schema import META_TABLE
+from data.schema import MAX_YEAR, META_TABLE, MIN_YEAR
 from tools.lake import LakeError, is_lake, lake_tables, remote_url, view_select
 from tools.semantic.eventmap import EventMap
 from tools.semantic.store import stored_map
@@ -25,6 +28,7 @@ from tools.sql_guard import check_sql
 
 T = TypeVar("T")
 _VECTOR_SIZE = 2048  # rows per DuckDB vector; fetch_df_chunk counts in vectors
+_TEMPORAL = {"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"}
 _COLUMNS_SQL = """
 SELECT table_name, column_name, data_type FROM duckdb_columns()
 WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
@@ -51,6 +55,12 @@ class MappedData:
 
     _event_map: EventMap | None
     _meta: dict[str, str] | None
+    ignored_rows: Mapping[str, int] = MappingProxyType({})  # per table, rows left out for an impossible time
+
+    def ignored_notes(self) -> list[str]:
+        """One line per table with rows left out for an impossible time."""
+        return [f"Left out {n:,} {table} row(s) with a time outside {MIN_YEAR}..{MAX_YEAR - 1} (a clock or unit "
+                "error)." for table, n in self.ignored_rows.items()]
 
     @property
     def event_map(self) -> EventMap:
@@ -68,7 +78,8 @@ class Warehouse(MappedData):
     """A read-only DuckDB connection with external access off and its configuration locked.
 
     `path` is a DuckDB file or a Parquet lake directory; `event_map` overrides the map stored
-    with the data (or inferred from it).
+    with the data (or inferred from it). `byte_cap` bounds an untrusted result's memory.
+    `ignored_rows` counts, per table, the rows left out for a time outside the plausible range.
     """
 
     dialect = "duckdb"
@@ -81,31 +92,40 @@ class Warehouse(MappedData):
         threads: int = 2,
         timeout_s: float = 30.0,
         row_cap: int = 10_000,
+        byte_cap: int = 64 * 2**20,
         event_map: EventMap | None = None,
     ) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         self.row_cap = row_cap
+        self.byte_cap = byte_cap
         self._con = _connect(self.path, memory_limit=memory_limit, threads=threads)
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
         self._lock = threading.Lock()
         self.tables: dict[str, dict[str, str]] = {}
         for table, column, data_type in self._con.execute(_COLUMNS_SQL).fetchall():
             self.tables.setdefault(table, {})[column] = data_type
         self._meta = self.tables.pop(META_TABLE, None)  # metadata, not data: no query of the analyses sees it
+        self._stored = _quote(self._con.execute("SELECT current_database()").fetchone()[0]) + ".main."
+        self.ignored_rows, self._shadows = self._implausible_rows()
         self._event_map = event_map
         self._map_lock = threading.Lock()
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *, row_cap: int | None = None) -> QueryResult:
         """Run trusted SQL from our own code; `row_cap=None` returns every row."""
-        started = time.perf_counter()
-        df, truncated = self._run(sql, params, lambda cur: _fetch(cur, row_cap))
-        return QueryResult(df, truncated, sql, (time.perf_counter() - started) * 1000)
+        return self._result(sql, sql, params, lambda cur: _fetch(cur, row_cap))
 
     def run_guarded(self, sql: str, *, row_cap: int | None = None) -> QueryResult:
-        """Run untrusted SQL: refuse (SqlRefused) anything but one read-only query, cap the rows."""
-        return self.query(check_sql(sql, self.tables), row_cap=self.row_cap if row_cap is None else row_cap)
+        """Run untrusted SQL: refuse (SqlRefused) anything but one read-only query, cap the rows and bytes.
+
+        A result past `byte_cap` bytes (in pandas) is truncated; a row longer than byte_cap / 2048 bytes
+        as text fails in DuckDB, before it reaches Python, so no fetched vector exceeds the cap.
+        """
+        checked = check_sql(sql, self.tables)
+        row_cap = max(self.row_cap if row_cap is None else row_cap, 0)
+        bounded = _bounded(checked, row_cap, self.byte_cap // _VECTOR_SIZE)
+        return self._result(checked, bounded, None, lambda cur: _fetch(cur, row_cap, self.byte_cap))
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """The first column of the first row (None when there is no row)."""
@@ -124,7 +144,7 @@ class Warehouse(MappedData):
         digest = hashlib.sha256()
         columns = self._run(_COLUMNS_SQL, None, lambda cur: cur.fetchall())
         for table in sorted({table for table, _, _ in columns} - {META_TABLE}):
-            name = '"' + table.replace('"', '""') + '"'
+            name = self._stored + _quote(table)  # the stored rows, ignored ones included
             rows, content = self._run(
                 f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
                 f"FROM (SELECT md5(CAST(to_json(t) AS VARCHAR)) AS h FROM {name} AS t)",
@@ -138,7 +158,7 @@ class Warehouse(MappedData):
     def close(self) -> None:
         """Close every per-thread cursor and the connection."""
         with self._lock:
-            for cursor in self._cursors:
+            for cursor in self._cursors.values():
                 cursor.close()
             self._cursors.clear()
         self._con.close()
@@ -149,14 +169,46 @@ class Warehouse(MappedData):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _implausible_rows(self) -> tuple[dict[str, int], list[str]]:
+        """Rows per table with a DATE/TIMESTAMP outside [MIN_YEAR, MAX_YEAR), and the TEMP views leaving them out."""
+        counts: dict[str, int] = {}
+        views: list[str] = []
+        for table, columns in self.tables.items():
+            keep = " AND ".join(_plausible(column, data_type) for column, data_type in columns.items()
+                                if data_type in _TEMPORAL)
+            if not keep:
+                continue
+            stored = self._stored + _quote(table)
+            try:
+                count = self._con.execute(f"SELECT count(*) FROM {stored} WHERE NOT ({keep})").fetchone()[0]
+            except duckdb.Error as error:
+                self._con.close()
+                raise WarehouseError(f"cannot read {table} in {self.path}: {error}") from error
+            if count:
+                counts[table] = count
+                views.append(f"CREATE TEMP VIEW {_quote(table)} AS SELECT * FROM {stored} WHERE {keep}")
+        return counts, views
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor, with the shadowing views; making one closes the cursors of ended threads."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._lock:
+                for thread in [thread for thread in self._cursors if not thread.is_alive()]:
+                    self._cursors.pop(thread).close()
                 cursor = self._con.cursor()
-                self._cursors.append(cursor)
+                self._cursors[threading.current_thread()] = cursor
+            for view in self._shadows:
+                cursor.execute(view)
             self._local.cursor = cursor
         return cursor
+
+    def _result(self, sql: str, run: str, params: Sequence[Any] | None,
+                fetch: Callable[[duckdb.DuckDBPyConnection], tuple[pd.DataFrame, bool]]) -> QueryResult:
+        """Run `run` (`sql`, or `sql` bounded) and time it; the result names `sql`."""
+        started = time.perf_counter()
+        df, truncated = self._run(run, params, fetch)
+        return QueryResult(df, truncated, sql, (time.perf_counter() - started) * 1000)
 
     def _run(self, sql: str, params: Sequence[Any] | None, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Execute on this thread's cursor under the statement timeout; translate DuckDB errors."""
@@ -175,7 +227,7 @@ class Warehouse(MappedData):
                 f"query interrupted after {self.timeout_s:g} s (timeout_s): {_shorten(sql)}"
             ) from error
         except duckdb.Error as error:
-            raise WarehouseError(f"query failed on {self.path}: {error}") from error
+            raise WarehouseError(f"query failed: {error}") from error
         finally:
             timer.cancel()
             timer.join()  # a late interrupt() must land before the next statement starts
@@ -248,24 +300,56 @@ def _connect_lake(root: Path, *, memory_limit: str, threads: int) -> duckdb.Duck
     return con
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, row_cap: int | None) -> tuple[pd.DataFrame, bool]:
-    """The result as a DataFrame (DuckDB's own dtypes), cut at `row_cap` rows, and whether it was cut."""
+def _fetch(cursor: duckdb.DuckDBPyConnection, row_cap: int | None,
+           byte_cap: int | None = None) -> tuple[pd.DataFrame, bool]:
+    """The result as a DataFrame (DuckDB's own dtypes), cut at `row_cap` rows and, fetched a vector at a
+    time, at about `byte_cap` bytes of pandas memory; and whether it was cut."""
     if row_cap is None:
         return cursor.fetch_df(), False
     row_cap = max(row_cap, 0)
-    vectors = max(1, -(-(row_cap + 1) // _VECTOR_SIZE))
+    vectors = 1 if byte_cap is not None else max(1, -(-(row_cap + 1) // _VECTOR_SIZE))
     chunks: list[pd.DataFrame] = []
-    rows = 0
-    while rows <= row_cap:
+    rows = size = 0
+    while rows <= row_cap and (byte_cap is None or size <= byte_cap):
         chunk = cursor.fetch_df_chunk(vectors)
         if chunk.empty:
             break
         chunks.append(chunk)
         rows += len(chunk)
+        if byte_cap is not None:
+            size += int(chunk.memory_usage(deep=True, index=False).sum())
     if not chunks:
         return chunk, False
     df = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    if byte_cap is not None and size > byte_cap:
+        keep = min(row_cap, len(df) * byte_cap // size)
+        return df.iloc[:keep].reset_index(drop=True), True
     return df.iloc[:row_cap].reset_index(drop=True), rows > row_cap
+
+
+def _bounded(sql: str, row_cap: int, row_bytes: int) -> str:
+    """Checked `sql` cut at `row_cap` + 1 rows in DuckDB, failing on a row longer than `row_bytes` as text.
+
+    The LIMIT comes first, so no filter of the query's own runs after the check; `row(*COLUMNS(*))` is
+    the whole row whatever its columns are named. EXPLAIN cannot be a subquery; its result is a plan.
+    """
+    if sql.startswith("EXPLAIN "):
+        return sql
+    too_long = f"a result row is over {row_bytes} bytes: select fewer or shorter values, e.g. left(column, 200)"
+    return (f"SELECT * FROM (SELECT * FROM ({sql}) LIMIT {row_cap + 1}) "
+            f"WHERE CASE WHEN strlen(CAST(row(*COLUMNS(*)) AS VARCHAR)) > {row_bytes} "
+            f"THEN error('{too_long}') ELSE true END")
+
+
+def _plausible(column: str, data_type: str) -> str:
+    """SQL true when `column` is NULL or within [MIN_YEAR, MAX_YEAR)."""
+    name = _quote(column)
+    return (f"coalesce({name} >= CAST('{MIN_YEAR}-01-01' AS {data_type}) "
+            f"AND {name} < CAST('{MAX_YEAR}-01-01' AS {data_type}), true)")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _shorten(sql: str, limit: int = 200) -> str:

@@ -23,7 +23,7 @@ from typing import Literal
 
 import duckdb
 
-from data.schema import REQUIRED_COLUMNS, TABLES, create_tables
+from data.schema import MAX_YEAR, MIN_YEAR, REQUIRED_COLUMNS, TABLES, create_tables
 
 Progress = Callable[[str], None] | None
 Connection = duckdb.DuckDBPyConnection
@@ -36,7 +36,6 @@ UNIQUE_KEYS = {"users": "user_id", "events": "event_id", "experiments": "experim
 _MAX_JSON_LINE = 1 << 28  # bytes
 CANDIDATE_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN")  # what a text column of a team's own is read as, narrowest first
 TEXT_NAMES = re.compile(r"(^|_)(version|id|code|zip|postal|phone|sku|build)(_|$)")  # columns that stay text
-MIN_YEAR, MAX_YEAR = 1990, 2100  # timestamps outside [MIN_YEAR, MAX_YEAR) are a clock or unit error, never real data
 MAX_MESSAGE = 800  # characters of an ImportFailed message
 
 

@@ -10,7 +10,7 @@ value wins) and a first-seen column are optional. Then:
 * timestamps: native timestamps, ISO 8601 text with or without a zone, epoch seconds,
   milliseconds or microseconds (told apart by size), or `ts_format` (strptime); common day-first
   and month-first formats are recognized when every value fits one; timestamps (also a team's own
-  and first-seen ones) outside [MIN_YEAR, MAX_YEAR) of data.importers.core are refused;
+  and first-seen ones) outside [MIN_YEAR, MAX_YEAR) of data.schema are refused;
 * event ids: kept when the export has them, else a stable hash of the row; rows sharing an id
   are one event sent twice when the export says ids are insert ids (`dedupe`), else refused;
 * sessions: kept when the export has them, else cut at 30 minutes of inactivity per user (the GA
