@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.config import get_stream_writer
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Settings
 from agent.context import Context
 from agent.graph import RECURSION_LIMIT, build_graph
-from agent.intents import Vocabulary
+from agent.intents import Vocabulary, parse
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst
 from tools.charts import bar_chart
-from tools.period import data_bounds
+from tools.period import PeriodError, data_bounds, resolve_period
 from tools.result import Suggestion, ToolResult
-from tools.scan import ScanReport, scan
+from tools.scan import ScanReport
+from tools.scan_cache import bind, cached_scan
 from tools.schema import dimension_values, schema
 from tools.semantic.eventmap import EventMap, load_map
 from tools.semantic.metrics import catalog
@@ -41,6 +45,13 @@ class Step(BaseModel):
     title: str = ""
 
 
+class Progress(BaseModel):
+    """What a running tool is doing: the scan names each detector as it starts (a cached scan says nothing)."""
+
+    tool: str
+    text: str
+
+
 class Answer(BaseModel):
     """A typed answer: text, the ranked suggestions, Plotly charts, the SQL behind it, warnings."""
 
@@ -55,6 +66,14 @@ class Answer(BaseModel):
     steps: list[Step] = Field(default_factory=list)
     mode: str = "offline"
     thread_id: str = "default"
+
+
+class Conversation(BaseModel):
+    """A conversation thread: its id, its first question and when it started (epoch seconds)."""
+
+    thread_id: str
+    title: str
+    started: float
 
 
 class InsightAgent:
@@ -79,6 +98,7 @@ class InsightAgent:
         self.state_dir = Path(state_dir or self.settings.state_dir)
         self.warehouse = self.settings.open_warehouse(
             self.db, map if isinstance(map, EventMap) or map is None else load_map(map))
+        bind(self.warehouse, self.state_dir, stream_progress)
         emap = self.warehouse.event_map
         start, end = data_bounds(self.warehouse)
         experiments = self.warehouse.query("SELECT experiment_id, name FROM experiments").df
@@ -106,17 +126,23 @@ class InsightAgent:
     def mode(self) -> str:
         return "llm" if self.context.llm is not None else "offline"
 
-    def ask(self, question: str, thread_id: str = "default") -> Answer:
-        """Answer one question in a conversation thread (follow-ups use the thread's history)."""
+    def ask(self, question: str, thread_id: str = "default", progress: Callable[[str], None] | None = None
+            ) -> Answer:
+        """Answer one question in a conversation thread (follow-ups use the thread's history); `progress` hears
+        each tool as it starts and each detector of a scan that runs."""
         answer = None
         for event in self.stream(question, thread_id):
             if isinstance(event, Answer):
                 answer = event
+            elif progress is not None and isinstance(event, Progress):
+                progress(f"{event.tool}: {event.text}")
+            elif progress is not None and event.ms is None:
+                progress(event.tool)
         assert answer is not None
         return answer
 
-    def stream(self, question: str, thread_id: str = "default") -> Iterator[Step | Answer]:
-        """Steps as they happen (tool started / finished with timing), then the Answer."""
+    def stream(self, question: str, thread_id: str = "default") -> Iterator[Step | Progress | Answer]:
+        """Steps as they happen (tool started / finished with timing), a running tool's Progress, then the Answer."""
         text, problem = clean_question(question)
         if problem:
             yield Answer(text=problem, warnings=[problem], mode=self.mode, thread_id=thread_id)
@@ -134,6 +160,9 @@ class InsightAgent:
                                                              "title": chunk["title"]})
                 steps[chunk["id"]] = step
                 yield step
+            elif mode == "custom" and chunk.get("type") == "tool_progress":
+                running = [s for s in steps.values() if s.ms is None]
+                yield Progress(tool=running[-1].tool if running else "", text=chunk["text"])
             elif mode == "values":
                 final = chunk
         yield self._answer(final, list(steps.values()), thread_id)
@@ -160,9 +189,10 @@ class InsightAgent:
             mode=state.get("mode", self.mode), thread_id=thread_id,
         )
 
-    def scan(self, period: str = "all") -> ScanReport:
-        """Every detector over `period`, with ranked suggestions."""
-        return scan(self.warehouse, period)
+    def scan(self, period: str = "all", progress: Callable[[str], None] | None = None) -> ScanReport:
+        """Every detector over `period`, with ranked suggestions; computed once per data version, event map and
+        period (tools/scan_cache.py). `progress` hears each detector of a scan that runs."""
+        return cached_scan(self.warehouse, period, progress)
 
     def describe(self) -> ToolResult:
         """Tables, columns, row counts, events, period and segment values."""
@@ -174,10 +204,61 @@ class InsightAgent:
         return list(df["w"])
 
     def digest(self, week: str | None = None, out_dir: str | Path | None = None, webhook: str | None = None):
-        """The weekly digest (default: the last full week), saved with history in the state directory."""
+        """The weekly digest (default: the last full week), saved with history in the state directory; a webhook
+        message links to its HTML under the `digest_base_url` setting."""
         from agent.digest import run_digest
 
-        return run_digest(self.warehouse, self.state_dir, week, out_dir, webhook)
+        return run_digest(self.warehouse, self.state_dir, week, out_dir, webhook, self.settings.digest_base_url)
+
+    def period(self, text: str) -> str:
+        """The period `text` names as a period string: one already (all, last_30_days, 2026-W20, A..B) or words
+        as a question says them ('last week', 'in May', 'last 30 days'); PeriodError when it names none."""
+        try:
+            return resolve_period(self.warehouse, text).label
+        except PeriodError:
+            words = parse(text, self.context.offline.vocabulary).period
+            if words == "all":
+                raise
+            return words
+
+    def history(self, thread_id: str) -> list[tuple[str, str]]:
+        """(question, answer text) of each turn of a conversation thread, read from the checkpointer."""
+        turns: list[tuple[str, str]] = []
+        for m in self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", []):
+            if isinstance(m, HumanMessage) and m.name is None:
+                turns.append((str(m.content), "No answer."))
+            elif turns and isinstance(m, AIMessage) and not m.tool_calls:
+                turns[-1] = (turns[-1][0], str(m.content))
+        return turns
+
+    def remember(self, thread_id: str, question: str, owner: str = "") -> bool:
+        """Record a conversation thread as `owner`'s ('' without login), titled by its first question, unless it
+        is recorded already; whether it is `owner`'s."""
+        with self._conversation_index() as con:
+            con.execute("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?)",
+                        (thread_id, owner, " ".join(question.split())[:200], time.time()))
+        return self.owner(thread_id) == owner
+
+    def owner(self, thread_id: str) -> str | None:
+        """Who a recorded conversation thread belongs to; None when it is not recorded."""
+        with self._conversation_index() as con:
+            row = con.execute("SELECT owner FROM conversations WHERE thread_id = ?", (thread_id,)).fetchone()
+        return row[0] if row else None
+
+    def conversations(self, owner: str = "", limit: int = 50) -> list[Conversation]:
+        """`owner`'s conversation threads, newest first."""
+        with self._conversation_index() as con:
+            rows = con.execute("SELECT thread_id, title, started FROM conversations WHERE owner = ? "
+                               "ORDER BY started DESC LIMIT ?", (owner, limit)).fetchall()
+        return [Conversation(thread_id=t, title=title, started=started) for t, title, started in rows]
+
+    @contextmanager
+    def _conversation_index(self) -> Iterator[sqlite3.Connection]:
+        """The conversation index, a table beside the checkpoints, in one transaction."""
+        with closing(sqlite3.connect(self.state_dir / "checkpoints.sqlite", timeout=30)) as con, con:
+            con.execute("CREATE TABLE IF NOT EXISTS conversations (thread_id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+                        " title TEXT NOT NULL, started REAL NOT NULL)")
+            yield con
 
     def close(self) -> None:
         self.warehouse.close()
@@ -188,6 +269,15 @@ class InsightAgent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stream_progress(text: str) -> None:
+    """Pass a running scan's progress to the graph's stream, as a Progress of its tool; nothing outside a run."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # not inside a graph run (a direct InsightAgent.scan)
+        return
+    writer({"type": "tool_progress", "text": text})
 
 
 def suggestions_table(suggestions: list[Suggestion]) -> pd.DataFrame:

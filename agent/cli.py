@@ -7,15 +7,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from agent.config import Settings
+if TYPE_CHECKING:
+    from agent.config import Settings
+
 
 app = typer.Typer(help="Product Insight Agent: find where users struggle and what to fix first.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -49,15 +50,28 @@ MapOption = Annotated[Path | None, typer.Option(
     "--map", help="event map YAML to read the data with (default: the one stored with the data; see `insight map`)")]
 
 
-def fail(message: str) -> typer.Exit:
+class Failed(typer.Exit):
+    """Exit code 2, carrying its one-line message (a scheduled run logs it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def fail(message: str) -> Failed:
     """Print a one-line error and return the exit to raise."""
     err_console.print(f"error: {message}", style="bold red")
-    return typer.Exit(2)
+    return Failed(message)
 
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
     """A spinner with elapsed time on a terminal (nothing on a pipe); yields a callback that updates its text."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     if not err_console.is_terminal:
         yield lambda text: None
         return
@@ -67,8 +81,15 @@ def progress_bar(description: str) -> Iterator:
         yield lambda text: bar.update(task, description=f"{description}: {text}")
 
 
+def load_settings() -> Settings:
+    """INSIGHT_* settings (imported here: pydantic-settings is a fifth of the start-up)."""
+    from agent.config import Settings
+
+    return Settings()
+
+
 def resolve_db(db: Path | None) -> Path:
-    return db or Settings().db
+    return db or load_settings().db
 
 
 def engine_settings(engine: str | None = None, spark_remote: str | None = None, event_map: Path | None = None
@@ -76,7 +97,7 @@ def engine_settings(engine: str | None = None, spark_remote: str | None = None, 
     """Settings with the command line's engine and map choices over INSIGHT_* ones; a bad engine ends the command."""
     from tools.engines import ENGINES
 
-    settings = Settings()
+    settings = load_settings()
     if engine is not None and engine not in ENGINES:
         raise fail(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
     overrides = {k: v for k, v in {"engine": engine, "spark_remote": spark_remote, "map": event_map}.items()
@@ -182,15 +203,17 @@ def open_warehouse(db: Path | None, engine: str | None = None, spark_remote: str
 
 def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remote: str | None = None,
              event_map: Path | None = None):
-    """Scan with a progress spinner; bad periods and database problems end in a one-line error."""
+    """Scan with a progress spinner, or reuse the scan of the same data, map and period kept in the state
+    directory; bad periods and database problems end in a one-line error."""
     from tools.period import PeriodError
-    from tools.scan import scan
+    from tools.scan_cache import bind, cached_scan
     from tools.warehouse import WarehouseError
 
     with open_warehouse(db, engine, spark_remote, event_map) as wh:
+        bind(wh, load_settings().state_dir)
         try:
             with progress_bar("scanning") as step:
-                return scan(wh, period, progress=step)
+                return cached_scan(wh, period, progress=step)
         except (PeriodError, WarehouseError) as exc:
             raise fail(str(exc))
 
@@ -321,8 +344,8 @@ def ask(
     event_map: MapOption = None,
 ) -> None:
     """Ask one question; numbers come from SQL over the data."""
-    with make_agent(db, engine, spark_remote, event_map) as agent:
-        answer = agent.ask(question, thread_id=thread)
+    with make_agent(db, engine, spark_remote, event_map) as agent, progress_bar("answering") as step:
+        answer = agent.ask(question, thread_id=thread, progress=step)
     if as_json:
         console.print_json(answer.model_dump_json(exclude={"charts", "tables"}))
     else:
@@ -354,17 +377,18 @@ def chat(db: DbOption = None, thread: Annotated[str, typer.Option("--thread")] =
 
 def run_digest_cli(db: Path | None, week: str | None, out: Path | None, webhook: str | None,
                    engine: str | None = None, spark_remote: str | None = None, event_map: Path | None = None):
-    """One digest run; bad weeks, webhooks, paths and databases end in a one-line error."""
+    """One digest run, linking Slack to the HTML under the `digest_base_url` setting; bad or empty weeks, webhooks,
+    paths and databases end in a one-line error."""
     from agent.digest import WebhookError, run_digest
     from tools.period import PeriodError
     from tools.warehouse import WarehouseError
 
-    settings = Settings()
+    settings = load_settings()
     with open_warehouse(db, engine, spark_remote, event_map) as wh:
         try:
             with progress_bar(f"digest {week or 'last full week'}") as step:
                 step("scanning")
-                return run_digest(wh, settings.state_dir, week, out, webhook)
+                return run_digest(wh, settings.state_dir, week, out, webhook, settings.digest_base_url)
         except (PeriodError, WebhookError, WarehouseError, OSError) as exc:
             raise fail(str(exc))
 
@@ -381,8 +405,9 @@ def digest(
 ) -> None:
     """Build the weekly digest (Markdown + self-contained HTML), save it with history, optionally deliver it."""
     d = run_digest_cli(db, week, out, webhook, engine, spark_remote, event_map)
-    console.print(f"digest {d.week}: {len(d.new)} new, {len(d.ongoing)} ongoing, {len(d.resolved)} resolved; "
-                  f"files: {', '.join(d.files.values())}")
+    console.print(f"digest {d.week}" + (f" (partial week: {d.partial})" if d.partial else "") + f": {len(d.new)} new, "
+                  f"{len(d.ongoing)} ongoing, {len(d.resolved)} resolved, {len(d.ended)} ended, "
+                  f"{len(d.unconfirmed)} unconfirmed; files: {', '.join(d.files.values())}")
     if d.delivery:
         (console if d.delivery.startswith("delivered") else err_console).print(d.delivery)
 
@@ -397,8 +422,9 @@ def schedule(
     spark_remote: RemoteOption = None,
     event_map: MapOption = None,
 ) -> None:
-    """Run the digest on a schedule (APScheduler, UTC) and log each run to <state_dir>/schedule.log."""
-    from agent.digest import WebhookError, check_webhook
+    """Run the digest of the calendar week just ended on a schedule (APScheduler, UTC) and log each run to
+    <state_dir>/schedule.log; a week without data (a stalled pipeline) is a failed run, never an old week again."""
+    from agent.digest import WebhookError, check_webhook, last_calendar_week
     from agent.schedule import run_forever
 
     if webhook:
@@ -407,8 +433,9 @@ def schedule(
         except WebhookError as exc:
             raise fail(str(exc))
     try:
-        run_forever(cron, lambda: run_digest_cli(db, None, out, webhook, engine, spark_remote, event_map),
-                    Settings().state_dir / "schedule.log")
+        run_forever(cron, lambda: run_digest_cli(db, last_calendar_week(), out, webhook, engine, spark_remote,
+                                                 event_map),
+                    load_settings().state_dir / "schedule.log")
     except ValueError as exc:
         raise fail(f"--cron {cron!r}: {exc}")
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     spark_remote: str | None = Field(None, description="Spark Connect URL, e.g. sc://spark-host:15002")
     spark_master: str = Field("local[2]", description="Spark master when no Spark Connect URL is set")
     state_dir: Path = Field(DEFAULT_HOME / "state", description="checkpoints, digest history, schedules")
+    digest_base_url: str | None = Field(None, description="where the digest HTML files are served; Slack "
+                                        "messages link to <digest_base_url>/<week>.html (no link when unset)")
     model: str = Field("gpt-4o-mini", description="chat model name for the OpenAI-compatible endpoint")
     openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,6 +38,7 @@ class RecordingAgent(InsightAgent):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[str, str]] = []
+        self.delay = 0.0  # seconds before each event: a slow answer to stop
         self.active = 0
         self.max_active = 0
         self._count = threading.Lock()
@@ -47,7 +49,9 @@ class RecordingAgent(InsightAgent):
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         try:
-            yield from super().stream(question, thread_id)
+            for event in super().stream(question, thread_id):
+                time.sleep(self.delay)
+                yield event
         finally:
             with self._count:
                 self.active -= 1
@@ -68,7 +72,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    state = tmp_path_factory.mktemp("ui_state")
+    with served(dataset, tmp_path_factory.mktemp("ui_state")) as running:
+        yield running
+
+
+@contextmanager
+def served(dataset: Path, state: Path) -> Iterator[dict]:
+    """The app launched on a free port over `dataset` (login when INSIGHT_UI_USER / _PASSWORD are set)."""
     agents: list[RecordingAgent] = []
 
     def factory() -> RecordingAgent:
@@ -164,7 +174,11 @@ def test_browser_chat_answer_chart_table_and_tool_step(page, app: dict) -> None:
     cell = page.locator("#suggestions [role='gridcell']", has_text=top[:40])
     cell.first.wait_for(state="visible")
     assert page.locator("#suggestions [role='row']").count() >= 3
+    # the SQL behind it: collapsed, then pretty-printed one clause a line
+    assert not page.locator("#sql").is_visible()
+    page.locator("#sql-box").get_by_text("SQL evidence (5 queries)").click()
     page.locator("#sql", has_text="query 1").wait_for()
+    assert re.search(r"\bSELECT\n\s+\S", page.locator("#sql").inner_text()), page.locator("#sql").inner_text()[:300]
 
     # the browser session got its own conversation thread from demo.load (a uuid), not the shared default
     threads = [t for q, t in agent.calls if q == "What should we fix first?"]
@@ -301,7 +315,8 @@ SESSIONS |= {f"Show the purchase funnel on {p}": f"purchase funnel for platform=
 SESSIONS |= {f"Show the purchase funnel in {name}": f"purchase funnel for country={code}."
              for name, code in [("Germany", "DE"), ("Brazil", "BR"), ("the US", "US"), ("Japan", "JP"),
                                 ("India", "IN"), ("France", "FR"), ("Canada", "CA"), ("GB", "GB")]}
-SESSIONS |= {f"What is the cart abandonment rate on {p}?": f"Cart abandonment for platform={p}." for p in ("ios", "web")}
+SESSIONS |= {f"What is the cart abandonment rate on {p}?": f"Cart abandonment for platform={p}."
+             for p in ("ios", "web")}
 
 
 def answer_text(history: list) -> str:
@@ -316,7 +331,7 @@ def test_twenty_simultaneous_api_sessions(app: dict) -> None:
     info = Client(app["url"], verbose=False).view_api(return_format="dict", print_info=False)
     respond = info["named_endpoints"]["/respond"]
     assert [p["parameter_name"] for p in respond["parameters"]] == ["question", "history"]  # the State is hidden
-    assert [r["component"] for r in respond["returns"]] == ["Chatbot", "Plot", "Dataframe", "Code", "Textbox"]
+    assert [r["component"] for r in respond["returns"]][:5] == ["Chatbot", "Textbox", "Plot", "Dataframe", "Code"]
 
     start = threading.Barrier(len(SESSIONS))
     results: dict[str, dict] = {}
@@ -344,7 +359,7 @@ def test_twenty_simultaneous_api_sessions(app: dict) -> None:
     agent = the_agent(app)
     calls = {q: t for q, t in agent.calls if q in SESSIONS}
     for question, marker in SESSIONS.items():
-        history, chart, table, sql, box = results[question]["final"]
+        history, box, chart, table, sql, *_ = results[question]["final"]
         assert [m["role"] for m in history][0] == "user" and sum(m["role"] == "user" for m in history) == 1
         assert question in answer_text(history[:1])
         text = answer_text(history)
