@@ -58,6 +58,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "search.query": ("search_query", "query", "search_term", "term", "keyword", "keywords", "q", "search_string",
                      "search_text", "search"),
     "search.results": ("results_count", "result_count", "num_results", "number_of_results", "results", "hits",
+                       "search_results",
                        "search_results_count", "total_results", "nb_results", "n_results", "results_total"),
     "error.code": ("error_code", "code", "error_type", "error_name", "exception_type", "error", "type", "reason",
                    "error_message", "message", "description"),
