@@ -148,6 +148,8 @@ def main() -> None:  # pragma: no cover - a benchmark script
     parser.add_argument("--db", type=Path, help="a DuckDB file or lake (default: the demo dataset, generated)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.db and not args.db.exists():
+        parser.error(f"--db {args.db}: no such file or directory")
     with tempfile.TemporaryDirectory(prefix="insight-startup-") as folder:
         db = args.db or demo_db(Path(folder))
         print(markdown(run(db.resolve(), args.repeat)))
