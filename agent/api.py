@@ -22,7 +22,7 @@ from agent.context import Context
 from agent.graph import RECURSION_LIMIT, build_graph
 from agent.intents import Vocabulary, parse
 from agent.model import make_llm
-from agent.offline import OfflineAnalyst
+from agent.offline import OfflineAnalyst, turns
 from tools.charts import bar_chart
 from tools.period import PeriodError, data_bounds, resolve_period
 from tools.result import Suggestion, ToolResult
@@ -223,13 +223,10 @@ class InsightAgent:
 
     def history(self, thread_id: str) -> list[tuple[str, str]]:
         """(question, answer text) of each turn of a conversation thread, read from the checkpointer."""
-        turns: list[tuple[str, str]] = []
-        for m in self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", []):
-            if isinstance(m, HumanMessage) and m.name is None:
-                turns.append((str(m.content), "No answer."))
-            elif turns and isinstance(m, AIMessage) and not m.tool_calls:
-                turns[-1] = (turns[-1][0], str(m.content))
-        return turns
+        messages = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", [])
+        return [(str(human.content), next((str(m.content) for m in reversed(after)
+                                           if isinstance(m, AIMessage) and not m.tool_calls), "No answer."))
+                for human, after in turns(messages)]
 
     def remember(self, thread_id: str, question: str, owner: str = "") -> bool:
         """Record a conversation thread as `owner`'s ('' without login), titled by its first question, unless it

@@ -55,7 +55,7 @@ def plan(q: Question, v: Vocabulary) -> list[tuple[str, dict]]:
     return [simple[q.intent]] if q.intent in simple else []
 
 
-def _turns(messages: list[BaseMessage]) -> list[tuple[HumanMessage, list[BaseMessage]]]:
+def turns(messages: list[BaseMessage]) -> list[tuple[HumanMessage, list[BaseMessage]]]:
     """(question, messages after it) per turn; grounding requests belong to their turn."""
     turns: list[tuple[HumanMessage, list[BaseMessage]]] = []
     for m in messages:
@@ -99,22 +99,22 @@ class OfflineAnalyst(BaseChatModel):
         refers to the question before them.
         """
         current = context = None
-        for human, _ in _turns(messages):
+        for human, _ in turns(messages):
             current = parse(str(human.content), self.vocabulary, context)
             if current.intent not in {"show_sql", "help"}:
                 context = current
         return current
 
     def respond(self, messages: list[BaseMessage]) -> AIMessage:
-        turns = _turns(messages)
+        by_turn = turns(messages)
         q = self.question(messages)
         if q is None:
             return AIMessage(content=load_prompt("help"))
-        results = [m for m in turns[-1][1] if isinstance(m, ToolMessage)]
+        results = [m for m in by_turn[-1][1] if isinstance(m, ToolMessage)]
         if results:
             return AIMessage(content=self.compose(q, results))
         if q.intent == "show_sql":
-            return AIMessage(content=self.previous_sql(turns))
+            return AIMessage(content=self.previous_sql(by_turn))
         if q.intent == "help":
             return AIMessage(content=load_prompt("help"))
         calls = plan(q, self.vocabulary)

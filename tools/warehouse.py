@@ -23,6 +23,7 @@ import pandas as pd
 from data.schema import MAX_YEAR, META_TABLE, MIN_YEAR
 from tools.lake import LakeError, is_lake, lake_tables, remote_url, view_select
 from tools.semantic.eventmap import EventMap
+from tools.semantic.fields import quote
 from tools.semantic.store import stored_map
 from tools.sql_guard import check_sql
 
@@ -107,7 +108,7 @@ class Warehouse(MappedData):
         for table, column, data_type in self._con.execute(_COLUMNS_SQL).fetchall():
             self.tables.setdefault(table, {})[column] = data_type
         self._meta = self.tables.pop(META_TABLE, None)  # metadata, not data: no query of the analyses sees it
-        self._stored = _quote(self._con.execute("SELECT current_database()").fetchone()[0]) + ".main."
+        self._stored = quote(self._con.execute("SELECT current_database()").fetchone()[0]) + ".main."
         self.ignored_rows, self._shadows = self._implausible_rows()
         self._event_map = event_map
         self._map_lock = threading.Lock()
@@ -144,7 +145,7 @@ class Warehouse(MappedData):
         digest = hashlib.sha256()
         columns = self._run(_COLUMNS_SQL, None, lambda cur: cur.fetchall())
         for table in sorted({table for table, _, _ in columns} - {META_TABLE}):
-            name = self._stored + _quote(table)  # the stored rows, ignored ones included
+            name = self._stored + quote(table)  # the stored rows, ignored ones included
             rows, content = self._run(
                 f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
                 f"FROM (SELECT md5(CAST(to_json(t) AS VARCHAR)) AS h FROM {name} AS t)",
@@ -178,7 +179,7 @@ class Warehouse(MappedData):
                                 if data_type in _TEMPORAL)
             if not keep:
                 continue
-            stored = self._stored + _quote(table)
+            stored = self._stored + quote(table)
             try:
                 count = self._con.execute(f"SELECT count(*) FROM {stored} WHERE NOT ({keep})").fetchone()[0]
             except duckdb.Error as error:
@@ -186,7 +187,7 @@ class Warehouse(MappedData):
                 raise WarehouseError(f"cannot read {table} in {self.path}: {error}") from error
             if count:
                 counts[table] = count
-                views.append(f"CREATE TEMP VIEW {_quote(table)} AS SELECT * FROM {stored} WHERE {keep}")
+                views.append(f"CREATE TEMP VIEW {quote(table)} AS SELECT * FROM {stored} WHERE {keep}")
         return counts, views
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -343,13 +344,9 @@ def _bounded(sql: str, row_cap: int, row_bytes: int) -> str:
 
 def _plausible(column: str, data_type: str) -> str:
     """SQL true when `column` is NULL or within [MIN_YEAR, MAX_YEAR)."""
-    name = _quote(column)
+    name = quote(column)
     return (f"coalesce({name} >= CAST('{MIN_YEAR}-01-01' AS {data_type}) "
             f"AND {name} < CAST('{MAX_YEAR}-01-01' AS {data_type}), true)")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _shorten(sql: str, limit: int = 200) -> str:
