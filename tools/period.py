@@ -4,6 +4,8 @@
 '2026-11-16T00:00:00'
 >>> Period.parse("2026-11-01..2026-11-08", data_end=None).days
 7
+>>> Period.parse("2026-W47", data_end=None).words(), Period.parse("all", data_end=None).words()
+('Nov 16-22', 'all time')
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from tools.format import span
 
 if TYPE_CHECKING:
     from tools.warehouse import Warehouse
@@ -80,6 +84,18 @@ class Period:
         if self.end is not None:
             parts.append(f"{column} < TIMESTAMP '{self.end:%Y-%m-%d %H:%M:%S}'")
         return " AND ".join(parts) or "TRUE"
+
+    def words(self) -> str:
+        """The period as a PM says it: `Nov 16-22`, `all time`, `before release 5.5.0`, `since Nov 3`."""
+        if m := RELEASE.fullmatch(self.label):
+            return f"{m.group(1)} release {m.group(2)}"
+        if self.start is None and self.end is None:
+            return "all time"
+        if self.start is None:
+            return f"before {span(self.end, self.end)}"
+        if self.end is None:
+            return f"since {span(self.start, self.start)}"
+        return span(self.start, self.end)
 
     def iso_week(self) -> str | None:
         return self.label if re.fullmatch(r"\d{4}-W\d{2}", self.label) else None
