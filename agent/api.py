@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from agent.intents import Vocabulary, parse
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst, turns
 from tools.charts import bar_chart
+from tools.format import count
 from tools.period import PeriodError, data_bounds, resolve_period
 from tools.result import Suggestion, ToolResult
 from tools.scan import ScanReport
@@ -221,12 +223,12 @@ class InsightAgent:
                 raise
             return words
 
-    def history(self, thread_id: str) -> list[tuple[str, str]]:
-        """(question, answer text) of each turn of a conversation thread, read from the checkpointer."""
+    def history(self, thread_id: str) -> list[tuple[str, Answer]]:
+        """(question, Answer) of each turn of a conversation thread, read from the checkpointer: the answer's
+        text, its tool steps (finished; their timing is not kept), its SQL and the charts kept with its results
+        (those small enough, see agent.toolbox.CHART_BYTES). Suggestions and tables are not kept."""
         messages = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", [])
-        return [(str(human.content), next((str(m.content) for m in reversed(after)
-                                           if isinstance(m, AIMessage) and not m.tool_calls), "No answer."))
-                for human, after in turns(messages)]
+        return [(str(human.content), _restored(after, thread_id, self.mode)) for human, after in turns(messages)]
 
     def remember(self, thread_id: str, question: str, owner: str = "") -> bool:
         """Record a conversation thread as `owner`'s ('' without login), titled by its first question, unless it
@@ -268,6 +270,29 @@ class InsightAgent:
         self.close()
 
 
+def _restored(after: list, thread_id: str, mode: str) -> Answer:
+    """The Answer of a recorded turn (the messages after its question): text, steps, SQL and kept charts."""
+    final = next((m for m in reversed(after) if isinstance(m, AIMessage) and not m.tool_calls), None)
+    args = {c["id"]: c["args"] for m in after if isinstance(m, AIMessage) for c in m.tool_calls}
+    results = [(m, m.artifact if isinstance(m.artifact, dict) else {}) for m in after if isinstance(m, ToolMessage)]
+    charts = [_chart(a["chart"]) for _, a in results if isinstance(a.get("chart"), str)]
+    return Answer(text=str(final.content) if final else "No answer.",
+                  steps=[Step(tool=m.name or a.get("tool", ""), args=args.get(m.tool_call_id, {}),
+                              ok=m.status != "error", title=a.get("title", "")) for m, a in results],
+                  charts=[c for c in charts if c is not None], sql=[q for _, a in results for q in a.get("sql", [])],
+                  mode=mode, thread_id=thread_id)
+
+
+def _chart(spec: str) -> Any:
+    """A Plotly figure from the JSON kept with a tool result (agent.toolbox.chart_field), None if unreadable."""
+    import plotly.graph_objects as go
+
+    try:
+        return go.Figure(json.loads(spec))
+    except (ValueError, TypeError):
+        return None
+
+
 def stream_progress(text: str) -> None:
     """Pass a running scan's progress to the graph's stream, as a Progress of its tool; nothing outside a run."""
     try:
@@ -281,8 +306,9 @@ def suggestions_table(suggestions: list[Suggestion]) -> pd.DataFrame:
     """Ranked suggestions as a table for people."""
     columns = ["#", "RICE", "tweak", "evidence", "weekly orders"]
     return pd.DataFrame(columns=columns) if not suggestions else pd.DataFrame([{
-        "#": i, "RICE": s.rice_score, "tweak": s.tweak, "evidence": s.rationale,
-        "weekly orders": f"{s.est_weekly_uplift.conversions_low:g}-{s.est_weekly_uplift.conversions_high:g}",
+        "#": i, "RICE": count(round(s.rice_score)), "tweak": s.tweak, "evidence": s.rationale,
+        "weekly orders": f"{count(round(s.est_weekly_uplift.conversions_low, 1))} to "
+                         f"{count(round(s.est_weekly_uplift.conversions_high, 1))}",
     } for i, s in enumerate(suggestions, 1)])
 
 

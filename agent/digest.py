@@ -29,6 +29,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
 
 from prompts import load_prompt
+from tools.format import change, count, money, pct
 from tools.incidents import incidents
 from tools.metrics import metric_sql
 from tools.period import Period, PeriodError, data_bounds
@@ -305,15 +306,15 @@ def _fmt(name: str, v: float | None) -> str:
     if v is None:
         return "n/a"
     if name in RATES:
-        return f"{v:.2%}"
-    return f"${v:,.2f}" if name in {"revenue", "aov"} else f"{v:,.0f}"
+        return pct(v)
+    return money(v) if name in {"revenue", "aov"} else count(v)
 
 
 def _change(k: Kpi) -> str:
-    """The change with its direction: `▲ +23.3%`, `▼ -6.7%`, `= +0.0%`; n/a when a week lacks the value."""
+    """The change with its direction: `▲ +23%`, `▼ -6.7%`, `= 0%`; n/a when a week lacks the value."""
     if k.change is None:
         return "n/a"
-    return f"{'▲' if k.change > 0 else '▼' if k.change < 0 else '='} {k.change:+.1%}"
+    return f"{'▲' if k.change > 0 else '▼' if k.change < 0 else '='} {change(k.change)}"
 
 
 def sparkline(values: list[float | None]) -> str:
@@ -328,8 +329,8 @@ def _opportunity(s: Suggestion) -> str:
     u = s.est_weekly_uplift
     if not measurable(s):
         return "no measurable uplift"
-    return (f"{u.conversions_low:g} to {u.conversions_high:g} more orders a week "
-            f"(${u.revenue_low:,.0f} to ${u.revenue_high:,.0f})")
+    return (f"{count(round(u.conversions_low, 1))} to {count(round(u.conversions_high, 1))} more orders a week "
+            f"({money(u.revenue_low)} to {money(u.revenue_high)})")
 
 
 def summary(d: Digest) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The graph: analyst <-> run_tools -> ground -> respond. Only wiring lives here."""
+"""The graph: analyst <-> run_tools -> ground -> scope_check -> respond. Only wiring lives here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from agent.nodes.analyst import analyst
 from agent.nodes.ground import ground
 from agent.nodes.respond import respond
 from agent.nodes.run_tools import run_tools
+from agent.nodes.scope_check import scope_check
 from agent.offline import GROUNDING
 from agent.state import InputState, OutputState, State
 
@@ -24,9 +25,17 @@ def after_analyst(state: State) -> Literal["run_tools", "ground"]:
     return "run_tools" if isinstance(last, AIMessage) and last.tool_calls else "ground"
 
 
-def after_ground(state: State) -> Literal["analyst", "respond"]:
+def _sent_back(state: State) -> bool:
     last = state["messages"][-1]
-    return "analyst" if isinstance(last, HumanMessage) and last.name == GROUNDING else "respond"
+    return isinstance(last, HumanMessage) and last.name == GROUNDING
+
+
+def after_ground(state: State) -> Literal["analyst", "scope_check"]:
+    return "analyst" if _sent_back(state) else "scope_check"
+
+
+def after_scope(state: State) -> Literal["analyst", "respond"]:
+    return "analyst" if _sent_back(state) else "respond"
 
 
 def build_graph() -> StateGraph:
@@ -35,10 +44,12 @@ def build_graph() -> StateGraph:
     builder.add_node("analyst", analyst, retry_policy=RetryPolicy(max_attempts=2))
     builder.add_node("run_tools", run_tools, retry_policy=RetryPolicy(max_attempts=2))
     builder.add_node("ground", ground)
+    builder.add_node("scope_check", scope_check)
     builder.add_node("respond", respond)
     builder.add_edge(START, "analyst")
     builder.add_conditional_edges("analyst", after_analyst)
     builder.add_edge("run_tools", "analyst")
     builder.add_conditional_edges("ground", after_ground)
+    builder.add_conditional_edges("scope_check", after_scope)
     builder.add_edge("respond", END)
     return builder

@@ -20,6 +20,7 @@ class State(InputState, total=False):
 
     tool_calls: int
     grounding_attempts: int
+    scope_attempts: int  # times a reply that dropped an asked slot was sent back
     mode: str            # "llm", "offline" or "fallback"
     notes: list[str]     # visible notes and warnings for this answer
 

@@ -6,6 +6,7 @@ A tool returns text for the model (a compact, capped data block) and a payload f
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -19,12 +20,15 @@ from pydantic import ValidationError
 from tools import TOOLS, Tool
 from tools.result import ToolResult
 from tools.semantic.eventmap import EventMap
+from tools.semantic.metrics import catalog
 from tools.warehouse import Warehouse
 
 MAX_ROWS = 15
 MAX_CHARS = 6000
 MAX_ERROR = 500
 DELIMITER = re.compile(r"<(?=\s*/?\s*data\b)", re.IGNORECASE)  # "</DATA >", "< data tool=... trust=...>"
+CHART_BYTES = 32_000  # a chart kept with its tool result in the conversation's checkpoints, at most (JSON)
+CHART_TEMPLATE = "plotly_white"  # the template every tools.charts figure is drawn with
 
 
 class ResultStore:
@@ -58,23 +62,36 @@ def result_bytes(result: ToolResult) -> int:
     return int(result.table.memory_usage(deep=True).sum()) + len(result.summary) + sum(map(len, result.sql))
 
 
-# Tools whose arguments name funnel steps or dimensions: their descriptions say what this data has.
-MAP_AWARE = {"funnel", "dropoffs", "cart_abandonment", "trends", "metric"}
+# What a result reports about itself, kept with the conversation: the scope it computed, its key numbers and,
+# for a scan, its ranked items (JSON scalars only, small).
+ARTIFACT_DATA = ("applied", "facts", "items")
+
+# Arguments that name funnel steps, dimensions or metrics: a tool taking one has its description say what this
+# data has.
+MAP_ARGS = {"segment", "breakdown", "dimension", "step", "steps", "funnel"}
+
+
+def describe(tool: Tool, emap: EventMap | None) -> str:
+    """The tool's description, naming this data's funnel, dimensions and metrics where its arguments take them."""
+    fields = set(tool.params.model_fields)
+    if emap is None or not fields & (MAP_ARGS | {"metric"}):
+        return tool.description
+    words = emap.in_words()
+    extra = f" This data: funnel {words['funnel']}; dimensions {words['dimensions']}." if fields & MAP_ARGS else ""
+    if "metric" in fields:
+        extra += f" Metrics: {', '.join(catalog(emap))}."
+    return tool.description + extra
 
 
 def schemas(emap: EventMap | None = None) -> list[StructuredTool]:
     """LangChain tools (name, description, typed arguments) for `bind_tools`; never executed by LangChain.
 
-    With an event map, the funnel and segment tools' descriptions name its funnel and dimensions."""
+    With an event map, descriptions name its funnel, dimensions and metrics where the tool takes them."""
     def unused(**_kwargs: object) -> str:
         raise RuntimeError("tools are executed by the graph's tools node")
 
-    words = emap.in_words() if emap is not None else None
-    return [StructuredTool.from_function(
-        unused, name=t.name, args_schema=t.params,
-        description=t.description + (f" This data: funnel {words['funnel']}; dimensions {words['dimensions']}."
-                                     if words and t.name in MAP_AWARE else ""))
-        for t in TOOLS.values()]
+    return [StructuredTool.from_function(unused, name=t.name, args_schema=t.params, description=describe(t, emap))
+            for t in TOOLS.values()]
 
 
 def data_block(tool: Tool, result: ToolResult) -> str:
@@ -121,8 +138,23 @@ def execute(wh: Warehouse, store: ResultStore, name: str, args: dict) -> Outcome
     except Exception as exc:  # every tool failure goes back to the model as an observation
         return _failure(name, f"{type(exc).__name__}: {exc}", started)
     key = store.put(result)
-    artifact = {"key": key, "tool": name, "title": result.title, "sql": result.sql[:6]}
+    artifact = {"key": key, "tool": name, "title": result.title, "sql": result.sql[:6],
+                **{k: result.data[k] for k in ARTIFACT_DATA if k in result.data}, **chart_field(result)}
     return Outcome(data_block(tool, result), artifact, True, (time.perf_counter() - started) * 1000)
+
+
+def chart_field(result: ToolResult) -> dict[str, str]:
+    """{"chart": the result's Plotly figure as JSON} when it is at most CHART_BYTES, so a reopened conversation
+    shows it (the ResultStore does not outlive the process); the template is kept by name, not by value."""
+    if result.chart is None:
+        return {}
+    try:
+        spec = json.loads(result.chart.to_json())
+    except (ValueError, TypeError):
+        return {}
+    spec.setdefault("layout", {})["template"] = CHART_TEMPLATE
+    text = json.dumps(spec, separators=(",", ":"))
+    return {"chart": text} if len(text.encode()) <= CHART_BYTES else {}
 
 
 def _failure(name: str, message: str, started: float) -> Outcome:

@@ -142,13 +142,13 @@ def test_summary_arrows_sparklines_and_a_small_page_for_phones(w47):
     top = d.markdown.split("## Headline numbers")[0]
     lines = re.findall(r"^- \*\*(What changed|What is new|Do first):\*\* (.+)$", top, re.MULTILINE)
     assert [label for label, _ in lines] == ["What changed", "What is new", "Do first"]
-    assert "Orders 74 (▲ +23.3%)" in lines[0][1] and d.suggestions[0].tweak in lines[2][1]
+    assert "Orders 74 (▲ +23%)" in lines[0][1] and d.suggestions[0].tweak in lines[2][1]
     orders = next(k for k in d.kpis if k.name == "orders")
     assert len(orders.trend) == 8 and orders.trend[-2:] == [orders.previous, orders.value]
-    assert f"| ▲ +23.3% | {sparkline(orders.trend)} |" in d.markdown and "▼ -31.3%" in d.markdown
+    assert f"| ▲ +23% | {sparkline(orders.trend)} |" in d.markdown and "▼ -31%" in d.markdown
     page = Path(d.files["html"]).read_bytes()
     assert len(page) < 1_000_000 and b"<meta name='viewport' content='width=device-width" in page
-    assert page.count(b"<svg") == 2 and b"<script" not in page and "▲ +23.3%".encode() in page
+    assert page.count(b"<svg") == 2 and b"<script" not in page and "▲ +23%".encode() in page
 
 
 def test_sparkline_scales_and_marks_weeks_without_data():
@@ -168,7 +168,7 @@ def test_slack_gets_kpis_incidents_top_tweaks_and_a_link(demo, tmp_path, hook):
     sent = _Hook.bodies[0]
     texts = _texts(sent)
     assert sent["blocks"][0]["text"] == {"type": "plain_text", "text": "Weekly product digest 2026-W47"}
-    assert "*Orders*\n74 ▲ +23.3%" in texts and "*Incidents:* 0 new, 0 ongoing, 0 recovered" in texts
+    assert "*Orders*\n74 ▲ +23%" in texts and "*Incidents:* 0 new, 0 ongoing, 0 recovered" in texts
     assert any(t.startswith(f"1. {d.suggestions[0].tweak} (") for t in texts)
     assert texts[-1] == "<https://intranet.example/digests/2026-W47.html|Open the full digest>"
     assert "2026-W47" in sent["text"] and "Full digest: https://intranet.example/digests/2026-W47.html" in sent["text"]

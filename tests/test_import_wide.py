@@ -201,7 +201,8 @@ def test_the_map_is_shown_written_edited_and_used(tmp_path: Path) -> None:
         "funnels:\n", "funnels:\n  short:\n  - product_view\n  - purchase_success\n", 1))
     asked = cli("ask", "Show the funnel", "--db", str(db), "--map", str(written), "--json")
     assert asked.returncode == 0, asked.stderr
-    assert "Funnel product_view -> purchase_success (users" in json.loads(asked.stdout)["text"]
+    assert "of users entering the funnel converted (all time): 1 of 2 went from product_view to purchase_success" in (
+        json.loads(asked.stdout)["text"])
     broken = tmp_path / "broken.yaml"
     broken.write_text("funnels: {x: [only_one]}\n")
     refused = cli("scan", "--db", str(db), "--map", str(broken))

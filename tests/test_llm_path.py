@@ -223,7 +223,7 @@ def test_fallback_mid_question_still_answers(server, make_agent, funnel_table):
     assert untraced(answer) == []
     # The offline analyst writes the answer from the result the model's call already produced.
     assert [s.tool for s in answer.steps] == ["funnel"]
-    assert str(int(funnel_table["entities"].iloc[0])) in answer.text
+    assert f"{int(funnel_table['entities'].iloc[0]):,}" in answer.text
     assert answer.sql
 
 

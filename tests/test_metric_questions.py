@@ -34,7 +34,7 @@ def test_value_is_computed_from_the_definition(agent):
     con = duckdb.connect(str(copy), read_only=True)
     mau = con.execute("SELECT count(DISTINCT user_id) FROM events WHERE platform = 'android' "
                       "AND ts >= '2026-11-09' AND ts < '2026-11-16'").fetchone()[0]
-    assert f": {mau:,}." in answer.text  # the week lies inside one calendar month
+    assert f"Monthly active users: {mau:,} in Nov 9-15 for platform=android" in answer.text  # one calendar month
     assert answer.warnings == []
 
 

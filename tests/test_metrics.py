@@ -248,9 +248,9 @@ def test_metrics_are_found_by_key_or_name(wh: Warehouse, name: str) -> None:
 
 
 def test_summary_formats_the_value(wh: Warehouse) -> None:
-    assert "8.89%" in compute_metric(wh, "conversion_rate", ALL).summary
-    assert "220" in compute_metric(wh, "revenue", ALL).summary
-    assert "55" in compute_metric(wh, "Average order value", ALL).summary
+    assert compute_metric(wh, "conversion_rate", ALL).summary.startswith("Conversion rate: 8.9% of sessions over all")
+    assert "Revenue: $220 over all time" in compute_metric(wh, "revenue", ALL).summary
+    assert "$55.00 per order" in compute_metric(wh, "Average order value", ALL).summary
     assert "platform=web" in compute_metric(wh, "orders", ALL, {"platform": "web"}).summary
 
 

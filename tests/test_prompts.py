@@ -14,6 +14,7 @@ from tools.result import Friction, FrictionKind
 CALLERS = {  # prompt -> the values its caller passes (agent/nodes, agent/offline.py, agent/digest.py)
     "system": {"data_start", "data_end", "funnel", "roles", "dimensions"},
     "grounding_retry": {"numbers"},
+    "scope_retry": {"what"},
     "help": set(),
     "decline": {"reason", "help"},
     "digest": {"week", "period_start", "period_end", "kpis", "new_count", "new", "ongoing_count", "ongoing",
@@ -48,7 +49,10 @@ def test_answer_templates_use_only_scope_and_no_numbers():
     for key, template in answers.items():
         entries = template.values() if isinstance(template, dict) else [template]
         for t in entries:
-            assert placeholders(t) <= {"scope", "funnel"}, key
+            # the not-applied line names the slots in words; an item quotes the ranked list's own fields
+            allowed = {"not_applied": {"what"}, "no_item": {"n", "count"},
+                       "item": {"n", "count", "tweak", "rice", "reach", "impact", "confidence", "effort", "evidence"}}
+            assert placeholders(t) <= allowed.get(key, {"scope", "funnel"}), key
             assert not any(ch.isdigit() for ch in t.replace("week-2", "")), f"{key}: numbers must come from tools"
 
 

@@ -37,6 +37,8 @@ import pytest
 from agent.api import Answer, InsightAgent
 from data.generate import generate
 from data.scenario import load_scenario
+from tools.format import change, count, money, p_value, span
+from tools.format import pct as fmt_pct
 
 USERS = 15000
 STEPS = ("Product Viewed", "Product Added", "Checkout Started", "Payment Info Entered", "Order Completed")
@@ -274,14 +276,16 @@ class Reference:
             self._sessions[period] = out
         return self._sessions[period]
 
-    def step_rate(self, period: str, step: str, segment: dict) -> tuple[int, int, int, int]:
-        """Sessions entering the step before `step` and reaching `step`: in the segment (n, x) and the rest."""
+    def step_rate(self, period: str, step: str, segment: dict, within: dict | None = None
+                  ) -> tuple[int, int, int, int]:
+        """Sessions entering the step before `step` and reaching `step`: in the segment (n, x) and the rest (both
+        among the sessions `within` a filter)."""
         k = STEPS.index(step)
         items = tuple(segment.items())
         n = [0, 0]
         x = [0, 0]
         for s in self.sessions(period):
-            if s["level"] >= k:
+            if s["level"] >= k and all(s["dims"][d] == v for d, v in (within or {}).items()):
                 member = int(all(s["dims"][d] == v for d, v in items))
                 n[member] += 1
                 x[member] += s["level"] >= k + 1
@@ -349,30 +353,30 @@ class Reference:
     }
 
     def week_over_week(self, metric: str, period: str, segment: dict | None = None) -> dict:
-        """A bounded period against as many days right before it; `all`: its last 7 days against the 7 before."""
-        num, den = self.TREND_SQL[metric]
+        """A bounded period against as many days right before it; `all`: its last 7 days against the 7 before.
+        Each window's value is the metric over the whole window (dau: the average day of it)."""
         start, end = self.bounds(period)
-        span = (end - start) if start and end else timedelta(days=7)
-        since = f"e.ts >= TIMESTAMP '{start - span}' AND e.ts < TIMESTAMP '{end}'" if start and end else "TRUE"
-        conds = [since] + [f"{'u' if d in USER_DIMS else 'e'}.{d} = '{v}'" for d, v in (segment or {}).items()]
-        days = self.all(
-            f"SELECT date_trunc('day', e.ts) AS day, {num} AS num, {den or '1'} AS den"
-            f" FROM events e LEFT JOIN users u USING (user_id) WHERE {' AND '.join(conds)} GROUP BY 1"
-        )
-        split = start if start and end else max(d for d, _, _ in days) - timedelta(days=6)
-        now = [(x, n) for d, x, n in days if d >= split]
-        prev = [(x, n) for d, x, n in days if split - span <= d < split]
-        if den is None:
-            v1, v0, p = float(sum(x for x, _ in now)), float(sum(x for x, _ in prev)), None
-        else:
-            x1, n1, x0, n0 = (
-                sum(x for x, _ in now),
-                sum(n for _, n in now),
-                sum(x for x, _ in prev),
-                sum(n for _, n in prev),
-            )
-            v1, v0, p = x1 / n1, x0 / n0, pooled_two_proportion_p(x1, n1, x0, n0)
-        return {"now": v1, "prev": v0, "change": (v1 - v0) / v0, "p": p}
+        if not (start and end):
+            start, end = self.data_end - timedelta(days=7), self.data_end
+        before = (start - (end - start), start)
+        (v1, x1, n1), (v0, x0, n0) = (self.window_value(metric, a, b, segment) for a, b in ((start, end), before))
+        p = pooled_two_proportion_p(x1, n1, x0, n0) if n1 is not None else None
+        return {"now": v1, "prev": v0, "change": (v1 - v0) / v0, "p": p, "windows": ((start, end), before)}
+
+    def window_value(self, metric: str, start: datetime, end: datetime, segment: dict | None) -> tuple:
+        """(value, numerator, denominator) of a metric over [start, end), in a segment."""
+        num, den = self.TREND_SQL[metric]
+        conds = [f"e.ts >= TIMESTAMP '{start}' AND e.ts < TIMESTAMP '{end}'"] + [
+            f"{'u' if d in USER_DIMS else 'e'}.{d} = '{v}'" for d, v in (segment or {}).items()]
+        source = f"FROM events e LEFT JOIN users u USING (user_id) WHERE {' AND '.join(conds)}"
+        if metric == "dau":  # the average day of the window within the data
+            first = datetime.combine(self.all("SELECT min(ts) FROM events")[0][0].date(), time())
+            days = (min(end, self.data_end) - max(start, first)).days
+            daily = f"SELECT date_trunc('day', e.ts), {num} AS n {source} GROUP BY 1"
+            (total,) = self.all(f"SELECT sum(n) FROM ({daily})")[0]
+            return float(total or 0) / days, None, None
+        x, n = self.all(f"SELECT {num}, {den or '1'} {source}")[0]
+        return (float(x) if den is None else x / n), (None if den is None else x), (None if den is None else n)
 
 
 # ----------------------------------------------------------------------------- checks of the answer text
@@ -392,18 +396,19 @@ def funnel_numbers(
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         n, by = ref.funnel(period, segment, entity, breakdown)
         assert n[0] > 0, "the reference funnel is empty: pick another period or segment"
+        scope = period_words(ref, period) + (f", {seg_text(segment)}" if segment else "")
         contains(
             ans.text,
-            f"({entity}, 7-day window, period {period}",
-            f": {n[0]} entered, {n[4]} converted ({pct(n[4] / n[0])}). ",
+            f"{pct(n[4] / n[0])} of {entity} entering the funnel converted ({scope}): {n[4]:,} of {n[0]:,} went from "
+            f"{STEPS[0]} to {STEPS[4]} within 7 days.",
         )
         for i in range(1, 5):
-            contains(ans.text, f"{STEPS[i]}: {n[i]} ({pct(n[i] / n[i - 1])} of previous)")
+            contains(ans.text, f"{STEPS[i]} {n[i]:,} ({pct(n[i] / n[i - 1])} of previous)")
         if breakdown:
             contains(ans.text, f"Conversion by {breakdown}: ")
             for value, (entered, converted) in by.items():
                 label = "(not set)" if value is None else value  # app_version on web events
-                contains(ans.text, f"{label}: {pct(converted / entered)} ({converted} of {entered})")
+                contains(ans.text, f"{label} {pct(converted / entered)} ({converted:,} of {entered:,})")
 
     return check
 
@@ -411,15 +416,22 @@ def funnel_numbers(
 def cart_numbers(period: str = "all", segment: dict | None = None) -> Check:
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         c = ref.cart(period, segment)
+        scope = period_words(ref, period) + (f", {seg_text(segment)}" if segment else "")
         contains(
             ans.text,
-            f"Cart abandonment (period {period}" + (f", {seg_text(segment)}" if segment else "") + "): ",
-            f"{pct(1 - c['ordered'] / c['added'])} of {c['added']} users who added to cart did not order within 7 days",
-            f"checkout abandonment {pct(1 - c['orders'] / c['started'])} ({c['orders']} ordering of {c['started']}"
-            " starting checkout)",
+            f"Cart abandonment is {pct(1 - c['ordered'] / c['added'])} per user ({scope}): of {c['added']:,} users "
+            f"who added to cart, {c['ordered']:,} ordered within 7 days.",
+            f"Checkout abandonment: {pct(1 - c['orders'] / c['started'])} of the {c['started']:,} users who started "
+            f"checkout did not order ({c['orders']:,} did).",
         )
 
     return check
+
+
+def period_words(ref: Reference, period: str) -> str:
+    """A period as the answers say it: `all time`, `Nov 16-22`."""
+    start, end = ref.bounds(period)
+    return "all time" if start is None else span(start, end)
 
 
 def search_numbers(period: str = "all") -> Check:
@@ -427,26 +439,28 @@ def search_numbers(period: str = "all") -> Check:
         s = ref.search(period)
         contains(
             ans.text,
-            f"Search (period {period}): {s['searches']} searches by {s['users']} users; "
-            f"zero-result rate {pct(s['zero'] / s['searches'])}",
+            f"Search ({period_words(ref, period)}): {pct(s['zero'] / s['searches'])} of {s['searches']:,} searches "
+            "returned no results", f"({s['users']:,} users searched)",
         )
         n, zero = s["token"]  # the planted catalog gap
-        contains(ans.text, f"'vegan' (synonym / catalog gap, {zero / n:.0%} zero results over {n} searches)")
+        contains(ans.text, f"'vegan' (synonym / catalog gap, {pct(zero / n)} zero results over {n:,} searches)")
 
     return check
 
 
-def retention_numbers(period: str = "all", week_n: int = 1) -> Check:
+def retention_numbers(period: str = "all", week_n: int = 1, signed_up: bool = False) -> Check:
+    """Week-N retention over the cohorts of `period` (or of those who signed up in it: the same cohorts)."""
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         cohorts = ref.retention(period, week_n)
         assert cohorts, "no complete cohort in the reference"
         size, kept = sum(n for _, n, _ in cohorts), sum(x for _, _, x in cohorts)
         contains(
             ans.text,
-            f"Week-{week_n} retention (period {period}, {len(cohorts)} complete weekly cohorts): "
-            f"{pct(kept / size)} on average; by cohort: "
-            + ", ".join(f"{m:%G-W%V} {pct(x / n)}" for m, n, x in cohorts)
-            + ".",
+            f"Week-{week_n} retention ("
+            + (f"all time, signed up {period_words(ref, period)}" if signed_up else period_words(ref, period))
+            + f"): {pct(kept / size)} of {size:,} users came back "
+            f"{7 * week_n} to {7 * week_n + 6} days after signing up ({len(cohorts)} complete weekly cohorts). "
+            "By cohort: " + "; ".join(f"{span(m, m + timedelta(days=7))}: {pct(x / n)}" for m, n, x in cohorts) + ".",
         )
 
     return check
@@ -466,48 +480,63 @@ def experiment_numbers(*experiment_ids: str) -> Check:
             contains(
                 ans.text,
                 f"{exp_id} (",
-                f"control: {x_a}/{n_a} = {pct(p_a, 2)}; ",
-                f"treatment: {x_b}/{n_b} = {pct(p_b, 2)}, lift {lift:+.1%} (95% CI {lift - 1.959964 * se:+.1%}"
-                f"..{lift + 1.959964 * se:+.1%}, p={normal_two_sided_p(lift / se):.3g}); SRM p={srm:.3g}",
+                f"users assigned: control {n_a:,}, treatment {n_b:,}",
+                f"{exp_id}: treatment {change(lift)} (95% CI {change(lift - 1.959964 * se)} to "
+                f"{change(lift + 1.959964 * se)}, {p_value(normal_two_sided_p(lift / se))}); sample ratio "
+                f"{p_value(srm)}",
             )
+            if srm >= 0.001:  # a mismatch is not interpreted
+                contains(ans.text, f"{change(lift)} on Order Completed ({pct(p_b)} of its users vs {pct(p_a)} of "
+                         "control's did it after assignment)")
 
     return check
+
+
+TREND_WORDS = {  # metric -> its name, its denominator and how its value reads (tools/format)
+    "conversion_rate": ("Conversion rate", " of sessions", fmt_pct),
+    "add_to_cart_rate": ("Add-to-cart rate", " of funnel sessions", fmt_pct),
+    "revenue": ("Revenue", "", money),
+    "orders": ("Orders", "", count),
+    "dau": ("Daily active users", "", count),
+}
 
 
 def trend_numbers(metric: str, period: str = "all", segment: dict | None = None) -> Check:
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         w = ref.week_over_week(metric, period, segment)
-        tail = f"({w['change']:+.1%}" + (f", p={w['p']:.3g})" if w["p"] is not None else ")")
-        start, end = ref.bounds(period)
-        compared = (f"{w['now']:.4g} vs {w['prev']:.4g} the {(end - start).days} days before" if start and end
-                    else f"last 7 days {w['now']:.4g} vs {w['prev']:.4g} the 7 days before")
+        name, per, words = TREND_WORDS[metric]
+        (start, end), before = w["windows"]
+        when = span(start, end) if ref.bounds(period)[0] else f"the last 7 days ({span(start, end)})"
         contains(
             ans.text,
-            f"({metric}: ",
-            f"daily, period {period}" + (f", {seg_text(segment)}" if segment else "") + f": {compared} {tail}",
+            f"{name}: {words(w['now'])}{per} in {when}" + (f" for {seg_text(segment)}" if segment else "")
+            + f", {change(w['change'])} on the {(end - start).days} days before ({words(w['prev'])} in "
+            f"{span(*before)}).",
         )
 
     return check
 
 
 DROPOFF = re.compile(
-    r"(Product Added|Checkout Started|Payment Info Entered|Order Completed) for ([^:;]+): "
-    r"(\d+\.\d)% vs (\d+\.\d)% \((\d+) sessions lost\)"
+    r"(?:Worst: |; )([^:;]+?) at (Product Added|Checkout Started|Payment Info Entered|Order Completed): "
+    r"(\d+\.\d)% vs (\d+\.\d)% for the rest \(([\d,]+) sessions lost\)"
 )
 
 
-def dropoff_numbers(period: str = "all", planted: tuple[str, str] | None = None) -> Check:
-    """Every segment the answer lists: its step conversion, the rest's and the sessions lost, recomputed."""
+def dropoff_numbers(period: str = "all", planted: tuple[str, str] | None = None, within: dict | None = None
+                    ) -> Check:
+    """Every segment the answer lists: its step conversion, the rest's and the sessions lost, recomputed (among the
+    sessions `within` the question's filter)."""
 
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         found = DROPOFF.findall(ans.text)
         assert found or "No segment converts significantly worse" in ans.text, ans.text
-        for step, seg, rate, rest_rate, lost in found:
-            n, x, n_rest, x_rest = ref.step_rate(period, step, parse_segment(seg))
+        for seg, step, rate, rest_rate, lost in found:
+            n, x, n_rest, x_rest = ref.step_rate(period, step, parse_segment(seg.split(" (within")[0]), within)
             assert (rate, rest_rate) == (f"{100 * x / n:.1f}", f"{100 * x_rest / n_rest:.1f}"), (step, seg, n, x)
-            assert int(lost) == round(n * (x_rest / n_rest - x / n)), (step, seg)
+            assert int(lost.replace(",", "")) == round(n * (x_rest / n_rest - x / n)), (step, seg)
         if planted:
-            assert any(step == planted[0] and planted[1] in seg for step, seg, *_ in found), (
+            assert any(step == planted[0] and planted[1] in seg for seg, step, *_ in found), (
                 f"planted drop-off {planted} not reported:\n{ans.text}"
             )
 
@@ -525,9 +554,9 @@ def errors_numbers(period: str = "all", planted: bool = True) -> Check:
             if not loads:
                 continue  # a step without page loads: see the separate known-bug turn
             rate = sum(j in s["errors"] for s in reached) / len(reached)
-            contains(ans.text, f"{step}: error rate {pct(rate)}, p75 load {quantile(loads, 0.75):.0f} ms")
+            contains(ans.text, f"{step}: error rate {pct(rate)}, p75 load {round(quantile(loads, 0.75)):,} ms")
         flagged = re.findall(
-            r"Errors at ([A-Za-z ]+) for ([^()]+) \(([A-Z_]+)\) \((\d+\.\d)% vs (\d+\.\d)%\)", ans.text
+            r"Errors at ([A-Za-z ]+) for ([^()]+) \(([A-Z_]+)\) \((\d+\.\d)% vs (\d+\.\d)% of sessions\)", ans.text
         )
         for step, seg, code, rate, rest in flagged:
             j, segment = STEPS.index(step), parse_segment(seg)
@@ -546,7 +575,7 @@ def errors_numbers(period: str = "all", planted: bool = True) -> Check:
             assert got == (rate, rest), (step, seg, got)
             seen = [c for s in inside for c in s["codes"][j]]
             assert max(set(seen), key=seen.count) == code, (step, seg)
-        slow = re.findall(r"([A-Za-z ]+?) page is slow for ([^()]+) \(p75 (\d+) ms vs (\d+) ms\)", ans.text)
+        slow = re.findall(r"([A-Za-z ]+?) page is slow for ([^()]+) \(p75 ([\d,]+) ms vs ([\d,]+) ms\)", ans.text)
         for step, seg, p75, p75_rest in slow:
             j, segment = STEPS.index(step.strip()), parse_segment(seg)
             ins = [
@@ -561,7 +590,8 @@ def errors_numbers(period: str = "all", planted: bool = True) -> Check:
                 and j in s["loads"]
                 and not all(s["dims"].get(d) == v for d, v in segment.items())
             ]
-            assert (f"{quantile(ins, 0.75):.0f}", f"{quantile(out, 0.75):.0f}") == (p75, p75_rest), (step, seg)
+            want = (f"{round(quantile(ins, 0.75)):,}", f"{round(quantile(out, 0.75)):,}")
+            assert want == (p75, p75_rest), (step, seg)
         if planted:  # the planted error spike and slow page
             assert any(s == "Checkout Started" and "browser=safari" == g for s, g, *_ in flagged), ans.text
             assert any(s.strip() == "Product Viewed" and g == "platform=android" for s, g, *_ in slow), ans.text
@@ -574,7 +604,7 @@ def no_average_without_cohorts(period: str, week_n: int = 1) -> Check:
 
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         assert ref.retention(period, week_n) == [], "the reference has complete cohorts: pick another period"
-        assert not re.search(r"0 complete weekly cohorts\): [\d.]+% on average", ans.text), (
+        assert not re.search(r"Week-\d+ retention \([^)]*\): [\d.]+% of", ans.text), (
             f"no cohort is complete, yet the answer states an average:\n{ans.text}"
         )
 
@@ -590,7 +620,7 @@ def no_fake_load_times(ans: Answer, ref: Reference, _prev: Answer | None) -> Non
             )
 
 
-RELEASE = re.compile(r"(?:platform=(\w+), )?app_version=([\d.]+) at ([A-Za-z ]+): (\d+\.\d)% vs (\d+\.\d)% on ([\d.]+)")
+RELEASE = re.compile(r"(?:: |; )(?:([a-z]+) )?(\d[\d.]*) at ([A-Za-z ]+): (\d+\.\d)% vs (\d+\.\d)% on (\d[\d.]*)")
 
 
 def release_numbers(period: str = "all", planted: bool = True) -> Check:
@@ -625,19 +655,19 @@ def scan_numbers(period: str = "all", loser: bool = True) -> Check:
     independently computed numbers."""
 
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
-        contains(ans.text, f"Scan of period {period}: ", "ranked by RICE:\n1. ")
+        contains(ans.text, f"Scan of {period_words(ref, period)}", "ranked by RICE:\n1. ")
         (n_a, x_a), (n_b, x_b) = ref.experiment("exp_checkout_copy").values()
         if loser:
             contains(
                 ans.text,
-                f"Variant treatment of exp_checkout_copy loses: {(x_b / n_b - x_a / n_a) / (x_a / n_a):+.1%}"
-                f" Order Completed: conversion {pct(x_b / n_b)} vs {pct(x_a / n_a)}",
+                f"Variant treatment of exp_checkout_copy loses: {change((x_b / n_b - x_a / n_a) / (x_a / n_a))}"
+                f" Order Completed: conversion {pct(x_b / n_b)} vs {pct(x_a / n_a)} for control",
             )
         counts = {v: n for v, (n, _) in ref.experiment("exp_onboarding").items()}
         contains(
             ans.text,
-            f"Sample ratio mismatch in exp_onboarding: treatment has {counts['treatment']} users, "
-            f"{sum(counts.values()) / 2:.0f} expected",
+            f"Sample ratio mismatch in exp_onboarding: treatment has {counts['treatment']:,} users, "
+            f"{round(sum(counts.values()) / 2):,} expected",
         )
         sessions = ref.sessions(period)
         ins = [
@@ -652,8 +682,8 @@ def scan_numbers(period: str = "all", loser: bool = True) -> Check:
         ]
         contains(
             ans.text,
-            f"Product Viewed page is slow for platform=android: p75 load {quantile(ins, 0.75):.0f} ms vs "
-            f"{quantile(out, 0.75):.0f} ms",
+            f"Product Viewed page is slow for platform=android: p75 load {round(quantile(ins, 0.75)):,} ms vs "
+            f"{round(quantile(out, 0.75)):,} ms",
         )
 
     return check
@@ -797,27 +827,34 @@ def trends(q, metric, period="all", segment=None, dimension=None, **kw) -> Turn:
 
 
 def why(q, metric, period="all", segment=None, **kw) -> Turn:
+    """The period asked (all: the last week) against the one before, explained by platform unless the question fixes
+    the platform; the drop-offs within the same filter."""
     dp = period if period != "all" else "last_7_days"
+    by = None if "platform" in (segment or {}) else "platform"
     return Turn(
         q,
         "why_change",
         [
-            ("trends", args(metric=metric, period=period, dimension="platform", segment=segment)),
-            ("dropoffs", {"period": dp}),
+            ("trends", args(metric=metric, period=dp, dimension=by, segment=segment)),
+            ("dropoffs", args(period=dp, segment=segment)),
         ],
-        combine(trend_numbers(metric, period, segment), dropoff_numbers(dp)),
+        combine(trend_numbers(metric, dp, segment), dropoff_numbers(dp, within=segment)),
         **kw,
     )
 
 
-def dropoffs(q, period="all", segment=None, planted=None, **kw) -> Turn:
-    calls = [("dropoffs", {"period": period})] + (
-        [("funnel", {"period": period, "segment": segment})] if segment else []
-    )
-    check = dropoff_numbers(period, planted)
-    if segment:
-        check = combine(check, funnel_numbers(period, segment))
-    return Turn(q, "dropoffs", calls, check, **kw)
+def dropoffs(q, period="all", segment=None, planted=None, step=None, **kw) -> Turn:
+    calls = [("dropoffs", args(period=period, segment=segment, step=step))]
+    return Turn(q, "dropoffs", calls, dropoff_numbers(period, planted, within=segment), **kw)
+
+
+def metric_numbers(metric: str, period: str, segment: dict | None = None) -> Check:
+    """The metric over the period, recomputed, as the answer prints it."""
+    def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
+        start, end = ref.bounds(period)
+        contains(ans.text, pct(ref.window_value(metric, start, end, segment)[0]))
+
+    return check
 
 
 def scan(q, period="all", loser=True, **kw) -> Turn:
@@ -856,8 +893,10 @@ SINGLE: list[Turn] = [
     funnel("How does the funnel look on web?", segment={"platform": "web"}),
     funnel("conversion in the UK over the last 30 days", "last_30_days", {"country": "GB"}),
     funnel("session funnel for Brazil", segment={"country": "BR"}, entity="sessions"),
-    funnel("funnel between 2026-10-01 and 2026-10-15", "2026-10-01..2026-10-15"),
-    funnel("what is the conversion rate for US users in week 46?", "2026-W46", {"country": "US"}),
+    funnel("funnel between 2026-10-01 and 2026-10-15", "2026-10-01..2026-10-16"),
+    Turn("what is the conversion rate for US users in week 46?", "metric",
+         [("metric", {"metric": "conversion_rate", "period": "2026-W46", "segment": {"country": "US"}})],
+         metric_numbers("conversion_rate", "2026-W46", {"country": "US"})),
     funnel("funnel by country in the past 2 weeks", "last_14_days", breakdown="country"),
     funnel("conversion for users from India", segment={"country": "IN"}),
     funnel("funnel for email users last week", "last_7_days", {"acquisition_channel": "email"}),
@@ -879,7 +918,9 @@ SINGLE: list[Turn] = [
     retention("week 2 retention", week_n=2),
     retention("retention for week 3", week_n=3),
     retention("do users come back?"),
-    retention("What is week-4 retention for cohorts in October?", "2026-10-01..2026-11-01", 4),
+    Turn("What is week-4 retention for cohorts in October?", "retention",
+         [("retention", {"period": "all", "week_n": 4, "signup_period": "2026-10-01..2026-11-01"})],
+         retention_numbers("2026-10-01..2026-11-01", 4, signed_up=True)),
     Turn(
         "retention last week",
         "retention",
@@ -916,9 +957,10 @@ SINGLE: list[Turn] = [
     why("Why is add-to-cart rate down on Android?", "add_to_cart_rate", segment={"platform": "android"}),
     why("Why did revenue drop in Germany?", "revenue", segment={"country": "DE"}),
     # drop-offs
-    dropoffs("Which segments drop off at payment?", planted=("Payment Info Entered", "country=BR")),
+    dropoffs("Which segments drop off at payment?", planted=("Payment Info Entered", "country=BR"),
+             step="Payment Info Entered"),
     dropoffs("where do users drop off in October?", "2026-10-01..2026-11-01"),
-    dropoffs("root cause of the payment drop-off in the last 30 days", "last_30_days"),
+    dropoffs("root cause of the payment drop-off in the last 30 days", "last_30_days", step="Payment Info Entered"),
     dropoffs("where do users drop off on iOS last week?", "last_7_days", segment={"platform": "ios"}),
     dropoffs("which segments drop off last week?", "last_7_days"),
     # friction scan

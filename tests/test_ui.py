@@ -33,14 +33,18 @@ SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 
 
 class RecordingAgent(InsightAgent):
-    """InsightAgent that records which thread each question ran in and how many streams overlapped."""
+    """InsightAgent that records which thread each question ran in, how many streams overlapped (in all and in one
+    thread), and whose events wait while `gate` is closed (an answer stuck in a step, to stop)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[str, str]] = []
-        self.delay = 0.0  # seconds before each event: a slow answer to stop
+        self.gate = threading.Event()
+        self.gate.set()
         self.active = 0
         self.max_active = 0
+        self.threads: dict[str, int] = {}  # thread id: streams running in it
+        self.same_thread = 0  # streams started while another ran in their thread
         self._count = threading.Lock()
 
     def stream(self, question: str, thread_id: str = "default") -> Iterator:
@@ -48,13 +52,16 @@ class RecordingAgent(InsightAgent):
             self.calls.append((question, thread_id))
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            self.same_thread += bool(self.threads.get(thread_id))
+            self.threads[thread_id] = self.threads.get(thread_id, 0) + 1
         try:
             for event in super().stream(question, thread_id):
-                time.sleep(self.delay)
+                self.gate.wait(timeout=120)
                 yield event
         finally:
             with self._count:
                 self.active -= 1
+                self.threads[thread_id] -= 1
 
 
 def free_port() -> int:
@@ -320,8 +327,10 @@ SESSIONS |= {f"What is the cart abandonment rate on {p}?": f"Cart abandonment fo
 
 
 def answer_text(history: list) -> str:
+    """The last message's text, "key = value" written "key=value" (as the markers are)."""
     content = history[-1]["content"]
-    return content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
+    text = content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
+    return re.sub(r"(?<=\w) = (?=\w)", "=", text)
 
 
 def test_twenty_simultaneous_api_sessions(app: dict) -> None:

@@ -7,14 +7,18 @@ first-touch value would confound them with tenure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
-from tools.dropoffs import Levels, drill_down
-from tools.funnel import FunnelSpec, check_dimensions, step_counts_sql
+from tools.dropoffs import Levels, drill_dims, drill_down, tests_details
+from tools.format import count, pct
+from tools.funnel import FunnelSpec, breakdown_table, check_scope, step_counts_sql
 from tools.period import Period
-from tools.result import Friction, ToolResult, segment_text
+from tools.result import Friction, ToolResult, applied, scope_words, segment_text
+from tools.result import facts as facts_of
 from tools.segments import SegmentRules
-from tools.semantic.eventmap import EventMap
+from tools.semantic.eventmap import EventMap, SegmentValue
 from tools.sessions import Facts
 from tools.sqltext import lit
 from tools.warehouse import Warehouse
@@ -32,7 +36,8 @@ def cart_steps(emap: EventMap) -> tuple[str, str]:
     return emap.cart_steps
 
 
-def abandonment_sql(period: Period, emap: EventMap, window_days: float, segment: dict[str, str] | None = None) -> str:
+def abandonment_sql(period: Period, emap: EventMap, window_days: float,
+                    segment: Mapping[str, SegmentValue] | None = None) -> str:
     """Users adding to cart, of them ordering within the window; users starting checkout, of them ordering.
 
     Without a checkout role, checkout counts are NULL."""
@@ -54,22 +59,38 @@ def abandonment_sql(period: Period, emap: EventMap, window_days: float, segment:
 
 
 def abandoning_segments(wh: Warehouse, period: Period, dims: tuple[str, ...] | None = None,
-                        rules: SegmentRules = SegmentRules(), facts: Facts | None = None) -> tuple[list[Friction], str]:
-    """Segments whose sessions add to cart but order significantly less often (cart_abandonment findings)."""
+                        rules: SegmentRules = SegmentRules(), facts: Facts | None = None,
+                        segment: Mapping[str, SegmentValue] | None = None) -> tuple[list[Friction], str]:
+    """Segments whose sessions add to cart but order significantly less often (cart_abandonment findings),
+    within `segment` (the rest is the rest of the segment)."""
     emap = wh.event_map
-    dims = emap.dims if dims is None else dims
-    spec = FunnelSpec(cart_steps(emap), 7.0, "sessions", period)
-    facts = facts or Facts(period, emap, dims=dims)
+    segment = segment or {}
+    dims = drill_dims(emap, dims, segment)
+    spec = FunnelSpec(cart_steps(emap), 7.0, "sessions", period, where=segment)
+    facts = facts or Facts(period, emap, dims=tuple(dict.fromkeys((*dims, *segment))))
     findings, sql = drill_down(wh, Levels.of(spec, emap, dims, facts, "cart_level"), spec, dims, True, rules)
     return [_as_cart(f) for f in findings], sql
 
 
+def abandonment_by(wh: Warehouse, period: Period, window_days: float, segment: Mapping[str, SegmentValue],
+                   breakdown: str) -> tuple[pd.DataFrame, str]:
+    """Per value of `breakdown` (the user's value on its first cart add): users adding, ordering within the
+    window, and cart abandonment."""
+    emap = wh.event_map
+    sql = step_counts_sql(FunnelSpec(cart_steps(emap), window_days, "users", period, where=segment), emap,
+                          (breakdown,))
+    by = breakdown_table(wh.query(sql).df, breakdown, 2).rename(columns={"entered": "added", "converted": "ordered"})
+    return by.assign(abandonment=1 - by.pop("conversion")), sql
+
+
 def cart_abandonment(wh: Warehouse, period: Period, window_days: float = 7.0,
                      dims: tuple[str, ...] | None = None, rules: SegmentRules = SegmentRules(),
-                     segment: dict[str, str] | None = None) -> ToolResult:
-    """Cart and checkout abandonment (of everyone or one segment), and the segments abandoning more."""
+                     segment: Mapping[str, SegmentValue] | None = None, breakdown: str | None = None) -> ToolResult:
+    """Cart and checkout abandonment per user (of everyone or one segment, by a breakdown if asked), and the
+    segments whose sessions abandon more."""
     emap = wh.event_map
-    check_dimensions(emap, segment or {})
+    segment = segment or {}
+    check_scope(emap, segment, breakdown)
     sql = abandonment_sql(period, emap, window_days, segment)
     row = wh.query(sql).df.iloc[0]
     added, ordered = int(row["added"]), int(row["ordered_within_window"])
@@ -77,21 +98,39 @@ def cart_abandonment(wh: Warehouse, period: Period, window_days: float = 7.0,
     has_checkout = not pd.isna(row["checkout_started"])
     started, orders = (int(row["checkout_started"]), int(row["orders"])) if has_checkout else (0, 0)
     checkout_rate = 1 - orders / started if started else 0.0
-    findings, drill_sql = abandoning_segments(wh, period, dims, rules)
-    who = f", {segment_text(segment)}" if segment else ""
-    summary = (f"Cart abandonment (period {period.label}{who}): {cart_rate:.1%} of {added} users who added to cart "
-               f"did not order within {window_days:g} days; " + (
-                   f"checkout abandonment {checkout_rate:.1%} ({orders} ordering of {started} starting checkout). "
-                   if has_checkout else "checkout abandonment not computed (no checkout role in the event map). "))
-    summary += ("Across everyone, segments abandoning more (per session): " + "; ".join(
-        f"{segment_text(f.segment)}: {f.observed:.1%} vs {f.baseline:.1%}" for f in findings[:5])
-        if findings else "No segment abandons significantly more.")
+    findings, drill_sql = abandoning_segments(wh, period, dims, rules, segment=segment)
+    scope = applied(period, segment, breakdown, window_days=window_days)
     data = {"cart_abandonment": cart_rate, "checkout_abandonment": checkout_rate if has_checkout else None,
-            "added": added,
-            "ordered": ordered, "checkout_started": started, "orders": orders}
+            "added": added, "ordered": ordered, "checkout_started": started, "orders": orders, "applied": scope,
+            "facts": facts_of(cart_abandonment=(cart_rate if added else None, "rate"),
+                              checkout_abandonment=(checkout_rate if started else None, "rate"),
+                              added=(added, "count"))}
+    summary = (f"Cart abandonment is {pct(cart_rate)} per user ({scope_words(scope)}): of {count(added)} users who "
+               f"added to cart, {count(ordered)} ordered within {window_days:g} days. " + (
+                   f"Checkout abandonment: {pct(checkout_rate)} of the {count(started)} users who started checkout did "
+                   f"not order ({count(orders)} did)." if has_checkout
+                   else "Checkout abandonment not computed (no checkout role in the event map)."))
+    sqls = [sql, drill_sql]
+    if breakdown:
+        data["breakdown"], by_sql = abandonment_by(wh, period, window_days, segment, breakdown)
+        sqls.insert(1, by_sql)
+        summary += f" By {breakdown}: " + "; ".join(
+            f"{v} {pct(r)} of {count(n)}" for v, n, r in data["breakdown"][[breakdown, "added", "abandonment"]]
+            .itertuples(index=False)) + "."
+    summary += segments_words(findings, rules)
     table = [{"segment": segment_text(f.segment), "abandonment": f.observed, "rest": f.baseline,
               "sessions": f.detail["entered"], "p_value": f.p_value} for f in findings]
-    return ToolResult("Cart abandonment", summary, pd.DataFrame(table), None, [sql, drill_sql], findings, data)
+    return ToolResult("Cart abandonment", summary, pd.DataFrame(table), None, sqls, findings, data)
+
+
+def segments_words(findings: list[Friction], rules: SegmentRules) -> str:
+    """The segments abandoning more, per session, with their tests in a details paragraph."""
+    if not findings:
+        return " No segment's sessions abandon their cart significantly more than the rest."
+    shown = findings[:5]
+    return (" Segments abandoning more, per session (of sessions adding to cart): " + "; ".join(
+        f"{segment_text(f.segment)} {pct(f.observed)} vs {pct(f.baseline)} for the rest" for f in shown) + "."
+        + tests_details(rules, [(segment_text(f.segment), f.p_value) for f in shown]))
 
 
 def _as_cart(f: Friction) -> Friction:

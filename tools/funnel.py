@@ -10,14 +10,16 @@ The SQL uses window functions and aggregates only, so it transpiles to other eng
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from tools.charts import funnel_chart
+from tools.format import count, pct
 from tools.period import Period
-from tools.result import ToolResult
-from tools.semantic.eventmap import EventMap, MapError
+from tools.result import ToolResult, applied, facts, scope_words
+from tools.semantic.eventmap import EventMap, MapError, SegmentValue, segment_values, value_match
 from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
@@ -37,7 +39,7 @@ class FunnelSpec:
     entity: str = "users"
     period: Period = field(default_factory=lambda: Period("all", None, None))
     exclusions: tuple[str, ...] = ()
-    where: dict[str, str] = field(default_factory=dict)
+    where: Mapping[str, SegmentValue] = field(default_factory=dict)
 
     def validate(self, known_events: set[str], emap: EventMap) -> None:
         if len(self.steps) < 2:
@@ -55,12 +57,29 @@ class FunnelSpec:
         check_dimensions(emap, self.where)
 
 
-def check_dimensions(emap: EventMap, dims) -> None:
-    """Refuse (FunnelError) a name that is not a segment dimension of the event map."""
+def check_dimensions(emap: EventMap, dims: Iterable[str] | Mapping[str, SegmentValue]) -> None:
+    """Refuse (FunnelError) a name that is not a segment dimension of the event map; of a segment (a
+    mapping), also a value that is neither a string nor a non-empty list of strings."""
     try:
         emap.check_dimensions(dims)
     except MapError as exc:
         raise FunnelError(str(exc)) from None
+    for name, value in dims.items() if isinstance(dims, Mapping) else ():
+        values = segment_values(value)
+        if not values or not all(isinstance(v, str) for v in values):
+            raise FunnelError(f"segment {name}: give a value or a non-empty list of values")
+
+
+def check_scope(emap: EventMap, segment: Mapping[str, SegmentValue] | None, *breakdowns: str | None) -> None:
+    """Refuse (FunnelError, naming the slot) a segment or breakdown this map cannot apply, and a breakdown by a
+    dimension the segment fixes to one value (a list of values may be broken down)."""
+    segment = segment or {}
+    check_dimensions(emap, segment)
+    named = [b for b in breakdowns if b]
+    check_dimensions(emap, named)
+    for b in named:
+        if b in segment and len(segment_values(segment[b])) == 1:
+            raise FunnelError(f"breakdown {b}: the segment fixes {b} to one value; break down by another dimension")
 
 
 def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> str:
@@ -135,7 +154,7 @@ def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> 
         )
         body = "kept"
     # a segment filter applies to the entity's first-touch value (its first step-1 event), as a breakdown does
-    where = " AND ".join(f"{emap.dim_sql(d, 'u') if d in emap.user_dims else 'b.' + d} = {lit(v)}"
+    where = " AND ".join(value_match(emap.dim_sql(d, 'u') if d in emap.user_dims else 'b.' + d, v, d)
                          for d, v in spec.where.items())
     cols = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in user_dims)
     join = " LEFT JOIN users u ON u.user_id = b.user_id" if user_dims or where else ""
@@ -195,34 +214,43 @@ def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> Too
     """The funnel report, optionally broken down by one dimension."""
     emap = wh.event_map
     spec.validate(known_events(wh), emap)
-    if breakdown:
-        check_dimensions(emap, [breakdown])
+    check_scope(emap, spec.where, breakdown)
     overall_sql = step_counts_sql(spec, emap)
-    row = wh.query(overall_sql).df.iloc[0]
-    table = funnel_table(row, spec.steps)
-    sql = [overall_sql]
-    data: dict = {"steps": list(spec.steps), "entity": spec.entity, "window_days": spec.window_days}
+    table = funnel_table(wh.query(overall_sql).df.iloc[0], spec.steps)
+    scope = applied(spec.period, spec.where, breakdown, entity=spec.entity, steps=list(spec.steps),
+                    window_days=spec.window_days)
+    entered, converted = int(table["entities"].iloc[0]), int(table["entities"].iloc[-1])
+    data: dict = {"steps": list(spec.steps), "entity": spec.entity, "window_days": spec.window_days,
+                  "applied": scope, "facts": facts(conversion=(converted / entered if entered else None, "rate"),
+                                                   entered=(entered, "count"), converted=(converted, "count"))}
+    summary, sql = funnel_words(table, spec, scope), [overall_sql]
     if breakdown:
         by_sql = step_counts_sql(spec, emap, (breakdown,))
-        by = wh.query(by_sql).df
-        by[breakdown] = by[breakdown].astype(object).where(by[breakdown].notna(), NOT_SET)
+        data["breakdown"] = breakdown_table(wh.query(by_sql).df, breakdown, len(spec.steps))
         sql.append(by_sql)
-        k = len(spec.steps)
-        by["conversion"] = (by[f"n{k}"] / by["n1"]).where(by["n1"] > 0, 0.0)
-        data["breakdown"] = by[[breakdown, "n1", f"n{k}", "conversion"]].rename(
-            columns={"n1": "entered", f"n{k}": "converted"})
-        by_text = "; ".join(f"{v}: {c:.1%} ({int(x)} of {int(n)})" for v, n, x, c in
-                            by[[breakdown, "n1", f"n{k}", "conversion"]].itertuples(index=False))
-    first, last = table.iloc[0], table.iloc[-1]
-    summary = (
-        f"Funnel {' -> '.join(spec.steps)} ({spec.entity}, {spec.window_days:g}-day window, period {spec.period.label}"
-        + (f", where {spec.where}" if spec.where else "") + "): "
-        + f"{int(first['entities'])} entered, {int(last['entities'])} converted "
-        + f"({last['overall_conversion']:.1%}). "
-        + "; ".join(f"{r.step}: {r.entities} ({r.step_conversion:.1%} of previous)" for r in table.iloc[1:].itertuples())
-    )
-    worst = table.iloc[1:].sort_values("step_conversion").iloc[0]
-    summary += f". Biggest drop: into {worst['step']} ({int(worst['dropoff'])} lost)."
-    if breakdown:
-        summary += f" Conversion by {breakdown}: {by_text}."
+        summary += f" Conversion by {breakdown}: " + "; ".join(
+            f"{v} {pct(c)} ({count(x)} of {count(n)})"
+            for v, n, x, c in data["breakdown"].itertuples(index=False)) + "."
     return ToolResult(title="Funnel", summary=summary, table=table, chart=funnel_chart(table), sql=sql, data=data)
+
+
+def breakdown_table(by: pd.DataFrame, breakdown: str, k: int) -> pd.DataFrame:
+    """Entered, converted and conversion per value of the breakdown (unset values as `(not set)`)."""
+    by[breakdown] = by[breakdown].astype(object).where(by[breakdown].notna(), NOT_SET)
+    by["conversion"] = (by[f"n{k}"] / by["n1"]).where(by["n1"] > 0, 0.0)
+    return by[[breakdown, "n1", f"n{k}", "conversion"]].rename(columns={"n1": "entered", f"n{k}": "converted"})
+
+
+def funnel_words(table: pd.DataFrame, spec: FunnelSpec, scope: dict) -> str:
+    """The verdict (conversion of the entities entering, in scope), the biggest drop, then every step."""
+    entity = spec.entity
+    first, last = table.iloc[0], table.iloc[-1]
+    text = (f"{pct(last['overall_conversion'])} of {entity} entering the funnel converted ({scope_words(scope)}): "
+            f"{count(last['entities'])} of {count(first['entities'])} went from {spec.steps[0]} to {spec.steps[-1]} "
+            f"within {spec.window_days:g} days.")
+    if first["entities"]:
+        worst = table.iloc[1:].sort_values("step_conversion").iloc[0]
+        text += (f" Biggest drop: into {worst['step']}, {count(worst['dropoff'])} {entity} lost "
+                 f"({pct(worst['step_conversion'])} of the previous step continued).")
+    return text + " Steps: " + "; ".join(f"{r.step} {count(r.entities)} ({pct(r.step_conversion)} of previous)"
+                                         for r in table.iloc[1:].itertuples()) + "."

@@ -18,6 +18,7 @@ start is named as its likely cause.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -28,10 +29,13 @@ import pandas as pd
 from tools.charts import timeline_chart
 from tools.distinct_users import distinct_users
 from tools.errors_speed import SLOW_QUANTILE
-from tools.funnel import downstream_rates
+from tools.format import count, p_value, pct, span
+from tools.funnel import check_scope, downstream_rates
 from tools.period import Period
-from tools.result import Friction, FrictionKind, ToolResult, friction_id, segment_text
+from tools.result import Friction, FrictionKind, ToolResult, applied, friction_id, scope_words, segment_text
+from tools.result import facts as facts_of
 from tools.segments import EXPLAINS_SHARE, SegmentRules, attach_segments, rollup_sql
+from tools.semantic.eventmap import SegmentValue
 from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
 from tools.stats import bh, testable, two_proportion_p
@@ -168,17 +172,23 @@ def scan_series(daily: pd.DataFrame, facts: Facts, days: pd.DatetimeIndex,
 
 
 def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules(),
-              within: Period | None = None) -> ToolResult:
+              within: Period | None = None, segment: Mapping[str, SegmentValue] | None = None) -> ToolResult:
     """Every incident of the facts' period: where, when, how large, ongoing or recovered; with `within`,
-    those overlapping it (dated by the whole facts' period, so one that began before it keeps its start)."""
-    emap = facts.emap
+    those overlapping it (dated by the whole facts' period, so one that began before it keeps its start);
+    with `segment`, those that hit everyone or a segment whose sessions in the incident's window include some
+    of `segment`'s."""
+    emap, segment = facts.emap, segment or {}
+    check_scope(emap, segment)
+    scope = applied(within or facts.period, segment)
     if len(facts.steps) < 2:
-        return ToolResult("Incidents", "No incidents looked for: the event map has no funnel.")
+        return ToolResult("Incidents", "No incidents looked for: the event map has no funnel.",
+                          data={"applied": scope, "facts": {}})
     dims = tuple(facts.dims)
     slow = slow_thresholds(wh, facts) if emap.roles.page_load else [float("nan")] * len(facts.steps)
     daily = wh.query(daily_sql(facts, dims, slow)).df
     if daily.empty:
-        return ToolResult("Incidents", f"No sessions in period {facts.period.label}.")
+        return ToolResult("Incidents", f"No sessions ({scope_words(scope)}).",
+                          data={"applied": scope, "facts": facts_of(incidents=(0, "count"), ongoing=(0, "count"))})
     daily["day"] = pd.to_datetime(daily["day"])
     kpis = shares(facts)
     daily = with_shares(wh, attach_segments(daily, dims), facts, kpis)
@@ -194,14 +204,33 @@ def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules(),
         other.index and other.metric.kind == lead.metric.kind and _overlap(other, lead) for other, _ in leads)]
     if within is not None:
         leads = [(lead, m) for lead, m in leads if _during(lead, within)]
+    if segment:
+        leads = touching(wh, facts, leads, segment)
     evidence = daily_sql(facts, dims, slow, evidence=True)
     findings = _findings(wh, facts, leads, daily, days, evidence)
-    summary = _summary(findings, within or facts.period)
+    ongoing = sum(f.detail["incident"]["status"] == "ongoing" for f in findings)
+    data = {"applied": scope | {"hit_everyone": sum(not f.segment for f in findings)},
+            "facts": facts_of(incidents=(len(findings), "count"), ongoing=(ongoing, "count"))}
+    summary = _summary(findings, data["applied"])
     chart = _chart(daily, days, leads) if findings else None
     table = pd.DataFrame([{"what": f.title, "segment": segment_text(f.segment), "start": f.detail["incident"]["start"],
                            "end": f.detail["incident"]["end"], "status": f.detail["incident"]["status"],
                            "before": f.baseline, "during": f.observed, "p_value": f.p_value} for f in findings])
-    return ToolResult("Incidents", summary, table, chart, [evidence], findings)
+    return ToolResult("Incidents", summary, table, chart, [evidence], findings, data)
+
+
+def touching(wh: Warehouse, facts: Facts, leads: list[tuple[Candidate, list[Candidate]]],
+             segment: Mapping[str, SegmentValue]) -> list[tuple[Candidate, list[Candidate]]]:
+    """The incidents that hit everyone, or a segment with sessions of `segment` inside the incident's window
+    (platform=ios for country=DE when German iOS sessions were hit; not os=android for platform=ios)."""
+    narrow = [(i, lead) for i, (lead, _) in enumerate(leads) if lead.segment]
+    if not narrow:
+        return leads
+    cols = ", ".join(f"count(*) FILTER (WHERE {_in_window(lead.segment, *lead.days())} AND "
+                     f"{segment_condition(segment)}) AS n{i}" for i, lead in narrow)
+    row = wh.query(f"WITH {facts.cte()} SELECT {cols} FROM facts").df.iloc[0]
+    hit = {i for i, _ in narrow if row[f"n{i}"] > 0}
+    return [g for i, g in enumerate(leads) if not g[0].segment or i in hit]
 
 
 def _during(c: Candidate, p: Period) -> bool:
@@ -300,8 +329,8 @@ def _finding(lead: Candidate, members: list[Candidate], users: int, downstream: 
         "funnel_dropoff": f"{steps[lead.index - 2] if lead.index > 1 else lead.step} -> {lead.step} conversion",
         "error_spike": f"Errors at {lead.step}", "slow_page": f"Slow loads of {lead.step}"}[lead.metric.kind]
     moved = "fell" if w.rate < w.baseline else "rose"
-    when = f"since {start:%Y-%m-%d} (ongoing)" if ongoing else f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}"
-    title = (f"{what} {moved} from {w.baseline:.1%} to {w.rate:.1%} for {segment_text(lead.segment)} {when}"
+    when = f"since {span(start, start)} (ongoing)" if ongoing else span(start, end)
+    title = (f"{what} {moved} from {pct(w.baseline)} to {pct(w.rate)} for {segment_text(lead.segment)} {when}"
              + (f", after release {cause}" if cause else ""))
     return Friction(
         id=friction_id(lead.metric.kind, lead.metric.name if share else lead.step, lead.segment),
@@ -335,15 +364,31 @@ def _chart(daily: pd.DataFrame, days: pd.DatetimeIndex, leads: list[tuple[Candid
     return timeline_chart(lines, "Incidents: daily rates, incident intervals shaded")
 
 
-def _summary(findings: list[Friction], period: Period) -> str:
+def _summary(findings: list[Friction], scope: dict) -> str:
+    """Verdict (how many incidents, how many still ongoing; with a segment asked, how many hit everyone), each
+    incident with its dates and users; then the details: the method and each incident's p-value."""
     if not findings:
-        return f"No incident: no rate left its own baseline significantly in period {period.label}."
-    ongoing = sum(f.detail["incident"]["status"] == "ongoing" for f in findings)
-    return (f"{len(findings)} incident(s) in period {period.label} ({ongoing} still ongoing, "
-            f"{len(findings) - ongoing} recovered): " + "; ".join(
-                f"{f.title}" + (f", recovered on {f.detail['incident']['end']}" if f.detail["incident"]["end"] else "")
-                + f" (p={f.p_value:.2g}, {f.affected_users} users)" for f in findings[:5]) + ".")
+        return f"No incident ({scope_words(scope)}): no rate left its own baseline significantly."
+    n, ongoing = len(findings), sum(f.detail["incident"]["status"] == "ongoing" for f in findings)
+    text = f"{n} incident{'s' if n > 1 else ''} ({scope_words(scope)}), {ongoing} still ongoing"
+    if scope["segment"]:
+        hit = scope["hit_everyone"]
+        text += ": " + " and ".join(part for count_, part in (
+            (hit, f"{hit} hit everyone"), (n - hit, f"{n - hit} hit a segment overlapping "
+                                                   f"{segment_text(scope['segment'])}")) if count_)
+    text += ". " + "; ".join(
+        f"{i}. {f.title}" + (f", recovered on {_day(f.detail['incident']['end'])}" if f.detail["incident"]["end"]
+                             else "") + f" ({count(f.affected_users)} users had a session in it)"
+        for i, f in enumerate(findings[:5], 1)) + "."
+    return text + ("\n\nDetails: each daily rate is scanned against its own past (Kulldorff's temporal scan "
+                   "statistic, Benjamini-Hochberg q<0.05 over all series, relative change at least 10%): "
+                   + "; ".join(f"{i}. {p_value(f.p_value)}" for i, f in enumerate(findings[:5], 1)) + ".")
 
+
+def _day(iso: str) -> str:
+    """An ISO day as a PM says it: `Aug 31`."""
+    day = pd.Timestamp(iso).to_pydatetime()
+    return span(day, day)
 
 
 def outside_incidents(wh: Warehouse, facts: Facts, findings: list[Friction],
@@ -399,5 +444,11 @@ def _compared(f: Friction, facts: Facts) -> tuple[str, str]:
 def _window_condition(incident: Friction) -> str:
     """SQL over session facts: the incident's segment inside its window."""
     inc = incident.detail["incident"]
-    return (f"({segment_condition(incident.segment)} AND start_ts >= TIMESTAMP '{inc['start']}'"
-            + (f" AND start_ts < TIMESTAMP '{inc['end']}'" if inc["end"] else "") + ")")
+    return _in_window(incident.segment, inc["start"], inc["end"])
+
+
+def _in_window(segment: Mapping[str, SegmentValue], start: object, end: object | None) -> str:
+    """SQL over session facts: the sessions of `segment` that started on the days [start, end) (no end: since
+    start); days as dates, timestamps or ISO text."""
+    return (f"({segment_condition(segment)} AND start_ts >= TIMESTAMP '{pd.Timestamp(start):%Y-%m-%d}'"
+            + (f" AND start_ts < TIMESTAMP '{pd.Timestamp(end):%Y-%m-%d}'" if end is not None else "") + ")")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
-from tools.funnel import check_dimensions
+from tools.format import change, count, money, pct
+from tools.funnel import check_scope
 from tools.period import Period, data_bounds
-from tools.result import ToolResult, segment_text
-from tools.semantic.eventmap import EventMap
+from tools.result import FactKind, ToolResult, applied, facts, scope_words, segment_text
+from tools.semantic.eventmap import EventMap, SegmentValue, segment_values
 from tools.semantic.metrics import (
     MetricDef,
     MetricError,
@@ -22,8 +25,10 @@ from tools.warehouse import Warehouse
 
 __all__ = ["MetricError", "aggregate_sql", "compute_metric", "describe_metric", "metric_sql"]
 
+BREAKDOWN_LIMIT = 12  # values of a breakdown dimension shown, the most frequent first
 
-def _scope(emap: EventMap, period: Period, segment: dict[str, str]) -> str:
+
+def _scope(emap: EventMap, period: Period, segment: Mapping[str, SegmentValue]) -> str:
     """The period and segment as one SQL condition on events."""
     return f"{period.where()} AND {emap.segment_where(segment)}"
 
@@ -47,8 +52,8 @@ def aggregate_sql(d: MetricDef, emap: EventMap, scope: str) -> str:
     return f"count(DISTINCT {d.entity}){only}"
 
 
-def metric_sql(key: str, emap: EventMap, period: Period, segment: dict[str, str], data_end: str | None = None,
-               data_start: str | None = None) -> str:
+def metric_sql(key: str, emap: EventMap, period: Period, segment: Mapping[str, SegmentValue],
+               data_end: str | None = None, data_start: str | None = None) -> str:
     """A scalar SQL expression (a subquery) computing metric `key`.
 
     Daily, weekly and monthly actives average over every day, week or month of the period
@@ -83,8 +88,109 @@ def metric_sql(key: str, emap: EventMap, period: Period, segment: dict[str, str]
     return f"SELECT {aggregate_sql(d, emap, scope)} FROM events WHERE {scope}"
 
 
-def compute_metric(wh: Warehouse, name: str, period: Period, segment: dict[str, str] | None = None) -> ToolResult:
-    """The value of a defined metric for a period and segment, from its definition."""
+def data_days(wh: Warehouse) -> tuple[str | None, str | None]:
+    """(the day after the data ends, the day it starts) as metric_sql takes them."""
+    start, end = data_bounds(wh)
+    return (f"{end:%Y-%m-%d}" if end else None), (f"{start:%Y-%m-%d}" if start else None)
+
+
+def metric_values(wh: Warehouse, wanted: list[tuple[str, Period, Mapping[str, SegmentValue]]]
+                  ) -> tuple[list[float | None], str]:
+    """Metrics (key, period, segment) from their definitions, in one query, and its SQL."""
+    bounds = data_days(wh)
+    sql = "SELECT " + ", ".join(f"({metric_sql(key, wh.event_map, period, segment, *bounds)}) AS v{i}"
+                                for i, (key, period, segment) in enumerate(wanted))
+    row = wh.query(sql).df.iloc[0]
+    return [None if pd.isna(x) else float(x) for x in row], sql
+
+
+def metric_kind(d: MetricDef, defs: dict[str, MetricDef]) -> FactKind:
+    """How a metric's value reads: a rate, money (a sum of a revenue field, or a ratio of one) or a count."""
+    if d.is_rate:
+        return "rate"
+    if d.aggregation == "ratio":
+        return metric_kind(defs[d.numerator], defs)
+    return "money" if d.aggregation == "sum" and d.value and d.value.endswith("revenue") else "count"
+
+
+def per_words(d: MetricDef, defs: dict[str, MetricDef]) -> str:
+    """A ratio's denominator, said once: `of sessions` for a rate, `per order` for an amount; else nothing."""
+    if d.aggregation == "retention":
+        return "of users who signed up"
+    if not d.denominator:
+        return ""
+    name = defs[d.denominator].name.lower()
+    return f"of {name}" if d.is_rate else f"per {name.removesuffix('s')}"
+
+
+def value_words(value: float | None, kind: FactKind) -> str:
+    """A metric value as a PM reads it (`4.1%`, `$87.5k`, `11,556`), or `no data`."""
+    if value is None:
+        return "no data"
+    return {"rate": pct, "money": money, "change": change}.get(kind, count)(value)
+
+
+def previous_period(period: Period) -> Period | None:
+    """The equal-length period just before a bounded one (None for an unbounded one)."""
+    if period.start is None or period.end is None:
+        return None
+    start = period.start - (period.end - period.start)
+    return Period(f"{start:%Y-%m-%d}..{period.start:%Y-%m-%d}", start, period.start)
+
+
+def relative_change(value: float | None, previous: float | None) -> float | None:
+    """(value - previous) / previous, or None when either is missing or previous is 0."""
+    return (value - previous) / previous if value is not None and previous else None
+
+
+def headline(name: str, value: float | None, previous: float | None, kind: FactKind, per: str, scope: dict,
+             before: str) -> str:
+    """`Revenue: $313k in Oct 31 - Nov 29, +29% on the 30 days before ($243k in Oct 1-30).` (`before` names
+    the comparison: `the 30 days before`, or the compared period's words)."""
+    when = scope.get("current") or scope["period"]
+    text = f"{name}: {value_words(value, kind)}{' ' + per if per and value is not None else ''} {in_words(when)}"
+    text += f" for {segment_text(scope['segment'])}" if scope["segment"] else ""
+    if scope["compare"] is None:
+        return text + "."
+    moved = relative_change(value, previous)
+    then = value_words(previous, kind) + ("" if before == scope["compare"] else f" in {scope['compare']}")
+    return text + (f", {change(moved)} on {before}" if moved is not None else f", against {before}") + f" ({then})."
+
+
+def in_words(when: str) -> str:
+    """`in Nov 16-22`, `over all time`, `since Nov 3`, `before release 5.5.0`."""
+    if when == "all time":
+        return "over all time"
+    return when if when.split()[0] in {"since", "before", "after"} else f"in {when}"
+
+
+def breakdown_values(wh: Warehouse, dim: str, period: Period, segment: Mapping[str, SegmentValue],
+                     limit: int = BREAKDOWN_LIMIT) -> list[str]:
+    """The most frequent values of a dimension on the events in scope (at most `limit`; unset values left out)."""
+    emap = wh.event_map
+    value = emap.dim_sql(dim, "u" if dim in emap.user_dims else "e")
+    join = " JOIN users u ON u.user_id = e.user_id" if dim in emap.user_dims else ""
+    only = segment_values(segment[dim]) if dim in segment else None
+    df = wh.query(f"SELECT {value} AS v, count(*) AS n FROM events e{join} WHERE {period.where('e.ts')} AND "
+                  f"{emap.segment_where(segment, 'e')} AND {value} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v "
+                  f"LIMIT {limit}").df
+    return [str(v) for v in df["v"] if only is None or str(v) in only]
+
+
+def metric_by(wh: Warehouse, d: MetricDef, period: Period, segment: Mapping[str, SegmentValue],
+              dim: str) -> tuple[pd.DataFrame, str]:
+    """The metric for each of the most frequent values of `dim` (within the segment), in one query."""
+    values = breakdown_values(wh, dim, period, segment)
+    if not values:
+        return pd.DataFrame(columns=[dim, "value"]), ""
+    found, sql = metric_values(wh, [(d.key, period, {**segment, dim: v}) for v in values])
+    return pd.DataFrame({dim: values, "value": found}), sql
+
+
+def compute_metric(wh: Warehouse, name: str, period: Period, segment: Mapping[str, SegmentValue] | None = None,
+                   breakdown: str | None = None, compare: Period | None = None) -> ToolResult:
+    """A defined metric for a period and segment, from its definition: against `compare` (default: the
+    equal-length period just before a bounded one) and by a breakdown dimension if asked."""
     emap = wh.event_map
     defs = catalog(emap)
     d = find(name, defs)
@@ -92,25 +198,30 @@ def compute_metric(wh: Warehouse, name: str, period: Period, segment: dict[str, 
         raise MetricError(f"metric {name!r} is not defined (data/metrics.yaml and the event map's metrics); "
                           "defined: " + ", ".join(sorted(defs)))
     segment = segment or {}
-    check_dimensions(emap, segment)
-    if d.aggregation == "retention" and set(segment) & set(emap.event_dims):
+    check_scope(emap, segment, breakdown)
+    if d.aggregation == "retention" and {*segment, breakdown} & set(emap.event_dims):
         raise MetricError(f"{d.name} is defined on users: segment it by a user dimension "
                           f"({', '.join(emap.user_dims) or 'the map has none'})")
-    start, end = data_bounds(wh)
-    sql = "SELECT ({}) AS value".format(metric_sql(d.key, emap, period, segment, f"{end:%Y-%m-%d}" if end else None,
-                                                    f"{start:%Y-%m-%d}" if start else None))
-    value = wh.scalar(sql)
-    shown = "no data" if value is None else _format(d, float(value))
-    scope = f"period {period.label}" + (f", {segment_text(segment)}" if segment else "")
-    summary = f"{d.name} ({d.key}) for {scope}: {shown}. Definition: {d.description} Owner: {d.owner}."
-    return ToolResult("Metric", summary, pd.DataFrame([{"metric": d.key, "value": value, "scope": scope}]),
-                      sql=[sql], data={"metric": d.key, "value": value})
-
-
-def _format(d: MetricDef, value: float) -> str:
-    if d.is_rate:
-        return f"{value:.2%}"
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+    default = compare is None
+    compare = previous_period(period) if default else compare
+    (value, *before), sql = metric_values(wh, [(d.key, p, segment) for p in (period, compare) if p is not None])
+    previous, sqls = (before or [None])[0], [sql]
+    kind = metric_kind(d, defs)
+    scope = applied(period, segment, breakdown, compare=compare, metric=d.key)
+    data = {"metric": d.key, "value": value, "applied": scope,
+            "facts": facts(value=(value, kind), previous=(previous, kind),
+                           change=(relative_change(value, previous), "change"))}
+    summary = headline(d.name, value, previous, kind, per_words(d, defs), scope,
+                       f"the {period.days} days before" if default else scope["compare"] or "")
+    if breakdown:
+        data["breakdown"], by_sql = metric_by(wh, d, period, segment, breakdown)
+        sqls.append(by_sql)
+        most = f" (its {BREAKDOWN_LIMIT} most frequent values)" if len(data["breakdown"]) == BREAKDOWN_LIMIT else ""
+        summary += f" By {breakdown}{most}: " + "; ".join(
+            f"{v} {value_words(x, kind)}" for v, x in data["breakdown"].itertuples(index=False)) + "."
+    summary += f"\n\nDetails: {d.name} ({d.key}): {d.description} Owner: {d.owner or 'none'}."
+    table = pd.DataFrame([{"metric": d.key, "value": value, "scope": scope_words(scope)}])
+    return ToolResult("Metric", summary, table, sql=sqls, data=data)
 
 
 def describe_metric(emap: EventMap, name: str | None = None) -> ToolResult:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from prompts import PromptError, load_yaml, placeholders
-from tools.period import Period, period_weeks
+from tools.format import count, pct
+from tools.period import Period, PeriodError, period_weeks
 from tools.result import Friction, Suggestion, Uplift, segment_text
 from tools.semantic.eventmap import EventMap
 from tools.sqltext import lit
@@ -102,16 +103,19 @@ def merge(findings: list[Friction], steps: tuple[str, ...], after_add: tuple[str
 
 
 def _context(f: Friction) -> dict[str, str]:
+    """The playbook's placeholders for a finding, in a PM's words (a cohort as `Sep 21-27`, loads as `4,172`)."""
     seg = f.segment
     d = f.detail
     return {
         "segment": segment_text({k: v for k, v in seg.items() if k not in {"cohort", "experiment_id", "variant"}}),
         "step": f.step or "", "previous_step": d.get("previous_step", ""), "page": d.get("page", f.step or ""),
-        "error_code": str(d.get("error_code", "")), "examples": ", ".join(f"'{e}'" for e in d.get("examples", [])[:3]),
+        "error_code": str(d.get("error_code") or "the errors"),
+        "examples": ", ".join(f"'{e}'" for e in d.get("examples", [])[:3]),
         "token": seg.get("search_token") or seg.get("search_query", ""), "experiment": str(d.get("experiment", "")),
-        "variant": seg.get("variant", ""), "cohort": seg.get("cohort", ""), "app_version": str(d.get("version", "")),
-        "platform": str(d.get("platform") or "all platforms"), "previous_version": str(d.get("previous_version", "")),
-        "observed_ms": f"{f.observed:.0f}", "baseline_ms": f"{f.baseline:.0f}", "detail": str(d.get("problem", "")),
+        "variant": seg.get("variant", ""), "cohort": period_words(seg["cohort"]) if "cohort" in seg else "",
+        "app_version": str(d.get("version", "")), "platform": str(d.get("platform") or "all platforms"),
+        "previous_version": str(d.get("previous_version", "")), "observed_ms": count(round(f.observed)),
+        "baseline_ms": count(round(f.baseline)), "detail": str(d.get("problem", "")),
     }
 
 
@@ -145,19 +149,44 @@ def tweak_for(f: Friction, playbook: dict, emap: EventMap) -> tuple[str, float, 
     raise PromptError(f"prompts/playbook.yaml has no rule for kind {f.kind!r}")
 
 
+def period_words(label: str, asked: Period | None = None) -> str:
+    """A finding's period label as a PM says it: the asked period's words when it is that period, else the
+    label's own (a date range or an ISO week); a label no period reads is kept.
+
+    >>> period_words("2026-10-09..2026-10-30"), period_words("2026-W39"), period_words("all")
+    ('Oct 9-29', 'Sep 21-27', 'all time')
+    """
+    if asked is not None and label == asked.label:
+        return asked.words()
+    try:
+        return Period.parse(label, None).words()
+    except PeriodError:
+        return label
+
+
+def _compared_with(f: Friction) -> str:
+    """What a finding's baseline is: its own rate before an incident, control, the other cohorts, all searches,
+    or the rest of the population."""
+    if "incident" in f.detail:
+        return "before"
+    return {"experiment_loser": f"for {f.detail.get('control', 'control')}", "retention_dip": "for the other cohorts",
+            "failed_search": "for all searches"}.get(f.kind, "for the rest")
+
+
 def _rationale(f: Friction, weekly_lost: float, share: float) -> str:
+    """The evidence of a suggestion in a PM's words: its finding, the gap, users affected and conversions lost a
+    week (the p-value is the finding's, for a details part)."""
     if f.kind == "tracking_issue":
-        users = f"; {f.affected_users} users affected" if f.affected_users else ""
+        users = f"; {count(f.affected_users)} users affected" if f.affected_users else ""
         return f"{f.title}{users}. Analyses that use this data are unreliable until fixed."
     if f.metric == "p75_load_ms":
-        gap = f"p75 load {f.observed:.0f} ms vs {f.baseline:.0f} ms"
-    elif f.metric == "assigned_users":
-        gap = f"{f.observed:.0f} users assigned vs {f.baseline:.0f} expected"
+        gap = f"p75 load {count(round(f.observed))} ms vs {count(round(f.baseline))} ms {_compared_with(f)}"
+    elif f.metric == "assigned_users":  # the title gives both counts
+        return f"{f.title}; {count(f.affected_users)} users in the experiment; its results are unreliable until fixed."
     else:
-        gap = f"{f.metric.replace('_', ' ')} {f.observed:.1%} vs {f.baseline:.1%}"
-    p = "" if f.p_value is None else (", p<0.0001" if f.p_value < 1e-4 else f", p={f.p_value:.2g}")
-    return (f"{f.title}: {gap}{p}; {f.affected_users} users affected; about {weekly_lost:.1f} conversions "
-            f"lost per week ({share:.1%} of weekly conversions).")
+        gap = f"{f.metric.replace('_', ' ')} {pct(f.observed)} vs {pct(f.baseline)} {_compared_with(f)}"
+    return (f"{f.title}: {gap}; {count(f.affected_users)} users affected; about {count(round(weekly_lost, 1))} "
+            f"conversions lost a week ({pct(share)} of weekly conversions).")
 
 
 def business_numbers(wh: Warehouse, period: Period) -> tuple[float, float]:
@@ -196,7 +225,7 @@ def prioritize(wh: Warehouse, findings: list[Friction], period: Period) -> list[
             confidence=conf, effort=effort, rice_score=round(reach * impact * conf / effort, 1),
             est_weekly_uplift=Uplift(conversions_low=round(high / 2, 1), conversions_high=round(high, 1),
                                      revenue_low=round(high / 2 * aov, 2), revenue_high=round(high * aov, 2)),
-            evidence=f"{lead.title} (period {lead.period})", evidence_sql=lead.evidence_sql,
+            evidence=f"{lead.title} ({period_words(lead.period, period)})", evidence_sql=lead.evidence_sql,
             related=[m.id for m in members],
         ))
     # data quality never outranks product friction: it has its own section, after it

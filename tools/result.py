@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
+
+from tools.semantic.eventmap import SegmentValue, segment_values
+
+if TYPE_CHECKING:
+    from tools.period import Period
 
 FrictionKind = Literal[
     "funnel_dropoff", "failed_search", "error_spike", "slow_page", "release_regression",
     "experiment_loser", "experiment_srm", "retention_dip", "cart_abandonment", "tracking_issue",
 ]
+
+FactKind = Literal["rate", "change", "money", "count", "ms"]
 
 
 def friction_id(kind: str, step: str | None, segment: dict[str, str]) -> str:
@@ -22,9 +31,40 @@ def friction_id(kind: str, step: str | None, segment: dict[str, str]) -> str:
     return f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def segment_text(segment: dict[str, str]) -> str:
-    """`os=android, app_version=5.2.0`, or `everyone`."""
-    return ", ".join(f"{k}={v}" for k, v in segment.items()) or "everyone"
+def segment_text(segment: Mapping[str, SegmentValue]) -> str:
+    """`os=android, app_version=5.2.0`, `platform=ios or android` for a list, or `everyone`.
+
+    >>> segment_text({"platform": ["ios", "android"], "plan": "pro"}), segment_text({})
+    ('platform=ios or android, plan=pro', 'everyone')
+    """
+    return ", ".join(f"{k}={' or '.join(segment_values(v))}" for k, v in segment.items()) or "everyone"
+
+
+def applied(period: Period, segment: Mapping[str, SegmentValue] | None = None, breakdown: str | None = None,
+            step: str | None = None, compare: Period | None = None, **specific: Any) -> dict[str, Any]:
+    """data["applied"]: the scope an analysis really computed, in words (periods as `Nov 16-22`)."""
+    return {"period": period.words(), "segment": {k: v if isinstance(v, str) else list(segment_values(v))
+                                                  for k, v in (segment or {}).items()},
+            "breakdown": breakdown, "step": step, "compare": compare.words() if compare else None, **specific}
+
+
+def scope_words(scope: Mapping[str, Any]) -> str:
+    """The period and segment of data["applied"] as a heading says them: `Nov 16-22, platform=ios or android`.
+
+    >>> scope_words({"period": "Nov 16-22", "segment": {"platform": ["ios", "android"]}})
+    'Nov 16-22, platform=ios or android'
+    """
+    return scope["period"] + (f", {segment_text(scope['segment'])}" if scope.get("segment") else "")
+
+
+def facts(**named: tuple[float | None, FactKind]) -> dict[str, dict[str, float | str]]:
+    """data["facts"]: key numbers by name, each `{"value": float, "kind": ...}`; a missing one is left out.
+
+    >>> facts(conversion=(0.041, "rate"), converted=(12, "count"), lift=(None, "change"))
+    {'conversion': {'value': 0.041, 'kind': 'rate'}, 'converted': {'value': 12.0, 'kind': 'count'}}
+    """
+    return {name: {"value": float(value), "kind": kind} for name, (value, kind) in named.items()
+            if value is not None and math.isfinite(float(value))}
 
 
 class Friction(BaseModel):

@@ -1,16 +1,25 @@
-"""Cohort retention (ANALYTICS.md, Retention): week-N retention and dips versus other cohorts."""
+"""Cohort retention (ANALYTICS.md, Retention): week-N retention and dips versus other cohorts.
+
+A user's event dimensions are those of their first event (first touch), the same for the segment filter, the
+breakdown and the dips; user dimensions come from the users table.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import pandas as pd
 
-from tools.charts import heatmap
+from tools.charts import bar_chart, heatmap
+from tools.format import count, pct
+from tools.funnel import check_scope
 from tools.period import Period, data_bounds, period_weeks
-from tools.result import Friction, ToolResult, segment_text
+from tools.result import Friction, ToolResult, applied, facts, scope_words, segment_text
 from tools.segments import SegmentRules, attach_segments, compare, grouping_flags, grouping_sets, select
-from tools.semantic.eventmap import EventMap
+from tools.semantic.eventmap import EventMap, SegmentValue, segment_values
+from tools.sessions import segment_condition
 from tools.sqltext import first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
@@ -19,19 +28,33 @@ AGES = (4, 13)          # weeks since signup of the users whose activity shows c
 MIN_ESTABLISHED = 100   # cohorts smaller than this do not measure a week's calendar effect
 
 
-def _users_cte(period: Period, emap: EventMap, dims: tuple[str, ...]) -> str:
-    """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort, dims, active weeks."""
+@dataclass(frozen=True)
+class Cohorts:
+    """Whose cohorts count: users who signed up in `period` (and in `signups`, when given) and are in `segment`."""
+
+    period: Period
+    signups: Period | None = None
+    segment: Mapping[str, SegmentValue] = field(default_factory=dict)
+
+    def where(self, column: str) -> str:
+        """SQL over cohort users: signup (`column`) in both periods, and the segment's values."""
+        return " AND ".join([self.period.where(column), *([self.signups.where(column)] if self.signups else []),
+                             segment_condition(self.segment)])
+
+
+def _users_cte(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...]) -> str:
+    """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort and dims, of the cohorts' users."""
+    cohorts = cohorts if isinstance(cohorts, Cohorts) else Cohorts(cohorts)
+    dims = tuple(dict.fromkeys((*dims, *cohorts.segment)))
     ev_dims = {d: emap.dim_sql(d) for d in dims if d in emap.event_dims}
     ev_cols = "".join(f", f.{d}" for d in ev_dims)
     user_dims = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in dims if d in emap.user_dims)
     return f"""firsts AS (SELECT user_id, first_ts{unpack_first(ev_dims)}
     FROM (SELECT user_id, min(ts) AS first_ts{first_of(ev_dims)} FROM events GROUP BY user_id) g),
-cohort_users AS (
-    SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup,
-           date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS cohort{user_dims}{ev_cols}
-    FROM users u LEFT JOIN firsts f USING (user_id)
-    WHERE coalesce(u.signed_up_at, f.first_ts) IS NOT NULL
-      AND {period.where('coalesce(u.signed_up_at, f.first_ts)')})"""
+signups AS (SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup{user_dims}{ev_cols}
+    FROM users u LEFT JOIN firsts f USING (user_id)),
+cohort_users AS (SELECT *, date_trunc('week', signup) AS cohort FROM signups
+    WHERE signup IS NOT NULL AND {cohorts.where('signup')})"""
 
 
 def _active_cte(week_n: int | None, emap: EventMap) -> str:
@@ -46,18 +69,18 @@ def _active_cte(week_n: int | None, emap: EventMap) -> str:
     WHERE e.ts >= c.signup + INTERVAL {7 * lo} DAY AND e.ts < c.signup + INTERVAL {7 * hi} DAY GROUP BY ALL)"""
 
 
-def matrix_sql(period: Period, emap: EventMap) -> str:
+def matrix_sql(cohorts: Cohorts | Period, emap: EventMap) -> str:
     """Cohort x week-N: cohort size and users active in days [7N, 7N+7) after signup."""
-    return f"""WITH {_users_cte(period, emap, ())}, {_active_cte(None, emap)}
+    return f"""WITH {_users_cte(cohorts, emap, ())}, {_active_cte(None, emap)}
 SELECT c.cohort, a.week_n, count(DISTINCT c.user_id) AS active,
        (SELECT count(*) FROM cohort_users c2 WHERE c2.cohort = c.cohort) AS size
 FROM cohort_users c JOIN active a USING (user_id) WHERE a.week_n <= {MAX_WEEKS}
 GROUP BY ALL ORDER BY ALL"""
 
 
-def week_n_sql(period: Period, emap: EventMap, dims: tuple[str, ...], week_n: int = 1) -> str:
+def week_n_sql(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...], week_n: int = 1) -> str:
     """Per cohort and segment: cohort size and users retained in week N."""
-    return f"""WITH {_users_cte(period, emap, dims)}, {_active_cte(week_n, emap)},
+    return f"""WITH {_users_cte(cohorts, emap, dims)}, {_active_cte(week_n, emap)},
 flag AS (SELECT c.*, a.user_id IS NOT NULL AS kept, coalesce(a.converted, FALSE) AS converted
          FROM cohort_users c LEFT JOIN active a ON a.user_id = c.user_id AND a.week_n = {week_n})
 SELECT {', '.join(['cohort', *dims, *([grouping_flags(dims)] if dims else [])])}, count(*) AS n,
@@ -71,10 +94,10 @@ def complete_cohorts(cohorts: pd.Series, data_end, week_n: int) -> pd.Series:
     return (pd.to_datetime(cohorts) + timedelta(days=7 + 7 * week_n + 7)) <= pd.Timestamp(data_end)
 
 
-def cohort_matrix(wh: Warehouse, period: Period) -> tuple[pd.DataFrame, str]:
+def cohort_matrix(wh: Warehouse, cohorts: Cohorts | Period) -> tuple[pd.DataFrame, str]:
     """Complete cohort x week-N retention grid (rows: ISO weeks of signup)."""
     _, data_end = data_bounds(wh)
-    sql = matrix_sql(period, wh.event_map)
+    sql = matrix_sql(cohorts, wh.event_map)
     mat = wh.query(sql).df
     if mat.empty or data_end is None:
         return pd.DataFrame(), sql
@@ -87,33 +110,83 @@ def cohort_matrix(wh: Warehouse, period: Period) -> tuple[pd.DataFrame, str]:
 
 
 def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, ...] | None = None,
-              rules: SegmentRules = SegmentRules(), matrix: bool = True) -> ToolResult:
-    """Week-N cohort retention, and cohorts (or cohort x segment) that dip below the other cohorts."""
+              rules: SegmentRules = SegmentRules(), matrix: bool = True,
+              segment: Mapping[str, SegmentValue] | None = None, breakdown: str | None = None,
+              signups: Period | None = None) -> ToolResult:
+    """Week-N retention of the weekly cohorts who signed up in `period` (and `signups`), of `segment`, optionally
+    per value of `breakdown`; and cohorts (or cohort x segment) that dip below the other cohorts."""
     _, data_end = data_bounds(wh)
-    emap = wh.event_map
-    dims = emap.dims if dims is None else dims
-    w_sql = week_n_sql(period, emap, dims, week_n)
-    grid, m_sql = cohort_matrix(wh, period) if matrix else (pd.DataFrame(), "")
+    emap, segment = wh.event_map, segment or {}
+    check_scope(emap, segment, breakdown)
+    cohorts = Cohorts(period, signups, segment)
+    fixed = {d for d, v in segment.items() if len(segment_values(v)) == 1}
+    dims = tuple(d for d in dict.fromkeys((*(emap.dims if dims is None else dims), *filter(None, [breakdown])))
+                 if d not in fixed)
+    scope = applied(period, segment, breakdown, week_n=week_n, signup_period=signups.words() if signups else None)
+    w_sql = week_n_sql(cohorts, emap, dims, week_n)
+    grid, m_sql = cohort_matrix(wh, cohorts) if matrix else (pd.DataFrame(), "")
     rows = attach_segments(wh.query(w_sql).df, dims) if data_end is not None else pd.DataFrame()
+    data = {"week_n": week_n, "applied": scope, "facts": facts(cohorts=(0, "count"))}
     if rows.empty:
-        return ToolResult("Retention", f"No cohorts in period {period.label}.", sql=[w_sql])
+        return ToolResult("Retention", f"No users signed up ({_cohort_words(scope)}).", sql=[w_sql], data=data)
     rows = rows[complete_cohorts(rows["cohort"], data_end, week_n)]
     if rows.empty:
-        return ToolResult("Retention", f"No weekly cohort in period {period.label} is old enough for week-{week_n} "
-                          "retention yet (its members need 7N+7 days of data after signup).", sql=[w_sql])
+        return ToolResult("Retention", f"No weekly cohort ({_cohort_words(scope)}) is old enough for week-{week_n} "
+                          "retention yet: its members need 7N+7 days of data after signup.", sql=[w_sql], data=data)
     findings = _dips(wh, rows, rules, week_n, period, w_sql) if rows["cohort"].nunique() > 2 else []
-    overall = rows[rows["depth"] == 0]
+    overall = rows[rows["depth"] == 0].sort_values("cohort")
     rate = overall["x"].sum() / overall["n"].sum() if overall["n"].sum() else 0.0
-    summary = (f"Week-{week_n} retention (period {period.label}, {rows['cohort'].nunique()} complete weekly cohorts): "
-               f"{rate:.1%} on average; by cohort: "
-               + ", ".join(f"{c:%G-W%V} {x / n:.1%}" for c, n, x in overall.sort_values("cohort")[["cohort", "n", "x"]]
-                           .itertuples(index=False) if n) + ". ")
-    summary += ("Dips: " + "; ".join(f"{f.segment['cohort']} {segment_text(_dims(f.segment))}: {f.observed:.1%} vs "
-                                     f"{f.baseline:.1%}" for f in findings[:5])
-                if findings else "No cohort dips significantly below the others.")
-    chart = heatmap(grid, "Retention by cohort") if not grid.empty else None
-    return ToolResult("Retention", summary, grid.reset_index(names="cohort"), chart,
-                      [q for q in (m_sql, w_sql) if q], findings, {"week_n": week_n, "average": rate})
+    data |= {"average": rate, "facts": facts(retention=(rate, "rate"), cohorts=(len(overall), "count"))}
+    table, chart = grid.reset_index(names="cohort"), heatmap(grid, "Retention by cohort") if not grid.empty else None
+    if breakdown:
+        table = data["breakdown"] = by_value(rows, breakdown)
+        chart = bar_chart(table[breakdown], table["retention"], f"Week-{week_n} retention by {breakdown}",
+                          "retention")
+    summary = _words(overall, rate, scope, table if breakdown else None, findings)
+    return ToolResult("Retention", summary, table, chart, [q for q in (m_sql, w_sql) if q], findings, data)
+
+
+def by_value(rows: pd.DataFrame, breakdown: str) -> pd.DataFrame:
+    """Users, retained users and week-N retention per value of `breakdown` (users without one are left out),
+    over the complete cohorts."""
+    one = rows[(rows["depth"] == 1) & rows["segment"].map(lambda s: breakdown in s)]
+    out = one.assign(value=one["segment"].map(lambda s: s[breakdown])).groupby("value", as_index=False)[
+        ["n", "x"]].sum()
+    out = out.rename(columns={"value": breakdown, "n": "users", "x": "retained"})
+    out["retention"] = out["retained"] / out["users"]
+    return out.sort_values(["users", breakdown], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _week(cohort: datetime | str) -> str:
+    """A weekly cohort (its Monday, or its ISO week `2026-W36`) as a PM says it: `Aug 31 - Sep 6`."""
+    return Period.parse(cohort if isinstance(cohort, str) else f"{cohort:%G-W%V}", None).words()
+
+
+def _cohort_words(scope: dict) -> str:
+    return scope_words(scope) + (f", signed up {scope['signup_period']}" if scope["signup_period"] else "")
+
+
+def _words(overall: pd.DataFrame, rate: float, scope: dict, by: pd.DataFrame | None, findings: list[Friction]) -> str:
+    """Verdict (week-N retention of the users of the complete cohorts), per cohort, per breakdown value, dips;
+    then the details: how a dip is found."""
+    week, users = scope["week_n"], int(overall["n"].sum())
+    text = (f"Week-{week} retention ({_cohort_words(scope)}): {pct(rate)} of {count(users)} users came back "
+            f"{7 * week} to {7 * week + 6} days after signing up ({len(overall)} complete weekly cohorts). By cohort: "
+            + "; ".join(f"{_week(c)}: {pct(x / n)}" for c, n, x in overall[["cohort", "n", "x"]]
+                        .itertuples(index=False) if n) + ". ")
+    if by is not None:
+        dim = scope["breakdown"]
+        text += f"By {dim}: " + "; ".join(f"{r[dim]} {pct(r['retention'])} of {count(r['users'])}"
+                                          for _, r in by.head(10).iterrows())
+        text += (f"; {len(by) - 10} more" if len(by) > 10 else "") + ". "
+    text += ("Dips: " + "; ".join(
+        f"{_week(f.segment['cohort'])}"
+        + (f" ({segment_text(_dims(f.segment))})" if _dims(f.segment) else "")
+        + f": {pct(f.observed)} vs {pct(f.baseline)} for the other cohorts" for f in findings[:5]) + "."
+        if findings else "No cohort dips significantly below the others.")
+    return text + ("\n\nDetails: a dip is a cohort (or cohort x segment) whose week-N retention, adjusted for calendar "
+                   "effects, is significantly below the other cohorts' (two-proportion z-test, Benjamini-Hochberg "
+                   "q<0.05, relative gap at least 10%).")
 
 
 def _dims(segment: dict[str, str]) -> dict[str, str]:

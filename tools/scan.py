@@ -11,9 +11,10 @@ from tools.cart import abandoning_segments
 from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
+from tools.format import pct, span
 from tools.funnel import FunnelSpec
 from tools.incidents import incidents, outside_incidents
-from tools.period import Period, incomplete_tail, resolve_period
+from tools.period import Period, data_bounds, incomplete_tail, resolve_period
 from tools.prioritize import prioritize
 from tools.result import Friction, Suggestion, ToolResult
 from tools.retention import retention
@@ -69,6 +70,7 @@ class ScanReport(BaseModel):
     per-detector timing, detectors the event map disabled, and failures."""
 
     period: str
+    covered: str = Field("", description="the period as a PM says it, with the days of data an open one covers")
     findings: list[Friction]
     suggestions: list[Suggestion]
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -129,7 +131,8 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
         progress("prioritizing")
     findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL
     suggestions = prioritize(wh, findings, p)
-    return ScanReport(period=p.label, findings=findings, suggestions=suggestions, timings_ms=timings,
+    return ScanReport(period=p.label, covered=covered_words(wh, p), findings=findings, suggestions=suggestions,
+                      timings_ms=timings,
                       disabled=list(disabled.values()), notes=notes, warnings=warnings)
 
 
@@ -139,6 +142,18 @@ def complete_part(wh: Warehouse, p: Period) -> tuple[Period, list[str]]:
     if tail is None or (p.end is not None and p.end <= tail[0]) or (p.start is not None and p.start >= tail[0]):
         return p, []
     start, share = tail
-    note = (f"Left out {start:%Y-%m-%d} to the end of the data: those days hold {share:.0%} of the usual daily "
+    note = (f"Left out {span(start, start)} to the end of the data: those days hold {pct(share)} of the usual daily "
             "events (data still arriving).")
     return Period(p.label, p.start, start), [note]
+
+
+def covered_words(wh: Warehouse, p: Period) -> str:
+    """A period as a PM says it, with the days of data it covers when it is open-ended:
+    `Nov 16-22`, `all time (Aug 31 - Nov 29)`, `after release 5.5.0 (Oct 3 - Nov 29)`."""
+    if p.start is not None and p.end is not None and p.label != "all":
+        return p.words()
+    lo, hi = data_bounds(wh)
+    if lo is None:
+        return p.words()
+    start, end = max(lo, p.start or lo), min(hi, p.end or hi)
+    return f"{p.words()} ({span(start, end)})" if end > start else p.words()

@@ -9,9 +9,11 @@ import pandas as pd
 
 from tools.charts import bar_chart
 from tools.distinct_users import distinct_users
+from tools.format import count, pct
+from tools.funnel import NOT_SET, check_scope
 from tools.period import Period, period_weeks
-from tools.result import Friction, ToolResult
-from tools.semantic.eventmap import EventMap
+from tools.result import Friction, ToolResult, applied, facts, scope_words
+from tools.semantic.eventmap import EventMap, SegmentValue
 from tools.semantic.fields import parse_field
 from tools.sqltext import lit
 from tools.stats import bh, testable, two_proportion_p
@@ -26,8 +28,22 @@ class SearchError(ValueError):
     """The event map has no search role with a query field."""
 
 
-def searches_sql(period: Period, emap: EventMap) -> str:
-    """One row per search: normalized query, zero result, click within 5 min, exit, reformulation, order.
+def breakdown_value(emap: EventMap, breakdown: str | None) -> tuple[str, str]:
+    """(SQL of a breakdown dimension's value on an events row, the join it needs): an event dimension is read
+    on the row, a user dimension through a join on user_id; an unset value is `(not set)`, and every value
+    NULL without a breakdown."""
+    if breakdown is None:
+        return "NULL::VARCHAR", ""
+    if breakdown in emap.user_dims:
+        return f"coalesce(bu.by_value, {lit(NOT_SET)})", (f" LEFT JOIN (SELECT user_id, {emap.dim_sql(breakdown)}"
+                                                           "::VARCHAR AS by_value FROM users) bu USING (user_id)")
+    return f"coalesce({emap.dim_sql(breakdown)}::VARCHAR, {lit(NOT_SET)})", ""
+
+
+def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue] | None = None,
+                 breakdown: str | None = None) -> str:
+    """One row per search of the segment: normalized query, zero result, click within 5 min, exit, reformulation,
+    order, and the breakdown dimension's value on the search (`by_value`).
 
     Click, exit, reformulation and order need a session; a search without one counts as none of them.
     Without a results-count field no search counts as zero-result; without a click or order role, none
@@ -41,22 +57,26 @@ def searches_sql(period: Period, emap: EventMap) -> str:
     results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
     click, ordered = emap.event_of("search_click"), emap.event_of("order")
     order = "PARTITION BY session_id ORDER BY ts, is_click, event_id ROWS BETWEEN"
+    by_value, join = breakdown_value(emap, breakdown)
     return f"""WITH raw AS MATERIALIZED (
-    SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query
-    FROM events WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}),
+    SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query,
+           {by_value} AS by_value
+    FROM events{join} WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}
+      AND {emap.segment_where(segment or {})}),
 norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
-s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q
+s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q, raw.by_value
                    FROM raw JOIN norm ON norm.search_query = raw.search_query),
 clicks AS (SELECT session_id, ts FROM events WHERE event = {lit(click) if click else 'NULL'}
            AND session_id IN (SELECT session_id FROM s)),
 marked AS (SELECT *, min(click_ts) OVER ({order} CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts,
                   min(search_ts) OVER ({order} 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_search_ts
            FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts, ts AS search_ts FROM s WHERE session_id IS NOT NULL
-                 UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, 1, ts, NULL FROM clicks
+                 UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, NULL, 1, ts, NULL FROM clicks
                  UNION ALL SELECT s.*, 0, NULL, NULL FROM s WHERE session_id IS NULL) u),
-sess AS (SELECT session_id, max(ts) AS last_ts, max(CASE WHEN event = {lit(ordered) if ordered else 'NULL'} THEN ts END) AS order_ts
+sess AS (SELECT session_id, max(ts) AS last_ts,
+                max(CASE WHEN event = {lit(ordered) if ordered else 'NULL'} THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
-SELECT w.ts, w.user_id, w.session_id, w.q,
+SELECT w.ts, w.user_id, w.session_id, w.q, w.by_value,
        coalesce(w.results_count = 0, FALSE) AS zero,
        w.results_count > 0 AND w.session_id IS NOT NULL AND w.next_click_ts IS NOT NULL
            AND w.next_click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
@@ -80,9 +100,10 @@ def stats_sql(source: str) -> str:
     return f"SELECT q, GROUPING(q) = 1 AS everyone, {STATS} FROM {source} GROUP BY GROUPING SETS ((), (q))"
 
 
-def token_sql(period: Period, emap: EventMap, token: str) -> str:
-    """Evidence for one token: searches containing it, zero-result ones, exits, users."""
-    return f"""WITH searches AS ({searches_sql(period, emap)})
+def token_sql(searches: str, token: str) -> str:
+    """Evidence for one token over `searches` (searches_sql): searches containing it, zero-result ones, exits,
+    users."""
+    return f"""WITH searches AS ({searches})
 SELECT count(*) AS searches, sum(zero::INT) AS zero_results, sum(exited::INT) AS exits,
        count(DISTINCT user_id) AS users, count(DISTINCT user_id) FILTER (WHERE zero) AS users_failed
 FROM searches WHERE {_has_token(token)}"""
@@ -167,19 +188,76 @@ def likely_cause(token: str, good_tokens: set[str]) -> str:
     return "synonym / catalog gap"
 
 
-def search(wh: Warehouse, period: Period) -> ToolResult:
-    """Search health and the queries and tokens that fail, with their likely cause."""
-    emap = wh.event_map
-    sql = searches_sql(period, emap)
+def search(wh: Warehouse, period: Period, segment: dict[str, SegmentValue] | None = None,
+           breakdown: str | None = None) -> ToolResult:
+    """Search health of a segment's searches (optionally per value of a dimension), and the queries and tokens
+    that fail, with their likely cause."""
+    emap, segment = wh.event_map, segment or {}
+    check_scope(emap, segment, breakdown)
+    sql = searches_sql(period, emap, segment, breakdown)
     rows = "search_rows_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
     wh.materialize(rows, sql)
     stats = wh.query(stats_sql(rows)).df
     everyone = stats[stats["everyone"]]
     evidence = f"WITH searches AS ({sql})\n{stats_sql('searches')}"
+    scope = applied(period, segment, breakdown)
     if everyone.empty or not everyone["n"].iloc[0]:
-        return ToolResult("Search", f"No searches in period {period.label}.", sql=[evidence])
+        return ToolResult("Search", f"No searches ({scope_words(scope)}).", sql=[evidence],
+                          data={"applied": scope, "facts": facts(searches=(0, "count"))})
     m = everyone.iloc[0]
     queries = stats[~stats["everyone"]].reset_index(drop=True)
+    measured = _measured(emap)
+    rates = _rates(m, measured)
+    findings = _failing_findings(wh, rows, queries, m, period, sql, evidence)
+    table = pd.DataFrame([{"failing": f.segment.get("search_token") or f.segment.get("search_query"),
+                           "level": next(iter(f.segment)), "searches": f.detail["searches"],
+                           "zero_result_rate": f.observed, "cause": f.detail["cause"],
+                           "examples": ", ".join(f.detail["examples"])} for f in findings])
+    chart = bar_chart(table["failing"], table["zero_result_rate"], "Zero-result rate of failing searches",
+                      "zero-result rate", baseline=float(m["zero"] / m["n"])) if findings else None
+    by = _by_value(wh, rows, breakdown, measured) if breakdown else pd.DataFrame()
+    data = {**rates, "applied": scope, "facts": facts(zero_result_rate=(rates["zero_result_rate"], "rate"),
+                                                      no_click_rate=(rates["no_click_rate"], "rate"),
+                                                      searches=(rates["searches"], "count"))}
+    if breakdown:
+        data["breakdown"] = by
+        table = by
+        chart = bar_chart(by[breakdown], by["zero_result_rate" if measured["zero"] else "exit_rate"],
+                          f"Search by {breakdown}", "zero-result rate" if measured["zero"] else "exit rate")
+    summary = _words(rates, measured, scope, by, findings)
+    return ToolResult("Search", summary, table, chart, [evidence], findings, data)
+
+
+def _measured(emap: EventMap) -> dict[str, bool]:
+    """Which rates the event map lets this analysis measure: zero results (a results-count field), clicks."""
+    return {"zero": emap.roles.search.results is not None, "clicks": emap.event_of("search_click") is not None}
+
+
+def _rates(m: pd.Series, measured: dict[str, bool]) -> dict[str, float | int | None]:
+    """Every search rate of one stats row (everyone, or one breakdown value); None where not measured."""
+    n, with_results, zero = float(m["n"]), float(m["with_results"]), float(m["zero"])
+    return {"searches": int(n), "users": int(m["users"]),
+            "zero_result_rate": zero / n if measured["zero"] else None,
+            "no_click_rate": (float(m["no_click"]) / with_results if with_results else 0.0)
+            if measured["clicks"] else None,
+            "exit_rate": float(m["exits"]) / n, "reformulation_rate": float(m["reformulated"]) / n,
+            "order_rate_after_results": float(m["ordered_after_results"] or 0) / with_results if with_results else 0.0,
+            "order_rate_after_zero": float(m["ordered_after_zero"] or 0) / zero if zero else 0.0}
+
+
+def _by_value(wh: Warehouse, rows: str, breakdown: str, measured: dict[str, bool]) -> pd.DataFrame:
+    """Searches, users and rates per value of the breakdown, most searches first."""
+    df = wh.query(f"SELECT by_value, {STATS} FROM {rows} GROUP BY by_value").df
+    out = pd.DataFrame([{breakdown: r["by_value"],
+                         **{k: v for k, v in _rates(r, measured).items() if not k.startswith("order_")}}
+                        for _, r in df.iterrows()])
+    return out.sort_values(["searches", breakdown], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _failing_findings(wh: Warehouse, rows: str, queries: pd.DataFrame, m: pd.Series, period: Period, sql: str,
+                      evidence: str) -> list[Friction]:
+    """Failing tokens, then failing queries (at most 10), each with its likely cause and evidence."""
+    emap = wh.event_map
     tokens, bad_queries = failing(queries)
     overall_zero = float(m["zero"] / m["n"])
     token_stats = _test(_tokens(queries), float(queries["n"].sum()),
@@ -189,13 +267,13 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
     weeks = period_weeks(wh, period)
     after = float(m["ordered_after_results"] or 0) / float(m["with_results"]) if m["with_results"] else 0.0
     token_users = _token_users(wh, rows, list(tokens["token"]) if not tokens.empty else [])
-    findings, sql = [], [evidence]
+    findings = []
     for t, users in zip(tokens.itertuples(), token_users):
         examples = queries[queries["q"].str.split(" ").map(lambda ts, tok=t.token: tok in ts)]
         examples = examples.sort_values(["zero", "q"], ascending=[False, True])["q"].head(5).tolist()
         counts = {"searches": int(t.n), "zero_results": int(t.zero), "exits": int(t.exits), "users_failed": users}
         findings.append(_finding(t.token, "search_token", counts, overall_zero, after, weeks, period, emap,
-                                 likely_cause(t.token, good), examples, token_sql(period, emap, t.token),
+                                 likely_cause(t.token, good), examples, token_sql(sql, t.token),
                                  float(min(t.p_zero, t.p_exits))))
     for row in bad_queries.head(10).itertuples():
         counts = {"searches": int(row.n), "zero_results": int(row.zero), "exits": int(row.exits),
@@ -205,33 +283,37 @@ def search(wh: Warehouse, period: Period) -> ToolResult:
         findings.append(_finding(row.q, "search_query", counts, overall_zero, after, weeks, period, emap, cause,
                                  [row.q],
                                  evidence + f"\n-- row: q = {lit(row.q)}", float(min(row.p_zero, row.p_exits))))
-    table = pd.DataFrame([{"failing": f.segment.get("search_token") or f.segment.get("search_query"),
-                           "level": next(iter(f.segment)), "searches": f.detail["searches"],
-                           "zero_result_rate": f.observed, "cause": f.detail["cause"],
-                           "examples": ", ".join(f.detail["examples"])} for f in findings])
-    search_role = emap.roles.search
-    zero_measured, clicks_measured = search_role.results is not None, emap.event_of("search_click") is not None
-    rates = {"searches": int(m["n"]), "users": int(m["users"]),
-             "zero_result_rate": overall_zero if zero_measured else None,
-             "no_click_rate": (float(m["no_click"] / m["with_results"]) if m["with_results"] else 0.0)
-             if clicks_measured else None,
-             "exit_rate": float(m["exits"] / m["n"]), "reformulation_rate": float(m["reformulated"] / m["n"]),
-             "order_rate_after_results": after,
-             "order_rate_after_zero": float(m["ordered_after_zero"] or 0) / float(m["zero"]) if m["zero"] else 0.0}
-    shown = {k: "not measured" if rates[k] is None else f"{rates[k]:.1%}" for k in ("zero_result_rate", "no_click_rate")}
-    summary = (f"Search (period {period.label}): {rates['searches']} searches by {rates['users']} users; "
-               f"zero-result rate {shown['zero_result_rate']}, no-click rate {shown['no_click_rate']}, "
-               f"exit rate {rates['exit_rate']:.1%}, reformulation rate {rates['reformulation_rate']:.1%}. ")
-    summary += "".join(f"{what} not measured: the event map has no {need}. " for what, need, ok in (
-        ("Zero results", "results-count field on the search role", zero_measured),
-        ("Clicks", "search_click role", clicks_measured)) if not ok)
-    summary += ("Failing: " + "; ".join(
+    return findings
+
+
+def _words(rates: dict, measured: dict[str, bool], scope: dict, by: pd.DataFrame, findings: list[Friction]) -> str:
+    """Verdict (the zero-result rate of the searches in scope), the other rates, the breakdown, the failing
+    searches; then the details: how a failing search is found."""
+    n = count(rates["searches"])
+    head = (f"{pct(rates['zero_result_rate'])} of {n} searches returned no results" if measured["zero"]
+            else f"{n} searches; zero-result rate not measured")
+    clicks = (f"{pct(rates['no_click_rate'])} of those with results got no click" if measured["clicks"]
+              else "no-click rate not measured")
+    text = (f"Search ({scope_words(scope)}): {head}; {clicks}; {pct(rates['exit_rate'])} ended the session and "
+            f"{pct(rates['reformulation_rate'])} were followed by another search within a minute "
+            f"({count(rates['users'])} users searched). ")
+    text += "".join(f"{what} not measured: the event map has no {need}. " for what, need, ok in (
+        ("Zero results", "results-count field on the search role", measured["zero"]),
+        ("Clicks", "search_click role", measured["clicks"])) if not ok)
+    if not by.empty:
+        dim = scope["breakdown"]
+        rate, what = ("zero_result_rate", "with no results") if measured["zero"] else (
+            "exit_rate", "ending the session")
+        text += f"By {dim} (share of its searches {what}): " + "; ".join(
+            f"{r[dim]} {pct(r[rate])} of {count(r['searches'])}" for _, r in by.head(8).iterrows())
+        text += (f"; {len(by) - 8} more" if len(by) > 8 else "") + ". "
+    text += ("Failing: " + "; ".join(
         f"'{f.segment.get('search_token') or f.segment.get('search_query')}' ({f.detail['cause']}, "
-        f"{f.observed:.0%} zero results over {f.detail['searches']} searches)" for f in findings[:5])
+        f"{pct(f.observed)} zero results over {count(f.detail['searches'])} searches)" for f in findings[:5]) + "."
         if findings else "No query or token fails significantly more than the rest.")
-    chart = bar_chart(table["failing"], table["zero_result_rate"], "Zero-result rate of failing searches",
-                      "zero-result rate", baseline=overall_zero) if findings else None
-    return ToolResult("Search", summary, table, chart, sql, findings, rates)
+    return text + (f"\n\nDetails: a query or token fails when its zero-result or exit rate is at least "
+                   f"{MIN_RATIO:g}x the rest's and significantly above it (two-proportion z-test, "
+                   "Benjamini-Hochberg q<0.05).")
 
 
 def _token_users(wh: Warehouse, rows: str, tokens: list[str]) -> list[int]:
@@ -240,7 +322,8 @@ def _token_users(wh: Warehouse, rows: str, tokens: list[str]) -> list[int]:
 
 
 def _finding(what: str, level: str, ev: dict, overall_zero: float, order_after: float, weeks: float,
-             period: Period, emap: EventMap, cause: str, examples: list[str], evidence_sql: str, p_value: float) -> Friction:
+             period: Period, emap: EventMap, cause: str, examples: list[str], evidence_sql: str,
+             p_value: float) -> Friction:
     n, zero = int(ev["searches"]), int(ev["zero_results"])
     rate = zero / n if n else 0.0
     gap = max(rate - overall_zero, 0.0)

@@ -10,10 +10,11 @@ of the latest step event at or before it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tools.period import Period
-from tools.semantic.eventmap import EventMap
+from tools.semantic.eventmap import EventMap, SegmentValue, value_match
 from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
@@ -42,8 +43,8 @@ class Facts:
     role's events and loads its page_load role's duration field (NULL when unmapped).
 
     Each session's step events become a string of step codes (a, b, ...) in time order (ties
-    by step index, errors `0` after steps; sorted as one integer key epoch_us * 32 + index), so levels and error steps are LIKE patterns: an error
-    belongs to step j when `0` directly follows j's code (`%c0%`).
+    by step index, errors `0` after steps; sorted as one integer key epoch_us * 32 + index), so levels and
+    error steps are LIKE patterns: an error belongs to step j when `0` directly follows j's code (`%c0%`).
     """
 
     period: Period
@@ -104,7 +105,12 @@ LEFT JOIN users u ON u.user_id = p.{FIRST}.user_id"""
         return Facts(self.period, self.emap, self.steps, self.dims, name)
 
 
-def segment_condition(segment: dict[str, str]) -> str:
+def segment_condition(segment: Mapping[str, SegmentValue]) -> str:
     """SQL condition selecting a segment's rows of a relation that carries the dimensions as columns
-    (session facts, funnel levels); raw events are filtered with `EventMap.segment_where`."""
-    return " AND ".join(f"{d} = {lit(v)}" for d, v in segment.items()) or "TRUE"
+    (session facts, funnel levels); a list of values is any of them. Raw events are filtered with
+    `EventMap.segment_where`.
+
+    >>> segment_condition({"os": ["ios", "android"], "plan": "pro"}), segment_condition({})
+    ("os IN ('ios', 'android') AND plan = 'pro'", 'TRUE')
+    """
+    return " AND ".join(value_match(d, v, d) for d, v in segment.items()) or "TRUE"

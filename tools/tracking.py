@@ -24,8 +24,9 @@ import yaml
 from pydantic import ValidationError
 
 from tools.distinct_users import distinct_users
+from tools.format import count
 from tools.period import Period
-from tools.result import Friction, ToolResult
+from tools.result import Friction, ToolResult, applied, facts
 from tools.semantic.eventmap import EventMap
 from tools.semantic.fields import parse_field
 from tools.semantic.plan import TrackingPlan
@@ -342,9 +343,12 @@ def check_tracking(wh: Warehouse, plan: TrackingPlan | None = None, period: Peri
         findings += _properties(wh, plan, period) + _plan_dimensions(wh, emap, plan, period)
     table = pd.DataFrame([{"problem": f.title, "event": f.step, "rows": f.detail["rows"],
                            "users": f.affected_users} for f in findings])
-    summary = (f"Data quality (period {period.label}): " + (f"{len(findings)} problem(s): " + "; ".join(
-        f.title for f in findings[:8]) if findings else "no problem found."))
+    n = len(findings)
+    summary = (f"Data quality ({period.words()}): " + (f"{count(n)} problem{'s' if n > 1 else ''}: " + "; ".join(
+        f.title for f in findings[:8]) + "." if findings else "no problem found."))
     if plan is None:
         summary += (" No tracking plan: plan checks (unplanned events, required properties, allowed values) were "
                     "not run; `insight map --write FILE` starts one from the data.")
-    return ToolResult("Data quality", summary, table, None, sorted({f.evidence_sql for f in findings}), findings)
+    data = {"applied": applied(period, plan=plan is not None), "facts": facts(problems=(n, "count"))}
+    return ToolResult("Data quality", summary, table, None, sorted({f.evidence_sql for f in findings}), findings,
+                      data)

@@ -1,20 +1,35 @@
-"""Metric trends (ANALYTICS.md, Trends and anomalies): daily series, robust-z anomalies,
-week over week with a rate/mix explanation, and release regressions."""
+"""Metric trends (ANALYTICS.md, Trends and anomalies): the metric over a period against the period before (from
+its one definition: a total for counts and amounts), its daily series with robust-z anomalies, what explains the
+change by a dimension (rate/mix for a rate, per value for a count or amount), and release regressions."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from tools.charts import line_chart
 from tools.distinct_users import distinct_users
-from tools.funnel import check_dimensions, downstream_rates
-from tools.metrics import aggregate_sql
+from tools.format import change, p_value, pct, points, span
+from tools.funnel import NOT_SET, check_scope, downstream_rates
+from tools.metrics import (
+    aggregate_sql,
+    headline,
+    metric_by,
+    metric_kind,
+    metric_values,
+    per_words,
+    previous_period,
+    relative_change,
+    value_words,
+)
 from tools.period import Period, data_bounds
-from tools.result import Friction, ToolResult, segment_text
-from tools.semantic.eventmap import EventMap
+from tools.result import FactKind, Friction, ToolResult, applied, scope_words, segment_text
+from tools.result import facts as facts_of
+from tools.semantic.eventmap import EventMap, SegmentValue, segment_values
 from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
 from tools.stats import bh, robust_z, testable, two_proportion_p
@@ -24,6 +39,7 @@ ANOMALY_Z = 3.5
 TRAILING_DAYS = 28
 DEFAULT_METRIC = "conversion_rate"
 DAILY = {"count", "count_distinct", "sum"}
+OPEN_DAYS = 7  # an open period's trend compares its last 7 days with the 7 before
 
 
 class TrendError(ValueError):
@@ -43,17 +59,22 @@ def daily_metrics(emap: EventMap) -> dict[str, MetricDef]:
 
 
 def series_sql(metric: str, emap: EventMap, period: Period, dimension: str | None = None,
-               segment: dict[str, str] | None = None) -> str:
+               segment: Mapping[str, SegmentValue] | None = None) -> str:
     """Daily numerator and denominator of a metric (its one definition in the catalog), optionally per
-    value of one dimension and within a segment. A one-minus ratio counts the complement (den - num)."""
+    value of one dimension and within a segment. A one-minus ratio counts the complement (den - num).
+
+    The rows are events `e` (joined to a user dimension's values when broken down by one); a metric
+    filter's own subquery of events reads the period and segment unqualified."""
     defs = catalog(emap)
     d = defs[metric]
-    scope = f"{period.where('e.ts')} AND {emap.segment_where(segment or {}, 'e')}"
+    segment = segment or {}
+    scope = f"{period.where('e.ts')} AND {emap.segment_where(segment, 'e')}"
+    inner = f"{period.where()} AND {emap.segment_where(segment)}"
     if d.numerator:
-        num, den = (aggregate_sql(defs[k], emap, scope) for k in (d.numerator, d.denominator))
+        num, den = (aggregate_sql(defs[k], emap, inner) for k in (d.numerator, d.denominator))
         num = f"{den} - {num}" if d.aggregation == "one_minus_ratio" else num
     else:
-        num, den = aggregate_sql(d, emap, scope), "1"
+        num, den = aggregate_sql(d, emap, inner), "1"
     dim, join = "", ""
     if dimension and dimension in emap.user_dims:
         dim = f"u.dim_value AS {dimension}, "
@@ -78,97 +99,193 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.D
     return out.reset_index().sort_values("total", key=np.abs, ascending=False)
 
 
-def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period("all", None, None),
-           dimension: str | None = None, segment: dict[str, str] | None = None) -> ToolResult:
-    """Daily series with anomaly flags, the change against the period before, and what explains it.
+@dataclass(frozen=True)
+class Windows:
+    """What a trend compares: `current` (the asked period, or its last 7 days when it is open) against
+    `previous`, named in words by `before` (`the 30 days before`, or the compared period)."""
 
-    A bounded period (a week, "late May", the last 30 days) is compared with as many days right before it;
-    an open one (all, after a release) by its last 7 days against the 7 before."""
-    emap = wh.event_map
+    current: Period
+    previous: Period
+    before: str
+
+    @classmethod
+    def of(cls, period: Period, compare: Period | None, data_end: datetime | None) -> Windows | None:
+        """A bounded period against `compare` or the equal span just before it; an open one by its last 7 days
+        against the 7 before (None without data to anchor them)."""
+        if period.start is not None and period.end is not None:
+            current = period
+        elif (end := period.end or data_end) is not None:
+            current = Period(f"last_{OPEN_DAYS}_days", end - timedelta(days=OPEN_DAYS), end)
+        else:
+            return None
+        if compare is not None:
+            return cls(current, compare, compare.words())
+        return cls(current, previous_period(current), f"the {current.days} days before")
+
+    @property
+    def span(self) -> Period:
+        """Both windows and the days between them."""
+        return Period("windows", min(self.previous.start, self.current.start), max(self.previous.end, self.current.end))
+
+    def covering(self, period: Period) -> Period:
+        """The days the daily series shows: the period and both windows."""
+        return Period(period.label, None if period.start is None else min(period.start, self.span.start),
+                      None if period.end is None else max(period.end, self.span.end))
+
+    @staticmethod
+    def days(df: pd.DataFrame, which: Period) -> pd.Series:
+        """Rows of a daily frame inside one window."""
+        return (df["day"] >= pd.Timestamp(which.start)) & (df["day"] < pd.Timestamp(which.end))
+
+
+def check_metric(metric: str, emap: EventMap) -> MetricDef:
+    """The metric's definition, or TrendError when it has no daily series on this map (and why)."""
     defs = catalog(emap)
     if metric not in daily_metrics(emap):
         if metric in defs and (need := missing_roles(metric, defs, emap)):
             raise TrendError(f"{defs[metric].name} ({metric}) is not available: the event map has no {', '.join(need)}")
         raise TrendError(f"no daily series for metric {metric!r}; use one of {', '.join(daily_metrics(emap))}")
-    check_dimensions(emap, [*([dimension] if dimension else []), *(segment or {})])
-    d = defs[metric]
-    # a bounded period is compared with as many days right before it; an open one, its last 7 days with the 7 before
-    bounded = period.start is not None and period.end is not None
-    span = (period.end - period.start) if bounded else timedelta(days=7)
-    queried = Period(period.label, period.start - span, period.end) if bounded else period
-    sql = series_sql(metric, emap, queried, segment=segment)
+    return defs[metric]
+
+
+def trends(wh: Warehouse, metric: str = DEFAULT_METRIC, period: Period = Period("all", None, None),
+           dimension: str | None = None, segment: Mapping[str, SegmentValue] | None = None,
+           compare: Period | None = None) -> ToolResult:
+    """The metric over the period against the one before (or `compare`), its daily series with anomaly flags,
+    and what explains the change by a dimension.
+
+    A bounded period (a week, "late May", the last 30 days) is compared with as many days right before it;
+    an open one (all, after a release) by its last 7 days against the 7 before."""
+    emap = wh.event_map
+    d = check_metric(metric, emap)
+    segment = segment or {}
+    check_scope(emap, segment, dimension)
+    windows = Windows.of(period, compare, data_bounds(wh)[1])
+    scope = applied(period, segment, dimension, metric=metric)
+    if windows is None:
+        return ToolResult("Trends", f"No events in {scope_words(scope)}.", data={"applied": scope, "facts": {}})
+    scope.update(compare=windows.previous.words(), current=windows.current.words())
+    sql = series_sql(metric, emap, windows.covering(period), segment=segment)
     daily = wh.query(sql).df
     if daily.empty:
-        return ToolResult("Trends", f"No events in period {period.label}.", sql=[sql])
-    is_rate = d.numerator is not None
-    daily["value"] = daily["num"] / daily["den"].replace(0, np.nan) if is_rate else daily["num"].astype(float)
+        return ToolResult("Trends", f"No events in {scope_words(scope)}.", sql=[sql],
+                          data={"applied": scope, "facts": {}})
+    daily["value"] = daily["num"] / daily["den"].replace(0, np.nan) if d.numerator else daily["num"].astype(float)
     daily["robust_z"] = robust_z(daily["value"].fillna(0.0).to_numpy(), TRAILING_DAYS)
     daily["anomaly"] = daily["robust_z"] >= ANOMALY_Z
-    split = pd.Timestamp(period.start) if bounded else daily["day"].max() - pd.Timedelta(days=6)
-    now = daily[daily["day"] >= split]
-    prev = daily[(daily["day"] < split) & (daily["day"] >= split - span)]
-    wow = _week_over_week(now, prev, is_rate)
-    sqls, explain = [sql], None
-    compared = (f"{wow['now']:.4g} vs {wow['prev']:.4g} the {span.days} days before" if bounded
-                else f"last 7 days {wow['now']:.4g} vs {wow['prev']:.4g} the 7 days before")
-    summary = (f"{d.name} ({metric}: {d.description}), daily, period {period.label}"
-               + (f", {segment_text(segment)}" if segment else "") + f": {compared} ({wow['change']:+.1%}"
-               + (f", p={wow['p_value']:.3g}" if wow.get("p_value") is not None else "") + "). ")
-    anomalies = daily[daily["anomaly"]]
-    summary += (f"{len(anomalies)} anomalous day(s) (robust z >= {ANOMALY_Z} over trailing {TRAILING_DAYS} days): "
-                + ", ".join(f"{d:%Y-%m-%d} ({v:.4g})" for d, v in anomalies[["day", "value"]].tail(5).itertuples(index=False))
-                if len(anomalies) else "No anomalous day.")
-    if dimension and is_rate:
-        by_sql = series_sql(metric, emap, queried, dimension, segment)
-        by = wh.query(by_sql).df
+    wow, sqls = compare_windows(wh, d, windows, segment)
+    defs = catalog(emap)
+    kind = metric_kind(d, defs)
+    when = scope["current"] if windows.current == period else f"the last {OPEN_DAYS} days ({scope['current']})"
+    summary = headline(d.name, wow["now"], wow["prev"], kind, per_words(d, defs), {**scope, "current": when},
+                       windows.before) + anomaly_words(daily, kind)
+    explain = None
+    if dimension:
+        explain, by_sql, text = explain_change(wh, d, windows, segment, dimension, kind)
+        summary += text
         sqls.append(by_sql)
-        explain = decompose(by[by["day"].isin(prev["day"])], by[by["day"].isin(now["day"])], dimension)
-        top = explain.head(3)
-        summary += f" Change by {dimension}: " + "; ".join(
-            f"{r[dimension]}: rate {r.rate_effect:+.4f}, mix {r.mix_effect:+.4f}" for _, r in top.iterrows())
+    summary += trend_details(d, wow["p_value"])
+    data = {"week_over_week": wow, "explain": explain, "applied": scope,
+            "facts": facts_of(value=(wow["now"], kind), previous=(wow["prev"], kind), change=(wow["change"], "change"))}
     chart = line_chart(daily, "day", ["value"], f"{d.name} per day", flags="anomaly")
-    return ToolResult("Trends", summary, daily, chart, sqls, [], {"week_over_week": wow, "explain": explain})
+    return ToolResult("Trends", summary, daily, chart, [sql, *sqls], [], data)
 
 
-def _week_over_week(now: pd.DataFrame, prev: pd.DataFrame, is_rate: bool) -> dict:
-    if is_rate:
-        x1, n1, x0, n0 = now["num"].sum(), now["den"].sum(), prev["num"].sum(), prev["den"].sum()
-        v1, v0 = (x1 / n1 if n1 else 0.0), (x0 / n0 if n0 else 0.0)
+def compare_windows(wh: Warehouse, d: MetricDef, windows: Windows,
+                    segment: Mapping[str, SegmentValue]) -> tuple[dict, list[str]]:
+    """The metric in both windows, from its definition (as the metric tool computes it), its relative change and,
+    for a rate, the two-proportion p-value of its numerator and denominator counts; in one query."""
+    parts = (d.numerator, d.denominator) if d.is_rate and d.numerator else ()
+    wanted = [(k, w, segment) for w in (windows.current, windows.previous) for k in (d.key, *parts)]
+    values, sql = metric_values(wh, wanted)
+    now, prev = values[0], values[len(values) // 2]
+    p = None
+    if parts:
+        (x1, n1), (x0, n0) = ((x or 0.0, n or 0.0) for x, n in (values[1:3], values[4:6]))
         p = float(two_proportion_p(x1, n1, x0, n0)) if n0 and n1 else None
+    return {"now": now, "prev": prev, "change": relative_change(now, prev), "p_value": p}, [sql]
+
+
+def anomaly_words(daily: pd.DataFrame, kind: FactKind) -> str:
+    """The unusual days (at most the last five), or that there were none."""
+    anomalies = daily[daily["anomaly"]].tail(5)
+    if anomalies.empty:
+        return " No unusual day."
+    return " Unusual days: " + ", ".join(f"{span(day, day)} ({value_words(v, kind)})"
+                                          for day, v in anomalies[["day", "value"]].itertuples(index=False)) + "."
+
+
+def explain_change(wh: Warehouse, d: MetricDef, windows: Windows, segment: Mapping[str, SegmentValue],
+                   dimension: str, kind: FactKind) -> tuple[pd.DataFrame, str, str]:
+    """What moved the metric, by value of `dimension`: a rate's change split into rate and mix effects (in
+    points), an amount's or count's change per value. Returns the table, its SQL and a sentence."""
+    if d.numerator and d.is_rate:
+        sql = series_sql(d.key, wh.event_map, windows.span, dimension, segment)
+        by = wh.query(sql).df
+        by[dimension] = by[dimension].astype(object).where(by[dimension].notna(), NOT_SET)
+        explain = decompose(by[windows.days(by, windows.previous)], by[windows.days(by, windows.current)], dimension)
+        parts = [rate_mix_words(r[dimension], r.rate_effect, r.mix_effect) for _, r in explain.head(3).iterrows()]
     else:
-        v1, v0, p = float(now["num"].sum()), float(prev["num"].sum()), None
-    return {"now": float(v1), "prev": float(v0), "change": (v1 - v0) / v0 if v0 else 0.0, "p_value": p}
+        (now, sql), (prev, _) = (metric_by(wh, d, w, segment, dimension) for w in (windows.current, windows.previous))
+        explain = now.merge(prev, on=dimension, how="outer", suffixes=("_now", "_prev")).fillna(0.0)
+        explain["change"] = explain["value_now"] - explain["value_prev"]
+        explain = explain.sort_values("change", key=np.abs, ascending=False)
+        parts = [f"{r[dimension]} {signed(r.change, kind)}"
+                 + (f" ({change(r.change / r.value_prev)})" if r.value_prev else "")
+                 for _, r in explain.head(3).iterrows() if r.change]
+    parts = [p for p in parts if p]
+    return explain, sql, (f" Change by {dimension}: {'; '.join(parts)}." if parts else "")
 
 
-def version_sql(facts: Facts, evidence: bool = False) -> str:
+def rate_mix_words(value: object, rate: float, mix: float) -> str:
+    """`web +0.29 pts (rate), -0.05 pts (mix)`; a zero effect is left out (an empty string when both are)."""
+    effects = [f"{points(x)} ({what})" for x, what in ((rate, "rate"), (mix, "mix")) if points(x) != "0 pts"]
+    return f"{value} {', '.join(effects)}" if effects else ""
+
+
+def signed(x: float, kind: FactKind) -> str:
+    """A difference with its sign: `+$12.3k`, `-210`."""
+    return ("+" if x > 0 else "") + value_words(x, kind)
+
+
+def trend_details(d: MetricDef, p: float | None) -> str:
+    """The details paragraph: the test of the change (rates), the anomaly rule, the definition."""
+    test = f"two-proportion z-test of the two periods, {p_value(p)}; " if p is not None else ""
+    return (f"\n\nDetails: {test}an unusual day has a robust z >= {ANOMALY_Z} over the trailing {TRAILING_DAYS} "
+            f"days. {d.name} ({d.key}): {d.description}")
+
+
+def version_sql(facts: Facts, evidence: bool = False, segment: Mapping[str, SegmentValue] | None = None) -> str:
     """Session step counts per platform, release version and day (the map's release role; platform 'all'
-    when it names no platform dimension)."""
+    when it names no platform dimension), of the sessions in `segment`."""
     release = facts.emap.roles.release
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, len(facts.steps) + 1))
     platform = release.platform or "'all'"
     return (f"WITH {facts.evidence_cte() if evidence else facts.cte()}\n"
             f"SELECT {platform} AS platform, {release.version} AS app_version, date_trunc('day', start_ts) AS day,"
-            f" {reach} FROM facts WHERE {release.version} IS NOT NULL GROUP BY ALL")
+            f" {reach} FROM facts WHERE {release.version} IS NOT NULL AND {segment_condition(segment or {})}"
+            " GROUP BY ALL")
 
 
-def release_regressions(wh: Warehouse, period: Period, q: float = 0.05,
-                        min_relative_gap: float = 0.10, facts: Facts | None = None) -> ToolResult:
+def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_relative_gap: float = 0.10,
+                        facts: Facts | None = None, segment: Mapping[str, SegmentValue] | None = None) -> ToolResult:
     """Versions whose session step conversion after their first-seen day is below the previous version's
-    (the event map's release role names the versioning dimension, and the platform one if any)."""
+    (the event map's release role names the versioning dimension, and the platform one if any), among the
+    sessions of `segment`; a segment naming versions keeps only those versions' comparisons."""
     emap = wh.event_map
     release = emap.roles.release
+    segment = segment or {}
+    check_scope(emap, segment)
+    scope = applied(period, segment)
     if release is None:
         return ToolResult("Release regressions", "Release regressions not computed: the event map has no release "
-                          "role (the dimension that versions releases).")
+                          "role (the dimension that versions releases).", data={"applied": scope, "facts": {}})
+    within = {d: v for d, v in segment.items() if d != release.version}
     facts = facts or Facts(period, emap)
     steps = facts.steps
-    df = wh.query(version_sql(facts)).df
-    sql = version_sql(facts, evidence=True)
-    rows = []
-    scopes = [(None, df)] + ([(p, g) for p, g in df.groupby("platform")] if release.platform else [])
-    for platform, g in scopes:
-        rows += _compare_versions(g, platform, steps, release.version, release.platform)
-    tested = pd.DataFrame(rows)
+    df = wh.query(version_sql(facts, segment=within)).df
+    sql = version_sql(facts, evidence=True, segment=within)
+    tested = _version_tests(df, steps, release, segment)
     findings: list[Friction] = []
     if not tested.empty:
         tested["q_value"] = bh(tested["p_value"])
@@ -176,14 +293,48 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05,
         hits = _platform_explains_all(hits)
         _, end = data_bounds(wh)
         downstream = downstream_rates([float(df[f"n{i}"].sum()) for i in range(1, len(steps) + 1)], steps)
-        users = distinct_users(wh, facts.cte(), "facts", [segment_condition(r.segment) for r in hits.itertuples()])
+        users = distinct_users(wh, facts.cte(), "facts", [f"{segment_condition(within)} AND "
+                                                          f"{segment_condition(r.segment)}" for r in hits.itertuples()])
         findings = [_regression(r, period, sql, end, downstream[r.step], u) for r, u in zip(hits.itertuples(), users)]
-    summary = ("Release regressions: " + "; ".join(
-        f"{segment_text(f.segment)} at {f.step}: {f.observed:.1%} vs {f.baseline:.1%} on "
-        f"{f.detail['previous_version']}" for f in findings)
-        if findings else "No release converts significantly worse than the version before it.")
     table = tested.assign(segment=tested["segment"].map(segment_text)) if not tested.empty else tested
-    return ToolResult("Release regressions", summary, table, None, [sql], findings)
+    data = {"applied": scope, "facts": facts_of(regressions=(len(findings), "count"))}
+    return ToolResult("Release regressions", regression_words(findings, scope, q, min_relative_gap), table, None,
+                      [sql], findings, data)
+
+
+def _version_tests(df: pd.DataFrame, steps: tuple[str, ...], release, segment: Mapping[str, SegmentValue]
+                   ) -> pd.DataFrame:
+    """Every version against the one before it, on all platforms and on each (unless the segment fixes the
+    platform), at every step; only the versions the segment names, if it names any."""
+    one_platform = release.platform in segment and len(segment_values(segment[release.platform])) == 1
+    scopes = ([] if one_platform else [(None, df)]) + (list(df.groupby("platform")) if release.platform else [])
+    rows = [row for platform, g in scopes
+            for row in _compare_versions(g, platform, steps, release.version, release.platform)]
+    tested = pd.DataFrame(rows)
+    if release.version in segment and not tested.empty:
+        tested = tested[tested["version"].isin(segment_values(segment[release.version]))].reset_index(drop=True)
+    return tested
+
+
+def regression_words(findings: list[Friction], scope: dict, q: float, min_relative_gap: float) -> str:
+    """The verdict (how many releases convert worse than the one before), each one, then the tests in details."""
+    where = f"per session, {scope_words(scope)}"
+    if not findings:
+        return f"No release converts significantly worse than the version before it ({where})."
+    name = _release_name
+    many = f"{len(findings)} releases convert" if len(findings) > 1 else "1 release converts"
+    return (f"{many} significantly worse than the version before ({where}): " + "; ".join(
+        f"{name(f)} at {f.step}: {pct(f.observed)} vs {pct(f.baseline)} on {f.detail['previous_version']} "
+        f"(since {span(*[datetime.fromisoformat(f.detail['since'])] * 2)})" for f in findings)
+        + ". Rates are of the sessions reaching the step before.\n\nDetails: each version's sessions against the "
+        f"previous version's over the same days, two-proportion z-test, Benjamini-Hochberg q<{q:g}, relative gap "
+        f">= {min_relative_gap:.0%}; " + "; ".join(f"{name(f)} at {f.step} {p_value(f.p_value)}" for f in findings)
+        + ".")
+
+
+def _release_name(f: Friction) -> str:
+    """`ios 5.5.0`, or the version alone on all platforms."""
+    return " ".join(x for x in (f.detail["platform"], f.detail["version"]) if x)
 
 
 def _compare_versions(g: pd.DataFrame, platform: str | None, steps: tuple[str, ...],

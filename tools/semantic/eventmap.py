@@ -14,6 +14,7 @@ tracking plan. It is YAML, stored with the data, inferred when absent, and edita
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tools.semantic.plan import TrackingPlan
 from tools.semantic.vocabularies import concept_dimensions
 from tools.sqltext import lit
 
+SegmentValue = str | Sequence[str]  # one value, or a list meaning any of them (IN)
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # columns the analyses' SQL uses internally; a dimension may not take their names
 RESERVED = frozenset({
@@ -225,17 +227,23 @@ class EventMap(_Strict):
         for name in names:
             self.dimension_ref(name)
 
-    def segment_where(self, segment: dict[str, str], alias: str = "") -> str:
+    def segment_where(self, segment: Mapping[str, SegmentValue], alias: str = "") -> str:
         """The one segment filter on events rows (under `alias`): event dimensions compared on the row,
-        user dimensions through the users table. TRUE for everyone."""
+        user dimensions through a subquery of the users table (so no column of the outer query is
+        ambiguous); a list of values is any of them. TRUE for everyone.
+
+        >>> EventMap(dimensions={"os": "os", "plan": "users.plan"}).segment_where({"os": ["ios", "android"]}, "e")
+        'e."os" IN (\\'ios\\', \\'android\\')'
+        """
         prefix = f"{alias}." if alias else ""
         parts = []
         for name, value in segment.items():
             ref = parse_field(self.dimension_ref(name))
             if ref.table == "events":
-                parts.append(f"{ref.sql(alias)} = {lit(value)}")
+                parts.append(value_match(ref.sql(alias), value, name))
             else:
-                parts.append(f"{prefix}user_id IN (SELECT user_id FROM users WHERE {ref.sql()} = {lit(value)})")
+                parts.append(f"{prefix}user_id IN (SELECT user_id FROM users WHERE "
+                             f"{value_match(ref.sql(), value, name)})")
         return " AND ".join(parts) or "TRUE"
 
     def concepts(self) -> dict[str, str]:
@@ -255,6 +263,25 @@ class EventMap(_Strict):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True, exclude_defaults=False),
                               sort_keys=False, allow_unicode=True, width=110)
+
+
+def segment_values(value: SegmentValue) -> tuple[str, ...]:
+    """The values a segment entry matches: one, or each of a list (in order, without repeats)."""
+    return tuple(dict.fromkeys(value)) if isinstance(value, (list, tuple, set, frozenset)) else (value,)
+
+
+def value_match(expr: str, value: SegmentValue, name: str = "segment") -> str:
+    """`expr = 'v'`, or `expr IN ('a', 'b')` for a list; MapError for an empty list (it matches nobody).
+
+    >>> value_match("os", "ios"), value_match("os", ["ios"]), value_match("os", ["ios", "android"])
+    ("os = 'ios'", "os = 'ios'", "os IN ('ios', 'android')")
+    """
+    values = segment_values(value)
+    if not values:
+        raise MapError(f"segment {name}: an empty list of values matches nobody")
+    if len(values) == 1:
+        return f"{expr} = {lit(values[0])}"
+    return f"{expr} IN ({', '.join(lit(v) for v in values)})"
 
 
 def check_dimension_name(name: str) -> None:

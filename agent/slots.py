@@ -1,0 +1,218 @@
+"""The slots of a question, read against what the data holds: segment, breakdown, step, metric, experiment.
+
+Every value comes from the data's own vocabulary (its dimensions' values, its funnel's steps,
+its metric catalog, its experiments); the word lists here only say what everyday words mean.
+
+>>> dims = {"platform": ["android", "ios", "web"], "country": ["BR", "DE"], "browser": ["chrome", "safari"]}
+>>> segment("How is mobile doing in Brazil?", dims, {"platform": "platform", "country": "country"})
+{'country': 'BR', 'platform': ['android', 'ios']}
+>>> segment("Is checkout broken on Safari?", dims, {})
+{'browser': 'safari'}
+>>> spell("convertion by platfrom", {"conversion", "platform"})
+'conversion by platform'
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import get_close_matches
+
+from tools.semantic.vocabularies import normalize, stage_of
+
+COUNTRY_NAMES = {
+    "germany": "DE", "german": "DE", "brazil": "BR", "brazilian": "BR", "brasil": "BR", "united states": "US",
+    "usa": "US", "america": "US", "american": "US", "uk": "GB", "united kingdom": "GB", "britain": "GB",
+    "british": "GB", "england": "GB", "france": "FR", "french": "FR", "india": "IN", "indian": "IN",
+    "canada": "CA", "canadian": "CA", "japan": "JP", "japanese": "JP", "spain": "ES", "spanish": "ES",
+    "italy": "IT", "italian": "IT", "mexico": "MX", "mexican": "MX", "australia": "AU", "australian": "AU",
+    "netherlands": "NL", "dutch": "NL",
+}
+# Everyday names of groups of values (matched to the dimension holding all of them).
+EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
+            "app users": ("ios", "android"), "desktop": ("web",), "website": ("web",), "browser users": ("web",),
+            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",)}
+# Words naming a concept of the data (tools.semantic.vocabularies.DIMENSION_CONCEPTS).
+DIMENSION_WORDS = {
+    "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
+    "os": "os", "operating system": "os", "version": "version", "versions": "version",
+    "app version": "version", "release": "version", "releases": "version", "browser": "browser",
+    "browsers": "browser", "country": "country", "countries": "country", "market": "country", "markets": "country",
+    "geo": "country", "region": "country", "channel": "channel", "channels": "channel", "acquisition": "channel",
+    "acquisition channel": "channel", "source": "channel", "sources": "channel", "traffic source": "channel",
+    "plan": "plan", "plans": "plan", "tier": "plan", "tiers": "plan", "subscription": "plan",
+}
+# Everyday words for funnel stages, matched to the data's steps by what the steps mean, whatever their names.
+STEP_WORDS = (
+    ("add to cart", "cart_add"), ("add-to-cart", "cart_add"), ("adding to cart", "cart_add"),
+    ("added to cart", "cart_add"), ("adding items", "cart_add"), ("payment", "payment"), ("paying", "payment"),
+    ("pay", "payment"), ("card details", "payment"), ("shipping", "shipping"), ("checkout", "checkout"),
+    ("check out", "checkout"), ("product page", "view"), ("product view", "view"), ("purchase", "order"),
+    ("buying", "order"), ("buy", "order"), ("order", "order"),
+)
+METRIC_WORDS = (
+    ("revenue", "revenue"), ("sales", "revenue"), ("gmv", "revenue"), ("money", "revenue"), ("orders", "orders"),
+    ("purchases", "orders"), ("spend", "revenue"), ("spent", "revenue"), ("active users", "dau"), ("dau", "dau"),
+    ("add to cart rate", "add_to_cart_rate"),
+    ("add-to-cart rate", "add_to_cart_rate"), ("zero result", "zero_result_rate"),
+    ("zero-result", "zero_result_rate"), ("error rate", "error_rate"), ("conversion", "conversion_rate"),
+    ("purchase rate", "conversion_rate"), ("conv rate", "conversion_rate"), ("cvr", "conversion_rate"),
+)
+# Words of step names that say nothing about which step it is.
+GENERIC_STEP_WORDS = {"viewed", "view", "started", "start", "completed", "complete", "entered", "info", "add",
+                      "added", "clicked", "the", "a", "at", "to", "of", "in", "on", "and", "or", "step", "page",
+                      "event", "user", "users", "who", "drop", "off", "for", "is", "are", "which", "what", "why",
+                      "segments", "segment", "conversion", "rate", "funnel", "how", "many", "does", "do"}
+GENERIC_WORDS = {"experiment", "exp", "test", "the", "a", "an", "of", "new", "and", "ab", "variant"}
+# Words of what a question may ask about: the targets of spelling correction (with the data's own words).
+LEXICON = ("conversion", "converting", "retention", "retained", "checkout", "funnel", "abandonment", "abandon",
+           "experiment", "experiments", "revenue", "search", "searches", "payment", "purchase", "platform",
+           "country", "browser", "channel", "incident", "incidents", "release", "releases", "errors", "segments",
+           "segment", "cohort", "cohorts", "trend", "trends", "anomalies", "quarter", "weekly", "monthly", "daily",
+           "yesterday", "fortnight", "compare", "comparison", "conversions", "breakdown", "mobile", "desktop",
+           "android", "safari", "chrome", "firefox", "german", "germany", "brazil", "brazilian", "dropoff",
+           "dropping", "struggling", "version", "orders", "queries", "results", "abandoned", "signup", "signed",
+           "month", "weeks", "broken", "crashes", "performance", "latency", "loading", "subscription", "variant",
+           "variants", "significant", "improve", "prioritize", "priority", "suggestions", "customers", "shoppers",
+           "september", "october", "november", "december", "january", "february", "august", "tracking", "spend",
+           "spent", "average", "value", "first", "groups", "finish", "worse", "defined", "define", "definition",
+           "calculated", "calculate", "computed", "compute", "measured", "measure", "meaning", "please", "thanks",
+           "should", "would", "could", "their", "there", "these", "those", "where", "which", "while", "about",
+           "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing")
+
+
+def spell(text: str, known: set[str]) -> str:
+    """`text` with words of five letters or more that are close to a known word (and not one) corrected."""
+    def fix(m: re.Match) -> str:
+        word = m.group(0)
+        if len(word) < 5 or word in known:
+            return word
+        close = get_close_matches(word, known, n=1, cutoff=0.8)
+        return close[0] if close else word
+    return re.sub(r"[a-z]+", fix, text)
+
+
+def known_words(dimensions: dict[str, list[str]], steps: list[str], metrics: dict[str, str]) -> set[str]:
+    """What spelling correction may correct to: the lexicon and the data's own words."""
+    words = set(LEXICON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS)
+    for text in [*dimensions, *(v for vs in dimensions.values() for v in vs), *steps, *metrics, *metrics.values()]:
+        words.update(w for w in normalize(str(text)).split() if w.isalpha())
+    return {w for w in words if " " not in w}
+
+
+def _value_word(value: str) -> str:
+    return re.escape(value.lower()).replace("_", "[ _-]")
+
+
+def _names(q: str, value: str, plan: bool) -> bool:
+    """Whether the question names a value; plan names and common words need context ("pro plan", "on web")."""
+    word = _value_word(value)
+    if (plan or value.lower() in {"web", "email", "organic", "social", "free", "other", "unknown"}) and not re.search(
+            rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?)\b|"
+            rf"\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b", q):
+        return False
+    return bool(re.search(rf"\b{word}\b", q))
+
+
+def _everyday(q: str, dimensions: dict[str, list[str]], out: dict) -> None:
+    """'mobile' = ios + android, 'desktop' = web: on the dimension holding every value of the group."""
+    for word, values in EVERYDAY.items():
+        if not re.search(rf"\b{word}\b", q):
+            continue
+        for dim, present in dimensions.items():
+            lower = {str(v).lower(): v for v in present}
+            if dim not in out and all(v in lower for v in values):
+                found = [lower[v] for v in values]
+                out[dim] = found[0] if len(found) == 1 else sorted(found)
+                break
+
+
+def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str], original: str | None = None
+            ) -> dict[str, str | list[str]]:
+    """Dimension values named in the question: country names and codes (in capitals in `original`, the question
+    as typed), versions, everyday groups, any value."""
+    q, text = text.lower(), original or text
+    out: dict[str, str | list[str]] = {}
+    country, version, plan = (concepts.get(c) or (c if c in dimensions else None)
+                              for c in ("country", "version", "plan"))
+    for name, code in COUNTRY_NAMES.items():
+        if country and re.search(rf"\b{name}\b", q) and code in dimensions.get(country, []):
+            out.setdefault(country, code)
+    for code in dimensions.get(country, []) if country else []:
+        if len(code) == 2 and re.search(rf"\b{re.escape(code)}\b", text):
+            out.setdefault(country, code)
+    for value in dimensions.get(version, []) if version else []:
+        short = re.escape(value.removesuffix(".0"))
+        if re.search(rf"(?<![\d.]){short}(\.0)?(?![\d.])", q):
+            out[version] = value
+    for dim, values in dimensions.items():
+        if dim in (country, version) or dim in out:
+            continue
+        found = [value for value in values if _names(q, str(value), dim == plan)]
+        if found:
+            out[dim] = found[0] if len(found) == 1 else sorted(found)
+    _everyday(q, dimensions, out)
+    platform, os_ = concepts.get("platform"), concepts.get("os")
+    if platform and os_ and out.get(platform) and out.get(platform) == out.get(os_):
+        out.pop(os_)  # "on iOS": the platform, not also the OS
+    return dict(sorted(out.items()))
+
+
+def breakdown(q: str, dimensions: dict[str, list[str]], concepts: dict[str, str]) -> str | None:
+    """The dimension a question breaks down by: a concept word ("by country"), or a dimension's own name."""
+    m = re.search(r"\b(?:by|per|across|split by|broken down by|for each|each|between|among|than other|to other|"
+                  r"vs\.? other|versus other|compared to other|from other)\s+(?:the\s+)?"
+                  r"(operating system|app version|acquisition channel|traffic source|[a-z_]+)", q)
+    if not m:
+        return None
+    concept = DIMENSION_WORDS.get(m.group(1))
+    found = (concepts.get(concept) or (concept if concept in dimensions else None)) if concept else None
+    return found or (m.group(1) if m.group(1) in dimensions else None)
+
+
+def step(q: str, steps: list[str]) -> str | None:
+    """The funnel step a question names: by a stage word ("payment", "add to cart") matched to what the
+    data's steps mean, else by a word of a step's own name ("demo" in `demo_scheduled`). A step named as one
+    ("the order step") comes first."""
+    if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage|page)\b", q)) and (found := step(named.group(1), steps)):
+        return found
+    for word, stage in STEP_WORDS:
+        if re.search(rf"\b{re.escape(word)}\b", q):
+            found = next((s for s in steps if stage_of(s) == stage), None)
+            if found:
+                return found
+    words = set(re.findall(r"[a-z0-9]+", q)) - GENERIC_STEP_WORDS
+    return next((s for s in steps if words & (set(normalize(s).split()) - GENERIC_STEP_WORDS)), None)
+
+
+def metric(q: str) -> str | None:
+    """The metric the question names, if any."""
+    return next((key for word, key in METRIC_WORDS if re.search(rf"\b{re.escape(word)}", q)), None)
+
+
+def named_metric(q: str, metrics: dict[str, str]) -> str | None:
+    """A metric of the metrics layer named by key (`mau`) or name (`monthly active users`)."""
+    found = [(len(name or key), key) for key, name in metrics.items()
+             if re.search(rf"\b{re.escape(key.replace('_', ' '))}\b", q.replace("_", " ").replace("-", " "))
+             or (name and re.search(rf"\b{re.escape(name.lower())}\b", q))]
+    return max(found)[1] if found else None  # the longest: "zero-result searches", not "searches"
+
+
+def experiment(q: str, experiments: dict[str, str]) -> str | None:
+    """The experiment named by id, by name, or by the most words of its name."""
+    words = set(re.findall(r"[a-z0-9]+", q)) - GENERIC_WORDS
+    best, score = None, 0
+    for exp_id, name in experiments.items():
+        if exp_id.lower() in q or (name and name.lower() in q):
+            return exp_id
+        overlap = len(words & (set(re.findall(r"[a-z0-9]+", f"{exp_id} {name}".lower())) - GENERIC_WORDS))
+        if overlap > score:
+            best, score = exp_id, overlap
+    return best
+
+
+def without_values(q: str, seg: dict[str, str | list[str]]) -> str:
+    """The question without the segment values it names ('paid search users' is not about search)."""
+    for value in seg.values():
+        for v in value if isinstance(value, list) else [value]:
+            q = re.sub(rf"\b{_value_word(str(v))}\b", " ", q)
+    return q
