@@ -302,8 +302,8 @@ def sql(
         console.print_json(result.df.to_json(orient="records", date_format="iso"))
         return
     table = Table(*[str(c) for c in result.df.columns])
-    for row in result.df.astype(str).itertuples(index=False):
-        table.add_row(*row)
+    for row in result.df.itertuples(index=False):  # a missing value (NULL) shows as an empty cell
+        table.add_row(*("" if v is None or v != v else str(v) for v in row))
     console.print(table)
     if result.truncated:
         console.print(f"(truncated at {len(result.df)} rows)")

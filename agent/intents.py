@@ -59,7 +59,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
     ("experiments", ((r"\bexperiments?\b", 1.5), (r"\ba/?b\b", 1.5), (r"\bab tests?\b", 1.5), (r"\bvariants?\b", 1),
                      (r"\bsrm\b", 1.5), (r"\bsample ratio\b", 1.5), (r"\btests? results?\b", 1),
-                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1))),
+                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1), (r"\btests?\b", 1))),
     ("search", ((r"\bsearch", 1.5), (r"\bzero[- ]results?\b", 1.5), (r"\bqueries\b", 1), (r"\bquery\b", 1),
                 (r"\bcan'?t find\b", 1))),
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
@@ -84,7 +84,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                     (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 3.5))),
     ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions)\b", 2),
                 (r"\bhow much\b.*\b(customers|users|people|buyers|shoppers)\b.*\bspen[dt]\b", 2),
-                (r"^(?!how )(\w+ ){0,3}(conv|conversion|conversion rate|revenue|sales|orders|aov|sessions|add to cart "
+                (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|add to cart "
                  r"rate|average order value|buyers)\b.{0,30}\b(by|per|vs|versus)\b"
                  r"(?!.*\b(trend|over time|daily)\b)", 2.2),
                 (r"^(?!how )(\w+ ){0,2}(revenue|sales|orders|aov|average order value)\b"
@@ -176,7 +176,7 @@ class Question:
     metric: str = "conversion_rate"
     experiment_id: str | None = None
     week_n: int = 1
-    entity: str = "users"
+    entity: str | None = None  # sessions or users when the question says which; each tool's default otherwise
     sql: str | None = None
     metric_name: str | None = None
     follow_up: bool = False
@@ -239,9 +239,11 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         period = before(previous.period, end) or period  # "and the week before that?"
     signup = _signup_period(q, end)
     scores = intent_scores(" ".join(slots.without_values(q, segment).split()))
+    if off_topic := intent_scores(q).get("unsupported"):  # "spend on google ads": the words before a segment
+        scores = {**scores, "unsupported": max(off_topic, scores.get("unsupported", 0))}
     if any(i.lower() in q or (n and n.lower() in q) for i, n in v.experiments.items()):  # "the onboarding test"
         scores = {**scores, "experiments": scores.get("experiments", 0) + 2}
-        scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
     intent = next(iter(scores), None)
     if intent == "explain_item" and (previous is None or previous.intent not in {"scan", "explain_item"}):
         intent = next((i for i in scores if i != "explain_item"), None) if previous is None else "explain_item"
@@ -277,7 +279,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         step=slots.step(q, v.steps), metric=metric or "conversion_rate",
         experiment_id=slots.experiment(q, v.experiments),
         week_n=int(next(g for g in week.groups() if g)) if week else 1,
-        entity="sessions" if re.search(r"\bsessions?\b", q) else "users", sql=sql, metric_name=named,
+        entity="sessions" if re.search(r"\bsessions?\b", q) else None, sql=sql, metric_name=named,
         compare=compare, signup_period=signup if intent == "retention" else None, premise=_premise(q, intent),
         item=_item(q) if intent == "explain_item" else None, scores=scores,
     )

@@ -53,7 +53,7 @@ def _args(tool: str, q: Question) -> dict:
     own = {"trends": {"metric": q.metric}, "retention": {"week_n": q.week_n},
            "experiments": {"experiment_id": q.experiment_id}, "run_sql": {"query": q.sql or ""},
            "metric": {"metric": q.metric_name or q.metric}, "metric_definition": {"metric": q.metric_name},
-           "funnel": {"entity": q.entity}}.get(tool, {})
+           "funnel": {"entity": q.entity or "users"}, "dropoffs": {"entity": q.entity}}.get(tool, {})
     slots = {"period": q.period, **scope.asked(q), "step": q.step if q.intent in scope.STEP_INTENTS else None}
     if tool in {"schema", "run_sql", "metric_definition"}:
         slots = {}

@@ -30,7 +30,8 @@ COUNTRY_NAMES = {
 # Everyday names of groups of values (matched to the dimension holding all of them).
 EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
             "app users": ("ios", "android"), "desktop": ("web",), "website": ("web",), "browser users": ("web",),
-            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",)}
+            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "paid search": ("cpc",), "ppc": ("cpc",),
+            "google ads": ("cpc",), "adwords": ("cpc",), "paid ads": ("cpc",)}
 # Words naming a concept of the data (tools.semantic.vocabularies.DIMENSION_CONCEPTS).
 DIMENSION_WORDS = {
     "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
@@ -78,6 +79,15 @@ LEXICON = ("conversion", "converting", "retention", "retained", "checkout", "fun
            "calculated", "calculate", "computed", "compute", "measured", "measure", "meaning", "please", "thanks",
            "should", "would", "could", "their", "there", "these", "those", "where", "which", "while", "about",
            "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing")
+# Everyday words that look like a slip of a known word ("other" ~ "order"): never corrected.
+COMMON = ("other", "others", "every", "during", "between", "against", "without", "within", "among", "right",
+          "wrong", "still", "again", "maybe", "really", "great", "quick", "little", "large", "small", "think",
+          "doing", "going", "being", "having", "getting", "making", "seeing", "looking", "coming", "using",
+          "working", "trying", "happen", "happened", "happening", "anything", "something", "everything", "nothing",
+          "anyone", "person", "total", "whole", "point", "order", "older", "newer", "later", "earlier", "lately",
+          "recently", "compared", "across", "tell", "explain", "happy", "worst", "better", "best", "most", "least",
+          "fewer", "under", "above", "below", "over", "whose", "whom", "what", "when", "kind", "sort", "type",
+          "group", "place", "spend", "send", "spent", "speed", "speeds", "hours", "minutes", "seconds", "times")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -93,10 +103,16 @@ def spell(text: str, known: set[str]) -> str:
 
 def known_words(dimensions: dict[str, list[str]], steps: list[str], metrics: dict[str, str]) -> set[str]:
     """What spelling correction may correct to: the lexicon and the data's own words."""
-    words = set(LEXICON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS)
+    words = set(LEXICON) | set(COMMON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS)
     for text in [*dimensions, *(v for vs in dimensions.values() for v in vs), *steps, *metrics, *metrics.values()]:
         words.update(w for w in normalize(str(text)).split() if w.isalpha())
     return {w for w in words if " " not in w}
+
+
+def _country_value(code: str, values: list[str]) -> str | None:
+    """The data's value for a country: its code (`BR`) or its name (`Brazil`, as GA4 and Amplitude write it)."""
+    names = {n for n, c in COUNTRY_NAMES.items() if c == code}
+    return next((v for v in values if v == code or str(v).lower() in names), None)
 
 
 def _value_word(value: str) -> str:
@@ -115,9 +131,10 @@ def _names(q: str, value: str, plan: bool) -> bool:
 
 def _everyday(q: str, dimensions: dict[str, list[str]], out: dict) -> None:
     """'mobile' = ios + android, 'desktop' = web: on the dimension holding every value of the group."""
+    literal = {str(v).lower() for vs in dimensions.values() for v in vs}
     for word, values in EVERYDAY.items():
-        if not re.search(rf"\b{word}\b", q):
-            continue
+        if word in literal or not re.search(rf"\b{word}\b", q):
+            continue  # a word that is itself a value of the data ("mobile" of a device type) means that value
         for dim, present in dimensions.items():
             lower = {str(v).lower(): v for v in present}
             if dim not in out and all(v in lower for v in values):
@@ -135,8 +152,8 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
     country, version, plan = (concepts.get(c) or (c if c in dimensions else None)
                               for c in ("country", "version", "plan"))
     for name, code in COUNTRY_NAMES.items():
-        if country and re.search(rf"\b{name}\b", q) and code in dimensions.get(country, []):
-            out.setdefault(country, code)
+        if country and re.search(rf"\b{name}\b", q) and (value := _country_value(code, dimensions[country])):
+            out.setdefault(country, value)
     for code in dimensions.get(country, []) if country else []:
         if len(code) == 2 and re.search(rf"\b{re.escape(code)}\b", text):
             out.setdefault(country, code)
@@ -152,7 +169,7 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
             out[dim] = found[0] if len(found) == 1 else sorted(found)
     _everyday(q, dimensions, out)
     platform, os_ = concepts.get("platform"), concepts.get("os")
-    if platform and os_ and out.get(platform) and out.get(platform) == out.get(os_):
+    if platform and os_ and out.get(platform) and str(out.get(platform)).lower() == str(out.get(os_)).lower():
         out.pop(os_)  # "on iOS": the platform, not also the OS
     return dict(sorted(out.items()))
 
@@ -211,8 +228,12 @@ def experiment(q: str, experiments: dict[str, str]) -> str | None:
 
 
 def without_values(q: str, seg: dict[str, str | list[str]]) -> str:
-    """The question without the segment values it names ('paid search users' is not about search)."""
-    for value in seg.values():
-        for v in value if isinstance(value, list) else [value]:
-            q = re.sub(rf"\b{_value_word(str(v))}\b", " ", q)
+    """The question without the segment values it names, or their everyday names ('paid search users' is not
+    about search)."""
+    values = {str(v).lower() for value in seg.values() for v in (value if isinstance(value, list) else [value])}
+    for v in values:
+        q = re.sub(rf"\b{_value_word(v)}\b", " ", q)
+    for word, group in EVERYDAY.items():
+        if values & set(group):
+            q = re.sub(rf"\b{word}\b", " ", q)
     return q
