@@ -32,19 +32,26 @@ from agent.timewords import period as period_of
 
 Segment = dict[str, str | list[str]]
 
+# words for a metric moving, in any direction
+MOVES = (r"(drop\w*|fall\w*|fell|declin\w*|down|chang\w*|lower|worse|increas\w*|up|spik\w*|ris\w*|rose|tank\w*|"
+         r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*)")
 # (intent, weighted cues), in priority order: a tie goes to the intent listed first.
 CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("show_sql", ((r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", 5), (r"^sql\??$", 5),
                   (r"\bwhich (sql|query)\b", 5))),
     ("run_sql", ((r"^\s*(with|select)\b", 10),)),
     ("help", ((r"^(help|\?)$", 5), (r"\bwhat can you (do|answer)\b", 5), (r"\bhow do i use\b", 5))),
-    ("unsupported", ((r"\b(predict|forecast|next (year|quarter|month)|weather|poem|joke|stock price|translate|"
+    ("unsupported", ((r"\b(predict|forecast|project|projected|projection|next (year|quarter|month)|weather|poem|joke|"
+                      r"stock price|translate|app store|star rating|reviews|support (chats?|tickets?)|"
                       r"world cup|recipe)\b", 5),
-                     (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|google ads|facebook ads|"
-                      r"marketing (budget|spend)|cost per (click|acquisition)|cac)\b", 5))),
+                     (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|marketing (budget|spend)|"
+                      r"cost per (click|acquisition)|cac)\b", 5),
+                     (r"\bwill (we|it|they|there)\b.*\b(next|tomorrow|coming)\b|\bnext (week|month)\b", 5))),
     ("explain_item", ((r"\b(tell me more|more (about|on|detail)|explain|details? (on|of|about)|drill (into|down)|dig "
-                       r"into|expand on|elaborate)\b.*(#\s?\d+|\b(number \d+|item \d+|first|second|third|fourth|fifth|"
-                       r"top|last|that|this|it|one)\b)", 4),
+                       r"into|expand on|elaborate)\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
+                       r"second|"
+                       r"third|fourth|fifth|top|last|that|this|it|one)\b)", 4),
+                      (r"\bwhy('s| is| was| did)\b.*(#\s?\d+|\bnumber \d+).*\b(top|first|above|ahead|rank)", 5),
                       (r"\bwhy (is|was|did) (that|it|this|#\s?\d+|number \d+|the (first|second|third|top) one|the top"
                        r" (item|suggestion|one)).*\b(rank|first|top|prioriti[sz]|ahead|above|higher)", 5),
                       (r"^(what about|and|ok(ay)?,?)? ?(#\s?\d+|number \d+)\??$", 4))),
@@ -53,7 +60,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\b(top|biggest|main|worst) (issues|problems|frictions|opportunities|pain points)\b", 2),
               (r"\bwhere do (users|people|customers) struggle\b", 1.5), (r"\b(suggest|recommend)", 1),
               (r"\bquick wins?\b", 2), (r"\bfrictions?\b", 1), (r"\bwhat('s| is) broken\b", 1.5),
-              (r"\bpain points?\b", 1.5), (r"\bwhat (to|should we) (build|change|tweak)\b", 1.5))),
+              (r"\bpain points?\b", 1.5), (r"\bwhat (to|should we) (build|change|tweak)\b", 1.5),
+              (r"\b(biggest|top|main|worst) (\w+ )?(killers|blockers|leaks|issues|problems)\b", 2.5),
+              (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5))),
     ("tracking", ((r"\btracking\b", 1.5), (r"\binstrumentation\b", 1.5), (r"\bdata quality\b", 2),
                   (r"\bevent quality\b", 1.5), (r"\btracking plan\b", 1))),
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
@@ -64,7 +73,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bcan'?t find\b", 1))),
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
               (r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b", 1), (r"\bbaskets?\b", 1),
-              (r"\bstart(ed)? (the )?checkout\b.*\b(don'?t|do not|never|didn'?t) (finish|complete)", 2.5))),
+              (r"\bstart(ed)? (the )?checkout\b.*\b(don'?t|do not|never|didn'?t) (finish|complete)", 2.5),
+              (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5))),
     ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1), (r"\bcom(e|ing) back\b", 1.5),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
                    (r"\bstick(ing)? around\b", 1.5))),
@@ -73,26 +83,35 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    (r"\boutages?\b", 1.5), (r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", 1.5),
                    (r"\b(is|was) (it|that|this) fixed\b", 1.5), (r"\b(has|did) (it|that|this) recover", 1.5),
                    (r"\brecovered\b", 1), (r"\bis it (still )?(broken|ongoing)\b", 1.5), (r"\bbroke\b", 1),
-                   (r"\b(is|are) .*\bbroken\b", 1.5), (r"\bdown\b.*\bfor\b", 0.3))),
+                   (r"\b(is|are) .*\bbroken\b", 1.5), (r"\bdown\b.*\bfor\b", 0.3),
+                   (r"\bon fire\b|\bstill (broken|burning|down|failing)\b", 2))),
     ("release", ((r"\breleases?\b", 1.5), (r"\bregression", 1.5), (r"\bnew version\b", 1),
                  (r"^(?!.*\bfunnel\b).*\bapp versions?\b", 1), (r"\bupdates? (broke|break)", 1.5),
-                 (r"\b(app )?updates?\b.*\b(worse|hurt|broke|break|making)\b", 1.5))),
-    ("errors", ((r"\berrors?\b", 1), (r"\bcrash", 1), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
+                 (r"\b(app )?updates?\b.*\b(worse|hurt|broke|break|making)\b", 1.5),
+                 (r"\bversions?\b.*\b(converts?|converting) (worse|better)\b|\bpredecessor\b|"
+                  r"\bprevious version\b", 2))),
+    ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
+                (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
                 (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1))),
-    ("why_change", ((r"\bwhy\b.*\b(drop|dropped|fall|fell|decline|declined|down|change|changed|lower|worse|"
-                     r"increase|increased|up|spike|spiked|rise|rose|tank|tanked|jump|jumped)\b", 3.5),
-                    (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 3.5))),
+    ("why_change", ((rf"\bwhy\b.*\b{MOVES}\b", 5), (rf"\b{MOVES}\b.*\bwhy\b", 5),
+                    (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 4),
+                    (rf"\b{MOVES}\b.*\bwhat('s| is)? (happened|going on|up with)\b", 4),
+                    (r"\bwhat('s| is) going on\b", 1))),
     ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions)\b", 2),
+                (r"\bhow many (people|users|customers|folks|ppl) (bought|purchased|ordered)\b", 2.5),
+                (r"\bwhat('s| is| was)( the| our)? (conv\w*|purchase|checkout) rate\b", 2),
                 (r"\bhow much\b.*\b(customers|users|people|buyers|shoppers)\b.*\bspen[dt]\b", 2),
                 (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|add to cart "
-                 r"rate|average order value|buyers)\b.{0,30}\b(by|per|vs|versus)\b"
+                 r"rate|add-to-cart rate|average order value|buyers)\b.{0,30}\b(by|per|vs|versus)\b(?! (day|week|hour))"
                  r"(?!.*\b(trend|over time|daily)\b)", 2.2),
                 (r"^(?!how )(\w+ ){0,2}(revenue|sales|orders|aov|average order value)\b"
                  r"(?!.*\b(trend|over time|daily|week over week|wow|anomal)\w*)", 1.2),
                 (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv)\b", 2),
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
-    ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
+    ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
+                (r"\bhow (has|have|did) .*\b(moved|changed|evolved|developed|trended|been trending|been doing)\b", 2),
+                (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
                 (r"\bdaily\b", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
                 (r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b", 1),
                 (r"\b(revenue|dau|active users|add[- ]to[- ]cart rate)\b", 1), (r"\bcompar", 0.8),
@@ -103,7 +122,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   (r"\broot cause\b", 1.5),
                   (r"\bwhere (do|did|are) (\w+ ){0,3}(drop|dropping|fall out|falling out|leave|leaving|give up|"
                    r"giving up|bail)", 2.5), (r"\bwho('s| is| are)? ?(drop|dropping|drops|leaving|bails?|struggl)", 2),
-                  (r"\b(which|what) (user )?groups\b", 2), (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
+                  (r"\b(which|what) (user )?groups?\b", 2), (r"\bworst at\b", 1),
+                  (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
                   (r"\bsegments?\b", 1), (r"\bstruggl", 1.2), (r"\b(trouble|hard time|difficult)", 1),
                   (r"\bdrop(ping)? out\b", 1))),
     ("funnel", ((r"\bfunnel\b", 2), (r"\bconver", 1), (r"\bhow many (users|people|customers)\b", 1), (r"\bstep\b", 1),
@@ -112,17 +132,23 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bhow (is|are) .* (doing|performing)\b", 0.9),
                 (r"\bend up (buying|purchasing|ordering|converting)\b", 1.5), (r"\bwhat (%|percent|share) of\b", 0.6),
                 (r"\b(people|users|customers|shoppers) who (viewed|added|reached|started|made it)\b", 1.2),
-                (r"\bmade it (all the way|through|to)\b", 1.2), (r"\b(got|get|gets|reach|reached) to\b", 1))),
+                (r"\bmade it (all the way|through|to|from)\b", 1.2), (r"\b(got|get|gets|reach|reached) to\b", 1),
+                (r"\bhow many\b.*\b(ended up|went on to|got all the way|made it)\b", 1.5),
+                (r"\b(landed on|viewed|viewing|view) (a )?product", 1), (r"\bwhat fraction of\b", 0.6),
+                (r"\ball the way\b", 1))),
 )
 # The words of the cues: never corrected, and targets of correction.
 CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
              for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", pattern))}
-FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|now for|only for|just for|also for|and for|"
+FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
+                       r"and for|"
                        r"then for|ok(ay)?,? (and|what about)|what if)\b", re.IGNORECASE)
-PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|"
+PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|dip|"
+                     r"dipped|"
+                     r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
                      r"tank|tanked|decrease|decreased|shrink|shrank)\b"),
             ("rise", r"\b(rise|rose|rising|increase|increased|increasing|up|higher|better|spike|spiked|jump|jumped|"
-                     r"grow|grew|growing)\b"),
+                     r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong)\b"),
             ("break", r"\b(broken|break|broke|failing|struggl\w*)\b"))
 ORDINALS = {"first": 1, "top": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
             "eighth": 8, "ninth": 9, "tenth": 10}
@@ -200,24 +226,41 @@ def _premise(q: str, intent: str | None) -> str | None:
 
 
 def _item(q: str) -> int | None:
-    if m := re.search(r"#\s?(\d{1,2})\b|\b(?:number|item|suggestion|no\.?) (\d{1,2})\b", q):
-        return int(m.group(1) or m.group(2))
+    if m := re.search(r"#\s?(\d{1,2})\b|\b(?:number|item|suggestion|no\.?) (\d{1,2})\b|\b(\d{1,2})(?:st|nd|rd|th)\b",
+                      q):
+        return int(m.group(1) or m.group(2) or m.group(3))
     return next((n for word, n in ORDINALS.items() if re.search(rf"\b{word}\b", q)), None)
 
 
+def _week_n(word: str) -> int:
+    return int(word) if word.isdigit() else ORDINALS[word]
+
+
 def _signup_period(q: str, end: date | None) -> str | None:
-    """The signup period of 'people who signed up in late September' or 'the Q3 signups'."""
+    """The signup period of 'people who signed up in late September', 'the Q3 signups' or 'signed up in week 42'."""
     m = re.search(r"(.{0,25})\b(?:signed up|sign[- ]?ups?|joined|registered|new users|cohorts?)\b(.{0,40})", q)
     if not m:
         return None
+    if end and (week := re.search(r"\b(?:in|during) week (\d{1,2})\b(?! retention)", m.group(2))):
+        return f"{end.isocalendar().year}-W{int(week.group(1)):02d}"
     return (period_of(m.group(2), end) if m.group(2).strip() else None) or period_of(m.group(1).split(",")[-1], end)
+
+
+def _entity(q: str) -> str | None:
+    """Users or sessions, when the question says which ("count users, not sessions", "by session")."""
+    if re.search(r"\b(by|per|count(ing)?|in) users?\b|\busers?,? not sessions\b|\buser[- ]based\b", q):
+        return "users"
+    return "sessions" if re.search(r"\bsessions?\b", q) else None
 
 
 def _abbreviations(q: str) -> str:
     """Everyday short forms spelled out: `wk2` -> `week 2`, `avg` -> `average`, `conv` -> `conversion`."""
     q = re.sub(r"\bwk\s?(\d)", r"week \1", q)
     for short, full in (("wk", "week"), ("wks", "weeks"), ("avg", "average"), ("conv", "conversion"),
-                        ("rev", "revenue"), ("mo", "month"), ("yday", "yesterday"), ("pls", "please")):
+                        ("rev", "revenue"), ("mo", "month"), ("yday", "yesterday"), ("pls", "please"),
+                        ("ppl", "people"),
+                        ("basket value", "order value"), ("basket size", "order value"), ("cart value", "order value"),
+                        ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off")):
         q = re.sub(rf"\b{short}\b", full, q)
     return q
 
@@ -230,12 +273,13 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         q = re.sub(r"\bweek[- ]?([1-9]|1[0-2])\b(?! retention)", r"week-\1 retention", q)
     v, end = vocabulary, vocabulary.end
     segment = slots.segment(q, v.dimensions, v.concepts, original=text)
-    breakdown = slots.breakdown(q, v.dimensions, v.concepts) or _compared_values(q, segment)
-    segment = {k: x for k, x in segment.items() if k != breakdown}  # "social vs other channels": compare them all
     compared = comparison(q, end)
+    breakdown = slots.breakdown(q, v.dimensions, v.concepts) or (None if compared else _compared_values(q, segment))
+    segment = {k: x for k, x in segment.items() if k != breakdown}  # "social vs other channels": compare them all
     period, compare = compared if compared else (period_of(q, end), None)
     if previous is not None and previous.period != "all" and re.search(
-            r"\b(the )?(week|month|period|days?) before( that| it)?\b|\bthe previous (one|week|period)\b", q):
+            r"\b(the )?(week|month|period|days?) (before|prior)( to)?( that| it| this)?( one)?\b|\bthe previous "
+            r"(one|week|month|period)\b", q):
         period = before(previous.period, end) or period  # "and the week before that?"
     signup = _signup_period(q, end)
     scores = intent_scores(" ".join(slots.without_values(q, segment).split()))
@@ -252,14 +296,17 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                        scores=scores)
     follow = previous is not None and previous.intent not in {"help", "unsupported", "show_sql"} and (
         bool(FOLLOW_UP.match(q)) or intent is None) and bool(period or segment or breakdown or FOLLOW_UP.match(q))
-    same_kind = {"funnel", "dropoffs"} | ({"metric", "trends"} if previous and previous.intent in
-                                          {"metric", "trends"} else set())
+    same_kind = {"funnel", "dropoffs", previous.intent if previous else ""} | (
+        {"metric", "trends"} if previous and previous.intent in {"metric", "trends"} else set())
     if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q)):
         merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
         keep = breakdown or previous.breakdown
         return replace(previous, text=text, period=period or previous.period, segment=merged,
                        breakdown=None if keep in merged else keep, metric=slots.metric(q) or previous.metric,
+                       week_n=_week_n(w.group(1)) if (w := re.search(r"\bweek[- ]?(\d{1,2})\b", q))
+                       else previous.week_n,
                        metric_name=slots.named_metric(q, v.metrics) or previous.metric_name,
+                       experiment_id=slots.experiment(q, v.experiments) or previous.experiment_id,
                        compare=compare or previous.compare, follow_up=True, premise=None, scores=scores)
     intent, named = _metric_intent(q, intent, v)
     if intent == "retention" and signup and signup == period and not compared:
@@ -272,14 +319,15 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     if intent == "why_change" and metric is None and previous and previous.intent in {"trends", "why_change"}:
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b|"
-                     r"\bweek[- ]?(\d{1,2})\b", q) if intent == "retention" else None
+                     r"\bweek[- ]?(\d{1,2})\b(?! signups?| cohort)|\b(first|second|third|fourth|fifth|sixth) week\b",
+                     q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
         text=text, intent=intent or "unknown", period=period or "all", segment=segment, breakdown=breakdown,
         step=slots.step(q, v.steps), metric=metric or "conversion_rate",
         experiment_id=slots.experiment(q, v.experiments),
-        week_n=int(next(g for g in week.groups() if g)) if week else 1,
-        entity="sessions" if re.search(r"\bsessions?\b", q) else None, sql=sql, metric_name=named,
+        week_n=_week_n(next(g for g in week.groups() if g)) if week else 1,
+        entity=_entity(q), sql=sql, metric_name=named,
         compare=compare, signup_period=signup if intent == "retention" else None, premise=_premise(q, intent),
         item=_item(q) if intent == "explain_item" else None, scores=scores,
     )
@@ -294,7 +342,8 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary) -> tuple[str | Non
     if intent == "metric" and named is None:
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
     if named and (intent is None or intent in ("trends", "funnel", "metric") and named not in ANALYSED_ELSEWHERE
-                  and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow)", q)):
+                  and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow|per day|by day|a day)",
+                                    q)):
         return "metric", named  # "MAU last month on Android" is computed from its definition
     if intent == "metric":
         return "metric", named
@@ -304,18 +353,12 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary) -> tuple[str | Non
 
 
 def _compared_values(q: str, segment: Segment) -> str | None:
-    """The dimension of two groups compared ("mobile compared to desktop", "iOS vs Android"): a breakdown."""
-    if not re.search(r"\b(vs\.?|versus|compared? (to|with)|against|or|than)\b", q):
+    """The dimension of groups compared ("mobile compared to desktop", "UK vs Germany", "free vs plus vs pro"):
+    a breakdown, not a filter."""
+    if not re.search(r"\b(vs\.?|versus|compared? (to|with)|against|than)\b|\b(better|worse|higher|lower|more|less)\b"
+                     r".*\bor\b", q):
         return None
-    return next((dim for dim, value in segment.items() if isinstance(value, list) and len(value) > 1
-                 and re.search(r"\b(desktop|web)\b", q)), None) or _two_values(q, segment)
-
-
-def _two_values(q: str, segment: Segment) -> str | None:
-    """A dimension two of whose values the question names ("ios vs android")."""
-    return None if len(segment) < 1 else next(
-        (dim for dim, value in segment.items() if isinstance(value, list) and len(value) == 2
-         and all(re.search(rf"\b{re.escape(str(x).lower())}\b", q) for x in value)), None)
+    return next((dim for dim, value in segment.items() if isinstance(value, list) and len(value) > 1), None)
 
 
 def _narrows(q: str) -> bool:

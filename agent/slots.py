@@ -30,8 +30,12 @@ COUNTRY_NAMES = {
 # Everyday names of groups of values (matched to the dimension holding all of them).
 EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
             "app users": ("ios", "android"), "desktop": ("web",), "website": ("web",), "browser users": ("web",),
-            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "paid search": ("cpc",), "ppc": ("cpc",),
-            "google ads": ("cpc",), "adwords": ("cpc",), "paid ads": ("cpc",)}
+            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "the app": ("ios", "android")}
+# Everyday names of one value, spelled as teams spell it: the first the data has is meant.
+ALIASES = {"paid search": ("paid_search", "cpc", "paid"), "google ads": ("paid_search", "cpc", "paid"),
+           "adwords": ("paid_search", "cpc"), "ppc": ("paid_search", "cpc"), "paid ads": ("paid_search", "cpc", "paid"),
+           "mac": ("macos", "mac os x", "mac"), "macs": ("macos", "mac os x", "mac"), "macbook": ("macos", "mac os x"),
+           "social media": ("social",), "newsletter": ("email",), "seo": ("organic",), "windows pc": ("windows",)}
 # Words naming a concept of the data (tools.semantic.vocabularies.DIMENSION_CONCEPTS).
 DIMENSION_WORDS = {
     "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
@@ -45,12 +49,14 @@ DIMENSION_WORDS = {
 # Everyday words for funnel stages, matched to the data's steps by what the steps mean, whatever their names.
 STEP_WORDS = (
     ("add to cart", "cart_add"), ("add-to-cart", "cart_add"), ("adding to cart", "cart_add"),
-    ("added to cart", "cart_add"), ("adding items", "cart_add"), ("payment", "payment"), ("paying", "payment"),
+    ("added to cart", "cart_add"), ("adding items", "cart_add"), ("into the cart", "cart_add"),
+    ("to the cart", "cart_add"), ("into cart", "cart_add"), ("payment", "payment"), ("paying", "payment"),
     ("pay", "payment"), ("card details", "payment"), ("shipping", "shipping"), ("checkout", "checkout"),
     ("check out", "checkout"), ("product page", "view"), ("product view", "view"), ("purchase", "order"),
     ("buying", "order"), ("buy", "order"), ("order", "order"),
 )
 METRIC_WORDS = (
+    ("bought", "buyers"), ("buyers", "buyers"),
     ("revenue", "revenue"), ("sales", "revenue"), ("gmv", "revenue"), ("money", "revenue"), ("orders", "orders"),
     ("purchases", "orders"), ("spend", "revenue"), ("spent", "revenue"), ("active users", "dau"), ("dau", "dau"),
     ("add to cart rate", "add_to_cart_rate"),
@@ -78,7 +84,8 @@ LEXICON = ("conversion", "converting", "retention", "retained", "checkout", "fun
            "spent", "average", "value", "first", "groups", "finish", "worse", "defined", "define", "definition",
            "calculated", "calculate", "computed", "compute", "measured", "measure", "meaning", "please", "thanks",
            "should", "would", "could", "their", "there", "these", "those", "where", "which", "while", "about",
-           "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing")
+           "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing",
+           "dropoffs", "dropoff", "erroring", "laggy", "killers", "predecessor", "folks", "basket")
 # Everyday words that look like a slip of a known word ("other" ~ "order"): never corrected.
 COMMON = ("other", "others", "every", "during", "between", "against", "without", "within", "among", "right",
           "wrong", "still", "again", "maybe", "really", "great", "quick", "little", "large", "small", "think",
@@ -87,7 +94,8 @@ COMMON = ("other", "others", "every", "during", "between", "against", "without",
           "anyone", "person", "total", "whole", "point", "order", "older", "newer", "later", "earlier", "lately",
           "recently", "compared", "across", "tell", "explain", "happy", "worst", "better", "best", "most", "least",
           "fewer", "under", "above", "below", "over", "whose", "whom", "what", "when", "kind", "sort", "type",
-          "group", "place", "spend", "send", "spent", "speed", "speeds", "hours", "minutes", "seconds", "times")
+          "group", "place", "spend", "send", "spent", "speed", "speeds", "hours", "minutes", "seconds", "times",
+          "prior", "score", "store", "stores", "month", "months")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -123,18 +131,25 @@ def _names(q: str, value: str, plan: bool) -> bool:
     """Whether the question names a value; plan names and common words need context ("pro plan", "on web")."""
     word = _value_word(value)
     if (plan or value.lower() in {"web", "email", "organic", "social", "free", "other", "unknown"}) and not re.search(
-            rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?)\b|"
-            rf"\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b", q):
+            rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
+            rf"cohorts?|folks|people|buyers)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
+            rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b", q):
         return False
     return bool(re.search(rf"\b{word}\b", q))
 
 
-def _everyday(q: str, dimensions: dict[str, list[str]], out: dict) -> None:
+APP_WORDS = {"the app", "apps", "app users", "mobile app"}
+
+
+def _everyday(q: str, dimensions: dict[str, list[str]], out: dict, version: str | None) -> None:
     """'mobile' = ios + android, 'desktop' = web: on the dimension holding every value of the group."""
     literal = {str(v).lower() for vs in dimensions.values() for v in vs}
     for word, values in EVERYDAY.items():
-        if word in literal or not re.search(rf"\b{word}\b", q):
-            continue  # a word that is itself a value of the data ("mobile" of a device type) means that value
+        named = {str(x).lower() for v in out.values() for x in (v if isinstance(v, list) else [v])}
+        if word in literal or not re.search(rf"\b{word}\b", q) or named & set(values) or (
+                version and version in out and word in APP_WORDS):
+            continue  # a word that is a value of the data ("mobile" of a device type) means that value; a value
+            # already named ("iPhone users of the app") says it more precisely
         for dim, present in dimensions.items():
             lower = {str(v).lower(): v for v in present}
             if dim not in out and all(v in lower for v in values):
@@ -151,12 +166,13 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
     out: dict[str, str | list[str]] = {}
     country, version, plan = (concepts.get(c) or (c if c in dimensions else None)
                               for c in ("country", "version", "plan"))
-    for name, code in COUNTRY_NAMES.items():
-        if country and re.search(rf"\b{name}\b", q) and (value := _country_value(code, dimensions[country])):
-            out.setdefault(country, value)
-    for code in dimensions.get(country, []) if country else []:
-        if len(code) == 2 and re.search(rf"\b{re.escape(code)}\b", text):
-            out.setdefault(country, code)
+    countries = [value for name, code in COUNTRY_NAMES.items()
+                 if country and re.search(rf"\b{name}\b", q) and (value := _country_value(code, dimensions[country]))]
+    countries += [code for code in (dimensions.get(country, []) if country else [])
+                  if len(code) == 2 and re.search(rf"\b{re.escape(code)}\b", text)]
+    if countries:
+        found = sorted(set(countries))
+        out[country] = found[0] if len(found) == 1 else found
     for value in dimensions.get(version, []) if version else []:
         short = re.escape(value.removesuffix(".0"))
         if re.search(rf"(?<![\d.]){short}(\.0)?(?![\d.])", q):
@@ -165,9 +181,19 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
         if dim in (country, version) or dim in out:
             continue
         found = [value for value in values if _names(q, str(value), dim == plan)]
+        named = [value for value in values if re.search(rf"\b{_value_word(str(value))}\b", q)]
+        if len(named) > 1 and re.search(r"\b(vs\.?|versus|or)\b", q):
+            found = named  # "free vs plus vs pro": values compared need no other context
         if found:
             out[dim] = found[0] if len(found) == 1 else sorted(found)
-    _everyday(q, dimensions, out)
+    _everyday(q, dimensions, out, version)
+    for word, spellings in ALIASES.items():
+        if re.search(rf"\b{word}\b", q):
+            for dim, present in dimensions.items():
+                lower = {str(v).lower(): v for v in present}
+                if dim not in out and (hit := next((lower[x] for x in spellings if x in lower), None)):
+                    out[dim] = hit
+                    break
     platform, os_ = concepts.get("platform"), concepts.get("os")
     if platform and os_ and out.get(platform) and str(out.get(platform)).lower() == str(out.get(os_)).lower():
         out.pop(os_)  # "on iOS": the platform, not also the OS
@@ -175,22 +201,24 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
 
 
 def breakdown(q: str, dimensions: dict[str, list[str]], concepts: dict[str, str]) -> str | None:
-    """The dimension a question breaks down by: a concept word ("by country"), or a dimension's own name."""
-    m = re.search(r"\b(?:by|per|across|split by|broken down by|for each|each|between|among|than other|to other|"
-                  r"vs\.? other|versus other|compared to other|from other)\s+(?:the\s+)?"
-                  r"(operating system|app version|acquisition channel|traffic source|[a-z_]+)", q)
-    if not m:
-        return None
-    concept = DIMENSION_WORDS.get(m.group(1))
-    found = (concepts.get(concept) or (concept if concept in dimensions else None)) if concept else None
-    return found or (m.group(1) if m.group(1) in dimensions else None)
+    """The dimension a question breaks down by: a concept word ("by country"), or a dimension's own name; the
+    first "by ..." that names one ("per day, split by country" breaks down by country)."""
+    for m in re.finditer(r"\b(?:by|per|across|split by|broken down by|broken out by|split out by|segmented by|cut by|"
+                         r"for each|each|between|among|than other|to other|vs\.? other|versus other|compared to other|"
+                         r"from other)\s+(?:the\s+)?(operating system|app version|acquisition channel|traffic source|"
+                         r"[a-z_]+)", q):
+        concept = DIMENSION_WORDS.get(m.group(1))
+        found = (concepts.get(concept) or (concept if concept in dimensions else None)) if concept else None
+        if found or m.group(1) in dimensions:
+            return found or m.group(1)
+    return None
 
 
 def step(q: str, steps: list[str]) -> str | None:
     """The funnel step a question names: by a stage word ("payment", "add to cart") matched to what the
     data's steps mean, else by a word of a step's own name ("demo" in `demo_scheduled`). A step named as one
     ("the order step") comes first."""
-    if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage|page)\b", q)) and (found := step(named.group(1), steps)):
+    if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage)\b", q)) and (found := step(named.group(1), steps)):
         return found
     for word, stage in STEP_WORDS:
         if re.search(rf"\b{re.escape(word)}\b", q):
@@ -233,7 +261,7 @@ def without_values(q: str, seg: dict[str, str | list[str]]) -> str:
     values = {str(v).lower() for value in seg.values() for v in (value if isinstance(value, list) else [value])}
     for v in values:
         q = re.sub(rf"\b{_value_word(v)}\b", " ", q)
-    for word, group in EVERYDAY.items():
+    for word, group in [*EVERYDAY.items(), *ALIASES.items()]:
         if values & set(group):
             q = re.sub(rf"\b{word}\b", " ", q)
     return q

@@ -110,7 +110,8 @@ def _calendar(q: str, end: date) -> str | None:
         first, last = _day(m.group(1), m.group(2), end), _day(m.group(3), m.group(4), end)
         if first and last and last > first:
             return _range(first, last + timedelta(days=1))  # "between Oct 5 and Oct 18" includes the 18th
-    if m := re.search(rf"\b(?:since|from) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?! (?:and|to|until|-))", q):
+    if m := re.search(rf"\b(?:since|from) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?:and|to|until|through|-)\s*"
+                      rf"{MONTH})", q):
         if first := _day(m.group(1), m.group(2), end):
             return _range(first, end)
     if m := re.search(r"\bq([1-4])(?:\s*(\d{4}))?\b", q):
@@ -150,7 +151,10 @@ def comparison(q: str, end: date | None) -> tuple[str, str] | None:
     if not m or end is None:
         return None
     first, second = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    a, b = period(first, end), period(second, end)
+    a, b = period(first, end) or _week_number(first, end), period(second, end) or _week_number(second, end)
+    if a is not None and b is None and re.search(r"\b(the )?(week|month|period|days?) (before|prior)\b|\bthe previous "
+                                                 r"(week|month|period)\b|\bprior (week|month|period)\b", second):
+        b = before(a, end)
     if a is None or b is None:
         return None
     if re.search(r"\b(this|current) month\b", first) and re.search(r"\b(last|previous) month\b", second):
@@ -172,5 +176,14 @@ def before(period: str, end: date | None) -> str | None:
         return _range(end - timedelta(days=2 * days), end - timedelta(days=days))
     if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", period):
         start, stop = (date.fromisoformat(g) for g in m.groups())
+        if start.day == 1 and stop.day == 1 and (stop - start).days in range(28, 32):  # a calendar month
+            return _month_range(12 if start.month == 1 else start.month - 1, start.year - (start.month == 1))
         return _range(start - (stop - start), start)
     return None
+
+
+def _week_number(text: str, end: date) -> str | None:
+    """"week 46" as the ISO week of the data's last year (a comparison side; in a whole question "week 2" may be a
+    retention week)."""
+    m = re.search(r"\bweek (\d{1,2})\b", text)
+    return f"{(end - timedelta(days=1)).isocalendar().year}-W{int(m.group(1)):02d}" if m else None

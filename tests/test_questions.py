@@ -852,6 +852,7 @@ def metric_numbers(metric: str, period: str, segment: dict | None = None) -> Che
     """The metric over the period, recomputed, as the answer prints it."""
     def check(ans: Answer, ref: Reference, _prev: Answer | None) -> None:
         start, end = ref.bounds(period)
+        start, end = start or datetime(1970, 1, 1), end or ref.data_end  # all: every event
         contains(ans.text, pct(ref.window_value(metric, start, end, segment)[0]))
 
     return check
@@ -885,7 +886,8 @@ def help_(q) -> Turn:
 SINGLE: list[Turn] = [
     # funnel
     funnel("Show the purchase funnel"),
-    funnel("What's our conversion rate?"),
+    Turn("What's our conversion rate?", "metric", [("metric", {"metric": "conversion_rate", "period": "all"})],
+         metric_numbers("conversion_rate", "all")),
     funnel("Show the purchase funnel by platform for the last month", "last_30_days", breakdown="platform"),
     funnel("How many users reached checkout in 2026-W45?", "2026-W45"),
     funnel("Funnel for paid search users", segment={"acquisition_channel": "paid_search"}),
@@ -1047,7 +1049,7 @@ THREADS: list[Thread] = [
             retention("How is week-1 retention by cohort?"),
             retention("and week 2 retention?", week_n=2),
             retention("what about in October?", "2026-10-01..2026-11-01", 2),
-            retention("and week 3?", week_n=3),
+            retention("and week 3?", "2026-10-01..2026-11-01", week_n=3),  # the same cohorts, another week
         ],
     ),
     Thread(
