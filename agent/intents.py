@@ -110,7 +110,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
     ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
-                (r"\bhow (has|have|did) .*\b(moved|changed|evolved|developed|trended|been trending|been doing)\b", 2),
+                (r"\bhow (has|have|did|does|is) .*\b(mov\w*|chang\w*|evolv\w*|develop\w*|trend\w*|been doing)\b", 2),
+                (r"\b(getting|got|been getting) (better|worse)\b|\b(improving|declining|deteriorating)\b", 1.5),
+                (r"\b(weird|unusual|odd|strange|abnormal)\b", 1.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
                 (r"\bdaily\b", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
                 (r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b", 1),
@@ -342,8 +344,8 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary) -> tuple[str | Non
     if intent == "metric" and named is None:
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
     if named and (intent is None or intent in ("trends", "funnel", "metric") and named not in ANALYSED_ELSEWHERE
-                  and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow|per day|by day|a day)",
-                                    q)):
+                  and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow|per day|by day|a day|"
+                                    r"evolv\w*|getting (better|worse)|improving|declining)", q)):
         return "metric", named  # "MAU last month on Android" is computed from its definition
     if intent == "metric":
         return "metric", named

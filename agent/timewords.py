@@ -15,6 +15,8 @@
 ('last_7_days', '2026-11-16..2026-11-23')
 >>> period("between oct 5 and oct 18", end), period("since october 15", end)
 ('2026-10-05..2026-10-19', '2026-10-15..2026-11-30')
+>>> period("since september", end)
+'2026-09-01..2026-11-30'
 >>> comparison("this month vs last month", end)
 ('2026-11-01..2026-11-30', '2026-10-01..2026-11-01')
 >>> comparison("october vs september revenue", end)
@@ -122,7 +124,10 @@ def _calendar(q: str, end: date) -> str | None:
     if m := re.search(rf"\b(early|mid|middle of|late|end of)[ -]{MONTH}", q):
         month = _month_index(m.group(2))
         return _month_range(month, _year_of(month, end), *PARTS[m.group(1)])
-    if m := re.search(rf"(?:\b(?:in|during|for|of|since|from|over)\s+|^|\b(?=\w+ (?:vs|versus|compared)\b)){MONTH}"
+    if m := re.search(rf"\bsince (?:early )?{MONTH}(?!\s*\d)", q):  # "since September": from its first day on
+        month = _month_index(m.group(1))
+        return _range(date(_year_of(month, end), month, 1), end)
+    if m := re.search(rf"(?:\b(?:in|during|for|of|from|over)\s+|^|\b(?=\w+ (?:vs|versus|compared)\b)){MONTH}"
                       rf"(?:\s+(\d{{4}}))?", q) or re.search(r"\b(may)\s+(\d{4})\b", q):
         month = _month_index(m.group(1))
         return _month_range(month, int(m.group(2)) if m.group(2) else _year_of(month, end))
