@@ -34,7 +34,8 @@ Segment = dict[str, str | list[str]]
 
 # words for a metric moving, in any direction
 MOVES = (r"(drop\w*|fall\w*|fell|declin\w*|down|chang\w*|lower|worse|increas\w*|up|spik\w*|ris\w*|rose|tank\w*|"
-         r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*)")
+         r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*|climb\w*|"
+         r"better|improv\w*)")
 # (intent, weighted cues), in priority order: a tie goes to the intent listed first.
 CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("show_sql", ((r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", 5), (r"^sql\??$", 5),
@@ -42,7 +43,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("run_sql", ((r"^\s*(with|select)\b", 10),)),
     ("help", ((r"^(help|\?)$", 5), (r"\bwhat can you (do|answer)\b", 5), (r"\bhow do i use\b", 5))),
     ("unsupported", ((r"\b(predict|forecast|project|projected|projection|next (year|quarter|month)|weather|poem|joke|"
-                      r"stock price|translate|app store|star rating|reviews|support (chats?|tickets?)|"
+                      r"stock price|translate|app store|star rating|reviews|support (chats?|tickets?)|margins?|"
+                      r"profit\w*|"
+                      r"cogs|cost of goods|"
                       r"world cup|recipe)\b", 5),
                      (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|marketing (budget|spend)|"
                       r"cost per (click|acquisition)|cac)\b", 5),
@@ -52,6 +55,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                        r"second|"
                        r"third|fourth|fifth|top|last|that|this|it|one)\b)", 4),
                       (r"\bwhy('s| is| was| did)\b.*(#\s?\d+|\bnumber \d+).*\b(top|first|above|ahead|rank)", 5),
+                      (r"\bwhat('s| is) behind (the )?(top|first|second|third|#\s?\d|number \d|item)", 6),
                       (r"\bwhy (is|was|did) (that|it|this|#\s?\d+|number \d+|the (first|second|third|top) one|the top"
                        r" (item|suggestion|one)).*\b(rank|first|top|prioriti[sz]|ahead|above|higher)", 5),
                       (r"^(what about|and|ok(ay)?,?)? ?(#\s?\d+|number \d+)\??$", 4))),
@@ -62,7 +66,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bquick wins?\b", 2), (r"\bfrictions?\b", 1), (r"\bwhat('s| is) broken\b", 1.5),
               (r"\bpain points?\b", 1.5), (r"\bwhat (to|should we) (build|change|tweak)\b", 1.5),
               (r"\b(biggest|top|main|worst) (\w+ )?(killers|blockers|leaks|issues|problems)\b", 2.5),
-              (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5))),
+              (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5),
+              (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5))),
     ("tracking", ((r"\btracking\b", 1.5), (r"\binstrumentation\b", 1.5), (r"\bdata quality\b", 2),
                   (r"\bevent quality\b", 1.5), (r"\btracking plan\b", 1))),
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
@@ -74,10 +79,13 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
               (r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b", 1), (r"\bbaskets?\b", 1),
               (r"\bstart(ed)? (the )?checkout\b.*\b(don'?t|do not|never|didn'?t) (finish|complete)", 2.5),
-              (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5))),
+              (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5),
+              (r"\b(begin|began|start\w*) checkout\b.*\b(never|don'?t|didn'?t) (pay|finish|complete|order|buy)", 3))),
     ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1), (r"\bcom(e|ing) back\b", 1.5),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
-                   (r"\bstick(ing)? around\b", 1.5))),
+                   (r"\bstick(ing)? around\b", 1.5),
+                   (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
+                   (r"\b(a|one|two|three|four|\d) weeks? later\b|\b(one|two|three|four|\d)[- ]week retention\b", 2))),
     ("incidents", ((r"\bwhat (broke|is broken|went wrong|changed)\b", 1.5), (r"\b(did|has|have) (anything|something) "
                    r"(break|broken|go wrong|gone wrong|change|changed)\b", 1.5), (r"\bincidents?\b", 1.5),
                    (r"\boutages?\b", 1.5), (r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", 1.5),
@@ -89,16 +97,23 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  (r"^(?!.*\bfunnel\b).*\bapp versions?\b", 1), (r"\bupdates? (broke|break)", 1.5),
                  (r"\b(app )?updates?\b.*\b(worse|hurt|broke|break|making)\b", 1.5),
                  (r"\bversions?\b.*\b(converts?|converting) (worse|better)\b|\bpredecessor\b|"
-                  r"\bprevious version\b", 2))),
+                  r"\bprevious version\b", 2),
+                 (r"\b(bad|broken|buggy) (builds?|versions?|releases?)\b|\bbuilds?\b.*\b(shipped|hurt|broke|worse)\b|"
+                  r"\brollouts?\b", 2.5))),
     ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
                 (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
                 (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1))),
     ("why_change", ((rf"\bwhy\b.*\b{MOVES}\b", 5), (rf"\b{MOVES}\b.*\bwhy\b", 5),
                     (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 4),
                     (rf"\b{MOVES}\b.*\bwhat('s| is)? (happened|going on|up with)\b", 4),
-                    (r"\bwhat('s| is) going on\b", 1))),
+                    (r"\bwhat('s| is) going on\b", 1), (r"\bwhat did we do (right|wrong)\b", 5),
+                    (r"\bwhat('s| is) (dragging|pulling|pushing) .* (down|up)\b", 5))),
     ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions)\b", 2),
                 (r"\bhow many (people|users|customers|folks|ppl) (bought|purchased|ordered)\b", 2.5),
+                (r"\b(order|revenue|session|buyer) count\b|\blifetime\b", 2),
+                (r"\bhow much did .* (bring in|make|earn|generate)\b|\bbr(ing|ought) in\b", 2.5),
+                (r"\bturning (sessions|visits|visitors|users) into (orders|buyers|purchases)\b", 2),
+                (r"\b(add[- ]to[- ]cart|purchase|checkout) rate\b.*\b(for|on|in|among)\b", 1.5),
                 (r"\bwhat('s| is| was)( the| our)? (conv\w*|purchase|checkout) rate\b", 2),
                 (r"\bhow much\b.*\b(customers|users|people|buyers|shoppers)\b.*\bspen[dt]\b", 2),
                 (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|add to cart "
@@ -110,11 +125,12 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
     ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
+                (r"\b(going|trending|heading) (up|down)\b|\bclimbing\b", 2), (r"\b(chart|plot|graph)\b", 2),
                 (r"\bhow (has|have|did|does|is) .*\b(mov\w*|chang\w*|evolv\w*|develop\w*|trend\w*|been doing)\b", 2),
                 (r"\b(getting|got|been getting) (better|worse)\b|\b(improving|declining|deteriorating)\b", 1.5),
-                (r"\b(weird|unusual|odd|strange|abnormal)\b", 1.5),
+                (r"\b(weird|unusual|odd|strange|abnormal)\b", 2.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
-                (r"\bdaily\b", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
+                (r"\bdaily\b(?! active)", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
                 (r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b", 1),
                 (r"\b(revenue|dau|active users|add[- ]to[- ]cart rate)\b", 1), (r"\bcompar", 0.8),
                 (r"\b(this|last) (week|month)\b.*\b(vs|versus|compared|to|against)\b.*\b(last|previous) "
@@ -125,6 +141,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   (r"\bwhere (do|did|are) (\w+ ){0,3}(drop|dropping|fall out|falling out|leave|leaving|give up|"
                    r"giving up|bail)", 2.5), (r"\bwho('s| is| are)? ?(drop|dropping|drops|leaving|bails?|struggl)", 2),
                   (r"\b(which|what) (user )?groups?\b", 2), (r"\bworst at\b", 1),
+                  (r"\b(any|which|what|specific) (user )?(groups?|slices?|segments?)\b", 2.5), (r"\bslices?\b", 1.5),
+                  (r"\b(getting )?stuck\b|\bleak\w*", 2), (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
+                  (r"\babandon\w* (at|the (flow|funnel|journey))\b|\bby segment\b|\bthe drop between\b", 2.5),
                   (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
                   (r"\bsegments?\b", 1), (r"\bstruggl", 1.2), (r"\b(trouble|hard time|difficult)", 1),
                   (r"\bdrop(ping)? out\b", 1))),
@@ -137,12 +156,15 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bmade it (all the way|through|to|from)\b", 1.2), (r"\b(got|get|gets|reach|reached) to\b", 1),
                 (r"\bhow many\b.*\b(ended up|went on to|got all the way|made it)\b", 1.5),
                 (r"\b(landed on|viewed|viewing|view) (a )?product", 1), (r"\bwhat fraction of\b", 0.6),
-                (r"\ball the way\b", 1))),
+                (r"\ball the way\b", 1), (r"\bend[- ]to[- ]end\b|\bbecame (buyers|customers)\b|\bviewers\b", 2.5),
+                (r"\bfrom (a )?(product|browsing|view\w*)\b.*\bto (an? )?(paid )?"
+                 r"(order|purchase|pay\w*|buy\w*|checkout)", 2.5), (r"\b(got|went|made it) through to\b", 2))),
 )
 # The words of the cues: never corrected, and targets of correction.
 CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
              for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", pattern))}
 FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
+                       r"(now )?(split|break|cut|slice) (it|that|this|them)|now (by|per)|"
                        r"and for|"
                        r"then for|ok(ay)?,? (and|what about)|what if)\b", re.IGNORECASE)
 PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|dip|"
@@ -150,7 +172,7 @@ PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declin
                      r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
                      r"tank|tanked|decrease|decreased|shrink|shrank)\b"),
             ("rise", r"\b(rise|rose|rising|increase|increased|increasing|up|higher|better|spike|spiked|jump|jumped|"
-                     r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong)\b"),
+                     r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong|climb\w*)\b"),
             ("break", r"\b(broken|break|broke|failing|struggl\w*)\b"))
 ORDINALS = {"first": 1, "top": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
             "eighth": 8, "ninth": 9, "tenth": 10}
@@ -235,7 +257,8 @@ def _item(q: str) -> int | None:
 
 
 def _week_n(word: str) -> int:
-    return int(word) if word.isdigit() else ORDINALS[word]
+    return int(word) if word.isdigit() else ORDINALS.get(word) or {"a": 1, "one": 1, "two": 2, "three": 3,
+                                                                   "four": 4}[word]
 
 
 def _signup_period(q: str, end: date | None) -> str | None:
@@ -300,7 +323,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         bool(FOLLOW_UP.match(q)) or intent is None) and bool(period or segment or breakdown or FOLLOW_UP.match(q))
     same_kind = {"funnel", "dropoffs", previous.intent if previous else ""} | (
         {"metric", "trends"} if previous and previous.intent in {"metric", "trends"} else set())
-    if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q)):
+    reshape = re.match(r"^\s*(now )?(split|break|cut|slice) (it|that|this|them)\b", q)  # "split it by version"
+    if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q) or reshape):
         merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
         keep = breakdown or previous.breakdown
         return replace(previous, text=text, period=period or previous.period, segment=merged,
@@ -310,7 +334,11 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                        metric_name=slots.named_metric(q, v.metrics) or previous.metric_name,
                        experiment_id=slots.experiment(q, v.experiments) or previous.experiment_id,
                        compare=compare or previous.compare, follow_up=True, premise=None, scores=scores)
-    intent, named = _metric_intent(q, intent, v)
+    if v.dimension("version") in segment and re.search(r"\b(worse|hurt|break|broke|regress\w*)\b", q):
+        scores = {**scores, "release": scores.get("release", 0) + 2.5}  # "did 5.7 make anything worse?"
+        scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+        intent = next(iter(scores))
+    intent, named = _metric_intent(q, intent, v, strong_funnel=scores.get("funnel", 0) >= 2)
     if intent == "retention" and signup and signup == period and not compared:
         period = None  # "people who signed up in late September": their cohorts, over all their weeks
     if period is None and intent != "retention" and end and (m := re.search(r"\bweek (\d{1,2})\b", q)):
@@ -321,7 +349,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     if intent == "why_change" and metric is None and previous and previous.intent in {"trends", "why_change"}:
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b|"
-                     r"\bweek[- ]?(\d{1,2})\b(?! signups?| cohort)|\b(first|second|third|fourth|fifth|sixth) week\b",
+                     r"\bweek[- ]?(\d{1,2})\b(?! signups?| cohort)|\b(first|second|third|fourth|fifth|sixth) week\b|"
+                     r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b",
                      q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
@@ -335,7 +364,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     )
 
 
-def _metric_intent(q: str, intent: str | None, v: Vocabulary) -> tuple[str | None, str | None]:
+def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: bool = False
+                   ) -> tuple[str | None, str | None]:
     """A definition question, or a metric of the metrics layer computed from its definition."""
     definition = DEFINITION.search(q)
     named = slots.named_metric(q, v.metrics)
@@ -343,8 +373,10 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary) -> tuple[str | Non
         return "metric_definition", named or next(g for g in definition.groups() if g).strip(" ?.'\"")
     if intent == "metric" and named is None:
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
-    if named and (intent is None or intent in ("trends", "funnel", "metric") and named not in ANALYSED_ELSEWHERE
-                  and not re.search(r"\b(trend|over time|daily|funnel|week[- ]over[- ]week|wow|per day|by day|a day|"
+    if named and (intent is None or intent in ("trends", "metric") or intent == "funnel" and not strong_funnel) and (
+            intent is None or named not in ANALYSED_ELSEWHERE
+                  and not re.search(r"\b(trend|over time|daily(?! active)|funnel|week[- ]over[- ]week|wow|per day|"
+                                    r"by day|a day|"
                                     r"evolv\w*|getting (better|worse)|improving|declining)", q)):
         return "metric", named  # "MAU last month on Android" is computed from its definition
     if intent == "metric":
@@ -358,7 +390,7 @@ def _compared_values(q: str, segment: Segment) -> str | None:
     """The dimension of groups compared ("mobile compared to desktop", "UK vs Germany", "free vs plus vs pro"):
     a breakdown, not a filter."""
     if not re.search(r"\b(vs\.?|versus|compared? (to|with)|against|than)\b|\b(better|worse|higher|lower|more|less)\b"
-                     r".*\bor\b", q):
+                     r".*\bor\b|\bor\b.*\b(better|worse|higher|lower|more|less)\b", q):
         return None
     return next((dim for dim, value in segment.items() if isinstance(value, list) and len(value) > 1), None)
 

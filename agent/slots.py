@@ -56,7 +56,10 @@ STEP_WORDS = (
     ("buying", "order"), ("buy", "order"), ("order", "order"),
 )
 METRIC_WORDS = (
-    ("bought", "buyers"), ("buyers", "buyers"),
+    ("bought", "buyers"), ("buyers", "buyers"), ("order count", "orders"), ("bring in", "revenue"),
+    ("add-to-cart rate", "add_to_cart_rate"), ("add to cart rate", "add_to_cart_rate"),
+    ("add-to-cart", "add_to_cart_rate"),
+    ("brought in", "revenue"), ("into orders", "conversion_rate"),
     ("revenue", "revenue"), ("sales", "revenue"), ("gmv", "revenue"), ("money", "revenue"), ("orders", "orders"),
     ("purchases", "orders"), ("spend", "revenue"), ("spent", "revenue"), ("active users", "dau"), ("dau", "dau"),
     ("add to cart rate", "add_to_cart_rate"),
@@ -95,7 +98,7 @@ COMMON = ("other", "others", "every", "during", "between", "against", "without",
           "recently", "compared", "across", "tell", "explain", "happy", "worst", "better", "best", "most", "least",
           "fewer", "under", "above", "below", "over", "whose", "whom", "what", "when", "kind", "sort", "type",
           "group", "place", "spend", "send", "spent", "speed", "speeds", "hours", "minutes", "seconds", "times",
-          "prior", "score", "store", "stores", "month", "months")
+          "prior", "score", "store", "stores", "month", "months", "operating", "system", "systems")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -132,7 +135,7 @@ def _names(q: str, value: str, plan: bool) -> bool:
     word = _value_word(value)
     if (plan or value.lower() in {"web", "email", "organic", "social", "free", "other", "unknown"}) and not re.search(
             rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
-            rf"cohorts?|folks|people|buyers)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
+            rf"cohorts?|folks|people|buyers|campaigns?|subscribers?|members?)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
             rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b", q):
         return False
     return bool(re.search(rf"\b{word}\b", q))
@@ -205,12 +208,13 @@ def breakdown(q: str, dimensions: dict[str, list[str]], concepts: dict[str, str]
     first "by ..." that names one ("per day, split by country" breaks down by country)."""
     for m in re.finditer(r"\b(?:by|per|across|split by|broken down by|broken out by|split out by|segmented by|cut by|"
                          r"for each|each|between|among|than other|to other|vs\.? other|versus other|compared to other|"
-                         r"from other)\s+(?:the\s+)?(operating system|app version|acquisition channel|traffic source|"
-                         r"[a-z_]+)", q):
-        concept = DIMENSION_WORDS.get(m.group(1))
+                         r"from other|which|what)\s+(?:the\s+)?(operating system|app version|acquisition channel|"
+                         r"traffic source|[a-z_]+)", q):
+        word = m.group(1)
+        concept = DIMENSION_WORDS.get(word) or DIMENSION_WORDS.get(word.removesuffix("s"))
         found = (concepts.get(concept) or (concept if concept in dimensions else None)) if concept else None
-        if found or m.group(1) in dimensions:
-            return found or m.group(1)
+        if found or word in dimensions:
+            return found or word
     return None
 
 
@@ -220,6 +224,9 @@ def step(q: str, steps: list[str]) -> str | None:
     ("the order step") comes first."""
     if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage)\b", q)) and (found := step(named.group(1), steps)):
         return found
+    if (into := re.search(r"\b(?:between .+? and|from .+? (?:to|into)) (?:the )?([a-z][a-z -]+)", q)) and (
+            found := step(into.group(1), steps)):
+        return found  # "the drop between product page and cart": the step reached
     for word, stage in STEP_WORDS:
         if re.search(rf"\b{re.escape(word)}\b", q):
             found = next((s for s in steps if stage_of(s) == stage), None)

@@ -95,6 +95,10 @@ def _relative(q: str, end: date) -> str | None:
 
 def _calendar(q: str, end: date) -> str | None:
     """Named weeks, dates, quarters and months."""
+    if m := re.search(r"\bweek (\d{1,2}) (?:to|through|until|-) week (\d{1,2})\b", q):
+        year = (end - timedelta(days=1)).isocalendar().year
+        first = date.fromisocalendar(year, int(m.group(1)), 1)
+        return _range(first, date.fromisocalendar(year, int(m.group(2)), 1) + timedelta(days=7))
     if m := re.search(r"\b(\d{4})-?w(\d{1,2})\b", q):
         return f"{m.group(1)}-W{int(m.group(2)):02d}"
     if m := re.search(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", q):

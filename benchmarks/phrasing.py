@@ -1,8 +1,8 @@
 """Phrasing benchmark (issue #17): PM questions, each scored on the analysis, the slots and the key number.
 
-    python -m benchmarks.phrasing --set dev|dev2|test|all [--db PATH] [--limit N] [--out results.json] [--show-failures]
+    python -m benchmarks.phrasing --set dev|dev2|dev3|test|all [--db PATH] [--limit N] [--out results.json] [--show-failures]
 
-The items are `benchmarks/phrasing/{dev,dev2,test}.yaml` (conventions in its README.md). Each item is asked of the real
+The items are `benchmarks/phrasing/{dev,dev2,dev3,test}.yaml` (conventions in its README.md). Each item is asked of the real
 InsightAgent with the offline analyst (no model), in its own thread, after its `context` questions. Scores:
 
 - analysis: the expected tool is among the answer's finished steps;
@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 SET_DIR = Path(__file__).resolve().parent / "phrasing"
-SETS = ("dev", "dev2", "test")  # "all" runs every set
+SETS = ("dev", "dev2", "dev3", "test")  # "all" runs every set
 DEFAULT_DB = Path(".insight") / "bench" / "phrasing-demo.duckdb"
 DECLINE = "decline"
 PREMISES = ("drop", "rise")
@@ -144,7 +144,7 @@ def parse_items(doc: Mapping) -> list[Item]:
 
 
 def load_set(name: str) -> tuple[list[Item], str | None]:
-    """The items of set `name` (dev, dev2 or test) and the data end their relative periods assume."""
+    """The items of set `name` (dev, dev2, dev3 or test) and the data end their relative periods assume."""
     doc = yaml.safe_load((SET_DIR / f"{name}.yaml").read_text())
     return parse_items(doc), doc.get("data_end")
 
