@@ -133,8 +133,7 @@ class OfflineAnalyst(BaseChatModel):
         applied = [a.get("applied") or args for a, (_, args) in zip(artifacts, calls)]
         headline = templates.get(q.intent, templates["other"])
         parts = [f"**{headline.format(scope=scope.heading(applied), funnel=self.vocabulary.funnel_name)}**"]
-        facts = next(((a.get("facts", {}), a.get("applied", {})) for a in artifacts if "change" in a.get("facts", {})),
-                     None)
+        facts = scope.change_facts(artifacts)
         if facts and (line := scope.premise_line(q, q.metric, *facts)):
             parts.append(line)
         if missing := scope.not_applied(q, calls):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tools.format import change, count, money, pct
 from tools.registry import TOOLS
+from tools.semantic.eventmap import segment_values
 
 if TYPE_CHECKING:
     from agent.intents import Question
@@ -61,7 +62,7 @@ def words(slot: str, value: Any) -> str:
     """A slot in words: `the filter platform = ios or android`, `the breakdown by country`."""
     if slot == "segment":
         return "the filter " + ", ".join(
-            f"{k} = {' or '.join(v) if isinstance(v, list) else v}" for k, v in value.items())
+            f"{k} = {' or '.join(segment_values(v))}" for k, v in value.items())
     return {"period": f"the period {value}", "breakdown": f"the breakdown by {value}",
             "compare": f"the comparison with {value}", "signup_period": f"the signup period {value}",
             "step": f"the step {value}"}[slot]
@@ -86,6 +87,11 @@ def shown(fact: dict) -> str:
     """A fact as people read it (tools/format.py by its kind)."""
     value, kind = float(fact["value"]), fact.get("kind", "count")
     return {"rate": pct, "change": change, "money": money, "ms": lambda x: f"{count(x)} ms"}.get(kind, count)(value)
+
+
+def change_facts(artifacts: list[dict]) -> tuple[dict, dict] | None:
+    """The facts and applied scope of the first analysis of an answer that measured a change (its premise check)."""
+    return next(((a["facts"], a.get("applied", {})) for a in artifacts if "change" in a.get("facts", {})), None)
 
 
 def premise_line(q: Question, metric: str, facts: dict, applied: dict) -> str | None:

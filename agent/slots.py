@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from difflib import get_close_matches
 
+from tools.semantic.eventmap import segment_values
 from tools.semantic.vocabularies import normalize, stage_of
 
 COUNTRY_NAMES = {
@@ -148,7 +149,7 @@ def _everyday(q: str, dimensions: dict[str, list[str]], out: dict, version: str 
     """'mobile' = ios + android, 'desktop' = web: on the dimension holding every value of the group."""
     literal = {str(v).lower() for vs in dimensions.values() for v in vs}
     for word, values in EVERYDAY.items():
-        named = {str(x).lower() for v in out.values() for x in (v if isinstance(v, list) else [v])}
+        named = {str(x).lower() for v in out.values() for x in segment_values(v)}
         if word in literal or not re.search(rf"\b{word}\b", q) or named & set(values) or (
                 version and version in out and word in APP_WORDS):
             continue  # a word that is a value of the data ("mobile" of a device type) means that value; a value
@@ -265,7 +266,7 @@ def experiment(q: str, experiments: dict[str, str]) -> str | None:
 def without_values(q: str, seg: dict[str, str | list[str]]) -> str:
     """The question without the segment values it names, or their everyday names ('paid search users' is not
     about search)."""
-    values = {str(v).lower() for value in seg.values() for v in (value if isinstance(value, list) else [value])}
+    values = {str(v).lower() for value in seg.values() for v in segment_values(value)}
     for v in values:
         q = re.sub(rf"\b{_value_word(v)}\b", " ", q)
     for word, group in [*EVERYDAY.items(), *ALIASES.items()]:

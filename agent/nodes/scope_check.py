@@ -41,7 +41,7 @@ def scope_check(state: State, runtime: Runtime[Context]) -> dict:
     answer = messages[-1]
     text, lines = str(answer.content), []
     artifacts = [m.artifact for m in turn if isinstance(m, ToolMessage) and isinstance(m.artifact, dict)]
-    facts = next(((a["facts"], a.get("applied", {})) for a in artifacts if "change" in a.get("facts", {})), None)
+    facts = scope.change_facts(artifacts)
     if facts and (line := scope.premise_line(q, q.metric, *facts)):
         moved = "rose" if float(facts[0]["change"]["value"]) > 0 else "fell"
         if not re.search(DIRECTION[moved], text[:300], re.I):
