@@ -25,11 +25,12 @@ from agent.intents import Vocabulary, parse
 from agent.model import make_llm
 from agent.offline import OfflineAnalyst, turns
 from tools.charts import bar_chart
+from tools.facts_store import bind
 from tools.format import count
 from tools.period import PeriodError, data_bounds, resolve_period
 from tools.result import Suggestion, ToolResult
 from tools.scan import ScanReport
-from tools.scan_cache import bind, cached_scan
+from tools.scan_cache import cached_scan
 from tools.schema import dimension_values, schema
 from tools.semantic.eventmap import EventMap, load_map
 from tools.semantic.metrics import catalog

@@ -205,8 +205,9 @@ def run_scan(db: Path | None, period: str, engine: str | None = None, spark_remo
              event_map: Path | None = None):
     """Scan with a progress spinner, or reuse the scan of the same data, map and period kept in the state
     directory; bad periods and database problems end in a one-line error."""
+    from tools.facts_store import bind
     from tools.period import PeriodError
-    from tools.scan_cache import bind, cached_scan
+    from tools.scan_cache import cached_scan
     from tools.warehouse import WarehouseError
 
     with open_warehouse(db, engine, spark_remote, event_map) as wh:

@@ -1,5 +1,5 @@
 """Speed you can feel: the command line starts without the heavy libraries, and a scan is computed once per
-data version, event map and period (tools/scan_cache.py). No test here measures wall time."""
+data version, event map and period (tools/scan_cache.py, tools/facts_store.py). No test here measures wall time."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import tools.scan as scan_module
 from agent.api import InsightAgent, Progress
 from data.generate import generate
 from data.scenario import load_scenario
-from tools import TOOLS, scan_cache
-from tools.scan_cache import bind, cached_scan
+from tools import TOOLS, facts_store
+from tools.facts_store import bind
+from tools.scan_cache import REPORTS, cached_scan
 from tools.semantic.eventmap import shipped_map
 from tools.warehouse import Warehouse
 
@@ -125,7 +126,7 @@ def test_a_new_process_reads_the_scan_from_the_state_directory(db: Path, tmp_pat
     with Warehouse(db) as wh:
         bind(wh, tmp_path)
         first, _ = scanned(wh)
-    monkeypatch.setattr(scan_cache, "_memory", OrderedDict())  # what a new process starts with
+    monkeypatch.setattr(facts_store, "_memory", OrderedDict())  # what a new process starts with
     with Warehouse(db) as wh:
         bind(wh, tmp_path)
         again, ran = scanned(wh)
@@ -137,17 +138,17 @@ def test_a_damaged_entry_on_disk_is_rebuilt(damage: str, db: Path, tmp_path: Pat
     with Warehouse(db) as wh:
         bind(wh, tmp_path)
         first, _ = scanned(wh)
-    (entry,) = (tmp_path / "scans").glob("*.json")
+    (entry,) = (tmp_path / "facts" / "scans").glob("*.json")
     text = entry.read_text()
     entry.write_text({"garbage": "\x00not json", "truncated": text[: len(text) // 2],
                       "other key": text.replace(entry.stem, "0" * len(entry.stem)),
-                      "not a report": json.dumps({"key": entry.stem, "report": {"period": 7}})}[damage])
-    monkeypatch.setattr(scan_cache, "_memory", OrderedDict())
+                      "not a report": json.dumps({"key": entry.stem, "value": {"period": 7}})}[damage])
+    monkeypatch.setattr(facts_store, "_memory", OrderedDict())
     with Warehouse(db) as wh:
         bind(wh, tmp_path)
         again, ran = scanned(wh)
     assert ran > 0 and again.public() == first.public()  # all but the timings
-    assert scan_cache.read_entry(tmp_path / "scans", entry.stem) == again
+    assert REPORTS.read(tmp_path / "facts" / "scans" / entry.stem, entry.stem) == again
 
 
 def test_an_import_replacing_the_file_is_scanned_anew(db: Path, tmp_path: Path):

@@ -14,6 +14,7 @@ import pandas as pd
 from tools.dropoffs import Levels, drill_dims, drill_down, tests_details
 from tools.format import count, pct
 from tools.funnel import FunnelSpec, breakdown_table, check_scope, step_counts_sql
+from tools.funnel_engine import step_counts
 from tools.period import Period
 from tools.result import Friction, ToolResult, applied, scope_words, segment_text
 from tools.result import facts as facts_of
@@ -77,9 +78,10 @@ def abandonment_by(wh: Warehouse, period: Period, window_days: float, segment: M
     """Per value of `breakdown` (the user's value on its first cart add): users adding, ordering within the
     window, and cart abandonment."""
     emap = wh.event_map
-    sql = step_counts_sql(FunnelSpec(cart_steps(emap), window_days, "users", period, where=segment), emap,
-                          (breakdown,))
-    by = breakdown_table(wh.query(sql).df, breakdown, 2).rename(columns={"entered": "added", "converted": "ordered"})
+    spec = FunnelSpec(cart_steps(emap), window_days, "users", period, where=segment)
+    sql = step_counts_sql(spec, emap, (breakdown,))
+    by = breakdown_table(step_counts(wh, spec, (breakdown,)), breakdown, 2)
+    by = by.rename(columns={"entered": "added", "converted": "ordered"})
     return by.assign(abandonment=1 - by.pop("conversion")), sql
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from tools.charts import funnel_chart
 from tools.format import count, pct
+from tools.funnel_engine import step_counts
 from tools.period import Period
 from tools.result import ToolResult, applied, facts, scope_words
 from tools.semantic.eventmap import EventMap, MapError, SegmentValue, segment_values, value_match
@@ -82,8 +83,20 @@ def check_scope(emap: EventMap, segment: Mapping[str, SegmentValue] | None, *bre
             raise FunnelError(f"breakdown {b}: the segment fixes {b} to one value; break down by another dimension")
 
 
-def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> str:
+def entity_scope(spec: FunnelSpec) -> tuple[str, str]:
+    """The entity column and the condition on the events a funnel reads: step-1 events in the period, later
+    steps until the window after its end."""
+    entity = "user_id" if spec.entity == "users" else "session_id"
+    p = spec.period
+    late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
+    return entity, f"{entity} IS NOT NULL AND {late.where()} AND (event <> {lit(spec.steps[0])} OR {p.where()})"
+
+
+def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = (), best: str | None = None) -> str:
     """One row per entity: entity, user_id, t1 (first step 1), dims, level, path_t1, t2..tK (best path).
+
+    `best` names a relation of the best paths past step 1 (the entity's hash, level, t1..tK) computed
+    elsewhere (the DuckDB engine, tools/funnel_engine.py); without it the SQL computes them as follows.
 
     One pass per step, from window functions and aggregates only (so it transpiles to other
     engines). Pass j sorts each entity's attempts that reached step j-1 (at their step j-1 time)
@@ -95,50 +108,25 @@ def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> 
     that reached step 1. The best path is the latest-starting attempt of the furthest level.
     """
     k = len(spec.steps)
-    entity = "user_id" if spec.entity == "users" else "session_id"
+    entity, scope = entity_scope(spec)
     window = f"INTERVAL {int(spec.window_days * 86400)} SECOND"
-    p = spec.period
-    late = Period(p.label, p.start, None if p.end is None else p.end + pd.Timedelta(days=spec.window_days))
     ev_dims = {d: emap.dim_sql(d) for d in dict.fromkeys((*dims, *spec.where)) if d in emap.event_dims}
     user_dims = [d for d in dims if d in emap.user_dims]
-    order = "PARTITION BY entity ORDER BY ts, k"
     first = lit(spec.steps[0])
     # a user entity is its own user; a session's user is that of its first step-1 event
     user_id, first_cols = (("entity AS user_id", ev_dims) if spec.entity == "users"
                            else (f"{FIRST}.user_id AS user_id", {"user_id": "user_id", **ev_dims}))
-    scope = f"{entity} IS NOT NULL AND {late.where()} AND (event <> {first} OR {p.where()})"
-    index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[1:], 2))
     ctes = [
         f"firsts AS (SELECT entity, {user_id}, t1{unpack_first(ev_dims)} FROM (SELECT {entity} AS entity,"
         f" min(ts) AS t1{first_of(first_cols)} FROM events"
         f" WHERE event = {first} AND {scope} GROUP BY {entity}) g)",
-        # every step-1 event starts an attempt
-        f"a1 AS (SELECT {entity} AS entity, ts AS t1 FROM events WHERE event = {first} AND {scope})",
-        f"later AS (SELECT {entity} AS entity, ts, CASE event {index} END AS k FROM events"
-        f" WHERE event IN ({', '.join(lit(s) for s in spec.steps[1:])}) AND {scope})",
+        *([f"best AS (SELECT * FROM {best})"] if best else _path_ctes(spec, entity, scope, window)),
     ]
-    for j in range(2, k + 1):
-        times = ", ".join(f"t{i}" for i in range(1, j))
-        ctes.append(
-            f"a{j} AS (SELECT entity, {times}, ts AS t{j} FROM (SELECT entity, ts, k,"
-            f" {', '.join(f'lag(t{i}) OVER ({order}) AS t{i}' for i in range(1, j))}"
-            f" FROM (SELECT entity, t{j - 1} AS ts, {j - 1} AS k, {times} FROM a{j - 1} UNION ALL"
-            f" SELECT entity, ts, k, {', '.join(f'NULL AS t{i}' for i in range(1, j))} FROM later WHERE k = {j}) u) m"
-            f" WHERE k = {j} AND ts <= t1 + {window})"
-        )
-    # the best path: the latest-starting attempt of the furthest level, ranked in exact integer
-    # microseconds (a double of epoch seconds this large cannot tell starts a few microseconds apart)
-    reached = " UNION ALL ".join(
-        f"SELECT entity, {j} AS level, {', '.join(f't{i}' for i in range(1, j + 1))}"
-        f"{''.join(f', NULL AS t{i}' for i in range(j + 1, k + 1))} FROM a{j}" for j in range(2, k + 1))
-    rank = "level * 10000000000000000 + epoch_us(t1)"
-    picks = ", ".join(f"arg_max(t{i}, {rank}) AS t{i}" for i in range(1, k + 1))
-    ctes.append(f"best AS (SELECT entity, max(level) AS level, {picks} FROM ({reached}) x GROUP BY entity)")
     # an entity without step 2 has level 1; its path starts at its first step 1
     times = "".join(f", b.t{i}" for i in range(2, k + 1))
     ctes.append(
         f"per_entity AS (SELECT f.*, coalesce(b.level, 1) AS level, coalesce(b.t1, f.t1) AS path_t1{times}"
-        " FROM firsts f LEFT JOIN best b ON b.entity = f.entity)"
+        f" FROM firsts f LEFT JOIN best b ON b.entity = {'hash(f.entity)' if best else 'f.entity'})"
     )
     body = "per_entity"
     if spec.exclusions:
@@ -161,8 +149,39 @@ def levels_sql(spec: FunnelSpec, emap: EventMap, dims: tuple[str, ...] = ()) -> 
     return "WITH " + ",\n".join(ctes) + f"\nSELECT b.*{cols} FROM {body} b{join}" + (f" WHERE {where}" if where else "")
 
 
-def step_counts_sql(spec: FunnelSpec, emap: EventMap, group_by: tuple[str, ...] = ()) -> str:
-    """Entities reaching each step (n1..nK) and median seconds from the previous step (m2..mK)."""
+def _path_ctes(spec: FunnelSpec, entity: str, scope: str, window: str) -> list[str]:
+    """The CTEs a1..aK (attempts reaching each step) and `best` (one best path per entity past step 1)."""
+    k = len(spec.steps)
+    order = "PARTITION BY entity ORDER BY ts, k"
+    index = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(spec.steps[1:], 2))
+    ctes = [
+        # every step-1 event starts an attempt
+        f"a1 AS (SELECT {entity} AS entity, ts AS t1 FROM events WHERE event = {lit(spec.steps[0])} AND {scope})",
+        f"later AS (SELECT {entity} AS entity, ts, CASE event {index} END AS k FROM events"
+        f" WHERE event IN ({', '.join(lit(s) for s in spec.steps[1:])}) AND {scope})",
+    ]
+    for j in range(2, k + 1):
+        times = ", ".join(f"t{i}" for i in range(1, j))
+        ctes.append(
+            f"a{j} AS (SELECT entity, {times}, ts AS t{j} FROM (SELECT entity, ts, k,"
+            f" {', '.join(f'lag(t{i}) OVER ({order}) AS t{i}' for i in range(1, j))}"
+            f" FROM (SELECT entity, t{j - 1} AS ts, {j - 1} AS k, {times} FROM a{j - 1} UNION ALL"
+            f" SELECT entity, ts, k, {', '.join(f'NULL AS t{i}' for i in range(1, j))} FROM later WHERE k = {j}) u) m"
+            f" WHERE k = {j} AND ts <= t1 + {window})"
+        )
+    # the best path: the latest-starting attempt of the furthest level, ranked in exact integer
+    # microseconds (a double of epoch seconds this large cannot tell starts a few microseconds apart)
+    reached = " UNION ALL ".join(
+        f"SELECT entity, {j} AS level, {', '.join(f't{i}' for i in range(1, j + 1))}"
+        f"{''.join(f', NULL AS t{i}' for i in range(j + 1, k + 1))} FROM a{j}" for j in range(2, k + 1))
+    rank = "level * 10000000000000000 + epoch_us(t1)"
+    picks = ", ".join(f"arg_max(t{i}, {rank}) AS t{i}" for i in range(1, k + 1))
+    return [*ctes, f"best AS (SELECT entity, max(level) AS level, {picks} FROM ({reached}) x GROUP BY entity)"]
+
+
+def step_counts_sql(spec: FunnelSpec, emap: EventMap, group_by: tuple[str, ...] = (), best: str | None = None) -> str:
+    """Entities reaching each step (n1..nK) and median seconds from the previous step (m2..mK); `best` as in
+    `levels_sql`."""
     k = len(spec.steps)
     dims = tuple(dict.fromkeys(group_by))
     reach = ", ".join(f"count(*) FILTER (WHERE level >= {i}) AS n{i}" for i in range(1, k + 1))
@@ -173,7 +192,7 @@ def step_counts_sql(spec: FunnelSpec, emap: EventMap, group_by: tuple[str, ...] 
     )
     select = "".join(f"{d}, " for d in dims)
     group = f" GROUP BY {', '.join(dims)} ORDER BY n1 DESC" if dims else ""
-    return f"WITH levels AS ({levels_sql(spec, emap, dims)})\nSELECT {select}{reach}, {med} FROM levels{group}"
+    return f"WITH levels AS ({levels_sql(spec, emap, dims, best)})\nSELECT {select}{reach}, {med} FROM levels{group}"
 
 
 def _step_time(i: int) -> str:
@@ -215,8 +234,8 @@ def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> Too
     emap = wh.event_map
     spec.validate(known_events(wh), emap)
     check_scope(emap, spec.where, breakdown)
-    overall_sql = step_counts_sql(spec, emap)
-    table = funnel_table(wh.query(overall_sql).df.iloc[0], spec.steps)
+    overall_sql = step_counts_sql(spec, emap)  # the evidence: the engine computes the same counts and medians
+    table = funnel_table(step_counts(wh, spec).iloc[0], spec.steps)
     scope = applied(spec.period, spec.where, breakdown, entity=spec.entity, steps=list(spec.steps),
                     window_days=spec.window_days)
     entered, converted = int(table["entities"].iloc[0]), int(table["entities"].iloc[-1])
@@ -226,7 +245,7 @@ def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> Too
     summary, sql = funnel_words(table, spec, scope), [overall_sql]
     if breakdown:
         by_sql = step_counts_sql(spec, emap, (breakdown,))
-        data["breakdown"] = breakdown_table(wh.query(by_sql).df, breakdown, len(spec.steps))
+        data["breakdown"] = breakdown_table(step_counts(wh, spec, (breakdown,)), breakdown, len(spec.steps))
         sql.append(by_sql)
         summary += f" Conversion by {breakdown}: " + "; ".join(
             f"{v} {pct(c)} ({count(x)} of {count(n)})"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -26,6 +27,9 @@ from tools.semantic.eventmap import EventMap
 from tools.semantic.fields import quote
 from tools.semantic.store import stored_map
 from tools.sql_guard import check_sql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 T = TypeVar("T")
 _VECTOR_SIZE = 2048  # rows per DuckDB vector; fetch_df_chunk counts in vectors
@@ -133,6 +137,22 @@ class Warehouse(MappedData):
         row = self._run(sql, params, lambda cur: cur.fetchone())
         return None if row is None else row[0]
 
+    def arrow(self, sql: str) -> pa.Table:
+        """Every row of trusted `sql` as an Arrow table (columnar, no pandas conversion)."""
+        return self._run(sql, None, lambda cur: cur.to_arrow_table(), lazy=True)
+
+    @contextmanager
+    def registered(self, name: str, table: pa.Table) -> Iterator[str]:
+        """`table` readable as `name` by this thread's queries for the duration; yields the name."""
+        if not name.isidentifier():
+            raise WarehouseError(f"bad relation name {name!r}")
+        cursor = self._cursor()
+        cursor.register(name, table)
+        try:
+            yield name
+        finally:
+            cursor.unregister(name)
+
     def materialize(self, name: str, sql: str) -> None:
         """Store the result of trusted `sql` as a TEMP table of this thread's cursor (not in the file)."""
         if not name.isidentifier():
@@ -211,8 +231,9 @@ class Warehouse(MappedData):
         df, truncated = self._run(run, params, fetch)
         return QueryResult(df, truncated, sql, (time.perf_counter() - started) * 1000)
 
-    def _run(self, sql: str, params: Sequence[Any] | None, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Execute on this thread's cursor under the statement timeout; translate DuckDB errors."""
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: Callable[[Any], T], *, lazy: bool = False) -> T:
+        """Execute on this thread's cursor under the statement timeout; translate DuckDB errors. `lazy` hands
+        `fetch` the query's relation instead of the executed cursor (its result is read once, by `fetch`)."""
         try:
             cursor = self._cursor()
         except duckdb.Error as error:
@@ -221,6 +242,9 @@ class Warehouse(MappedData):
         timer.daemon = True
         timer.start()
         try:
+            if lazy:
+                cursor.complete()  # a relation cannot start while an earlier statement's result is open
+                return fetch(cursor.sql(sql))
             cursor.execute(sql, params)
             return fetch(cursor)
         except duckdb.InterruptException as error:
