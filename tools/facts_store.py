@@ -211,14 +211,17 @@ def json_codec(folder: str, entries: int, dump: Callable[[T], Any], load: Callab
 
 def arrow_codec(folder: str, entries: int) -> Codec:
     """Tables (pyarrow) kept as Parquet files whose schema metadata carries their key."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    def write(path: Path, key: str, table: pa.Table) -> None:
+    def write(path: Path, key: str, table: Any) -> None:
+        import pyarrow.parquet as pq
+
         keyed = table.replace_schema_metadata({**(table.schema.metadata or {}), b"insight_key": key.encode()})
         atomic_write(path.with_suffix(".parquet"), lambda tmp: pq.write_table(keyed, tmp))
 
-    def read(path: Path, key: str) -> pa.Table | None:
+    def read(path: Path, key: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         try:
             table = pq.read_table(path.with_suffix(".parquet"))
         except (OSError, ValueError, pa.ArrowException):
@@ -226,3 +229,21 @@ def arrow_codec(folder: str, entries: int) -> Codec:
         return table if (table.schema.metadata or {}).get(b"insight_key") == key.encode() else None
 
     return Codec(folder, entries, write, read)
+
+
+def _frame_to_table(df: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+TABLES = arrow_codec("tables", 8)
+_FRAME_TABLES = arrow_codec("frames", 64)
+FRAMES = Codec("frames", 64, lambda path, key, df: _FRAME_TABLES.write(path, key, _frame_to_table(df)),
+               lambda path, key: None if (t := _FRAME_TABLES.read(path, key)) is None else t.to_pandas())
+
+
+def frame(wh: Any, sql: str) -> Any:
+    """The result of trusted `sql` as a pandas DataFrame (a copy: callers may change it), a fact of the data
+    version like any other."""
+    return remembered(wh, "frame", (sql,), lambda: wh.query(sql).df, FRAMES).copy()

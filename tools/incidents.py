@@ -29,6 +29,7 @@ import pandas as pd
 from tools.charts import timeline_chart
 from tools.distinct_users import distinct_users
 from tools.errors_speed import SLOW_QUANTILE
+from tools.facts_store import frame
 from tools.format import count, p_value, pct, span
 from tools.funnel import check_scope, downstream_rates
 from tools.period import Period
@@ -40,7 +41,7 @@ from tools.semantic.metrics import MetricDef, catalog, missing_roles
 from tools.sessions import Facts, segment_condition
 from tools.stats import bh, testable, two_proportion_p
 from tools.timescan import Window, best_window
-from tools.trends import series_sql
+from tools.trends import shares_sql
 from tools.warehouse import Warehouse
 
 MAX_PER_SERIES = 2       # incidents looked for in one series
@@ -90,11 +91,13 @@ def metrics(facts: Facts, kpis: list[MetricDef] = ()) -> list[tuple[Metric, str,
 
 def with_shares(wh: Warehouse, daily: pd.DataFrame, facts: Facts, kpis: list[MetricDef]) -> pd.DataFrame:
     """`daily` with each share's numerator (k_<key>) and denominator (kn_<key>) on everyone's rows."""
+    if not kpis:
+        return daily
+    series = frame(wh, shares_sql([d.key for d in kpis], facts.emap, facts.period))
+    series = series.assign(day=pd.to_datetime(series["day"])).set_index("day")
+    top = daily["depth"] == 0
     for d in kpis:
-        series = wh.query(series_sql(d.key, facts.emap, facts.period)).df
-        series = series.assign(day=pd.to_datetime(series["day"])).set_index("day")
-        top = daily["depth"] == 0
-        for col, src in ((f"k_{d.key}", "num"), (f"kn_{d.key}", "den")):
+        for col, src in ((f"k_{d.key}", f"num_{d.key}"), (f"kn_{d.key}", f"den_{d.key}")):
             daily[col] = 0.0
             daily.loc[top, col] = daily.loc[top, "day"].map(series[src]).fillna(0).to_numpy(float)
     return daily
@@ -185,7 +188,7 @@ def incidents(wh: Warehouse, facts: Facts, rules: SegmentRules = SegmentRules(),
                           data={"applied": scope, "facts": {}})
     dims = tuple(facts.dims)
     slow = slow_thresholds(wh, facts) if emap.roles.page_load else [float("nan")] * len(facts.steps)
-    daily = wh.query(daily_sql(facts, dims, slow)).df
+    daily = frame(wh, daily_sql(facts, dims, slow))  # the daily series per step and dimension value
     if daily.empty:
         return ToolResult("Incidents", f"No sessions ({scope_words(scope)}).",
                           data={"applied": scope, "facts": facts_of(incidents=(0, "count"), ongoing=(0, "count"))})

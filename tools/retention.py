@@ -6,6 +6,7 @@ breakdown and the dips; user dimensions come from the users table.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,15 +43,31 @@ class Cohorts:
                              segment_condition(self.segment)])
 
 
-def _users_cte(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...]) -> str:
-    """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort and dims, of the cohorts' users."""
+def firsts_sql(emap: EventMap, dims: tuple[str, ...] | None = None) -> str:
+    """Per user: the first event's time (first_ts) and the first-touch values of the event dimensions `dims`
+    (default: all of them)."""
+    ev_dims = {d: emap.dim_sql(d) for d in (emap.event_dims if dims is None else dims) if d in emap.event_dims}
+    return (f"SELECT user_id, first_ts{unpack_first(ev_dims)} FROM (SELECT user_id, min(ts) AS first_ts"
+            f"{first_of(ev_dims)} FROM events GROUP BY user_id) g")
+
+
+def user_firsts(wh: Warehouse) -> str:
+    """The name of the per-user firsts of every event dimension (firsts_sql), materialized once per data version
+    and event map (a stored fact) for the analyses to share."""
+    sql = firsts_sql(wh.event_map)
+    name = "user_firsts_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
+    wh.materialize(name, sql)
+    return name
+
+
+def _users_cte(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...], firsts: str | None = None) -> str:
+    """cohort_users: user, signup (signed_up_at or first event), ISO-week cohort and dims, of the cohorts' users;
+    `firsts` names a materialized user_firsts relation to read instead of computing them."""
     cohorts = cohorts if isinstance(cohorts, Cohorts) else Cohorts(cohorts)
     dims = tuple(dict.fromkeys((*dims, *cohorts.segment)))
-    ev_dims = {d: emap.dim_sql(d) for d in dims if d in emap.event_dims}
-    ev_cols = "".join(f", f.{d}" for d in ev_dims)
+    ev_cols = "".join(f", f.{d}" for d in dims if d in emap.event_dims)
     user_dims = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in dims if d in emap.user_dims)
-    return f"""firsts AS (SELECT user_id, first_ts{unpack_first(ev_dims)}
-    FROM (SELECT user_id, min(ts) AS first_ts{first_of(ev_dims)} FROM events GROUP BY user_id) g),
+    return f"""firsts AS ({f'SELECT * FROM {firsts}' if firsts else firsts_sql(emap, dims)}),
 signups AS (SELECT u.user_id, coalesce(u.signed_up_at, f.first_ts) AS signup{user_dims}{ev_cols}
     FROM users u LEFT JOIN firsts f USING (user_id)),
 cohort_users AS (SELECT *, date_trunc('week', signup) AS cohort FROM signups
@@ -69,18 +86,19 @@ def _active_cte(week_n: int | None, emap: EventMap) -> str:
     WHERE e.ts >= c.signup + INTERVAL {7 * lo} DAY AND e.ts < c.signup + INTERVAL {7 * hi} DAY GROUP BY ALL)"""
 
 
-def matrix_sql(cohorts: Cohorts | Period, emap: EventMap) -> str:
+def matrix_sql(cohorts: Cohorts | Period, emap: EventMap, firsts: str | None = None) -> str:
     """Cohort x week-N: cohort size and users active in days [7N, 7N+7) after signup."""
-    return f"""WITH {_users_cte(cohorts, emap, ())}, {_active_cte(None, emap)}
+    return f"""WITH {_users_cte(cohorts, emap, (), firsts)}, {_active_cte(None, emap)}
 SELECT c.cohort, a.week_n, count(DISTINCT c.user_id) AS active,
        (SELECT count(*) FROM cohort_users c2 WHERE c2.cohort = c.cohort) AS size
 FROM cohort_users c JOIN active a USING (user_id) WHERE a.week_n <= {MAX_WEEKS}
 GROUP BY ALL ORDER BY ALL"""
 
 
-def week_n_sql(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...], week_n: int = 1) -> str:
+def week_n_sql(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...], week_n: int = 1,
+               firsts: str | None = None) -> str:
     """Per cohort and segment: cohort size and users retained in week N."""
-    return f"""WITH {_users_cte(cohorts, emap, dims)}, {_active_cte(week_n, emap)},
+    return f"""WITH {_users_cte(cohorts, emap, dims, firsts)}, {_active_cte(week_n, emap)},
 flag AS (SELECT c.*, a.user_id IS NOT NULL AS kept, coalesce(a.converted, FALSE) AS converted
          FROM cohort_users c LEFT JOIN active a ON a.user_id = c.user_id AND a.week_n = {week_n})
 SELECT {', '.join(['cohort', *dims, *([grouping_flags(dims)] if dims else [])])}, count(*) AS n,
@@ -98,7 +116,7 @@ def cohort_matrix(wh: Warehouse, cohorts: Cohorts | Period) -> tuple[pd.DataFram
     """Complete cohort x week-N retention grid (rows: ISO weeks of signup)."""
     _, data_end = data_bounds(wh)
     sql = matrix_sql(cohorts, wh.event_map)
-    mat = wh.query(sql).df
+    mat = wh.query(matrix_sql(cohorts, wh.event_map, user_firsts(wh))).df
     if mat.empty or data_end is None:
         return pd.DataFrame(), sql
     mat["retention"] = mat["active"] / mat["size"]
@@ -125,7 +143,8 @@ def retention(wh: Warehouse, period: Period, week_n: int = 1, dims: tuple[str, .
     scope = applied(period, segment, breakdown, week_n=week_n, signup_period=signups.words() if signups else None)
     w_sql = week_n_sql(cohorts, emap, dims, week_n)
     grid, m_sql = cohort_matrix(wh, cohorts) if matrix else (pd.DataFrame(), "")
-    rows = attach_segments(wh.query(w_sql).df, dims) if data_end is not None else pd.DataFrame()
+    run = week_n_sql(cohorts, emap, dims, week_n, user_firsts(wh))  # w_sql on the shared firsts: the same rows
+    rows = attach_segments(wh.query(run).df, dims) if data_end is not None else pd.DataFrame()
     data = {"week_n": week_n, "applied": scope, "facts": facts(cohorts=(0, "count"))}
     if rows.empty:
         return ToolResult("Retention", f"No users signed up ({_cohort_words(scope)}).", sql=[w_sql], data=data)
@@ -193,12 +212,14 @@ def _dims(segment: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in segment.items() if k != "cohort"}
 
 
-def calendar_sql() -> str:
-    """Per ISO week and signup cohort of users aged AGES weeks then: cohort size and users active that week."""
+def calendar_sql(firsts: str | None = None) -> str:
+    """Per ISO week and signup cohort of users aged AGES weeks then: cohort size and users active that week;
+    `firsts` names a materialized user_firsts relation."""
     lo, hi = AGES
+    first = firsts or "(SELECT user_id, min(ts) AS first_ts FROM events GROUP BY 1)"
     return f"""WITH cohorts AS (
     SELECT u.user_id, date_trunc('week', coalesce(u.signed_up_at, f.first_ts)) AS c
-    FROM users u LEFT JOIN (SELECT user_id, min(ts) AS first_ts FROM events GROUP BY 1) f USING (user_id)),
+    FROM users u LEFT JOIN {first} f USING (user_id)),
 sizes AS (SELECT c, count(*) AS population FROM cohorts GROUP BY 1),
 active AS (SELECT DISTINCT date_trunc('week', ts) AS w, user_id FROM events)
 SELECT a.w, k.c, count(*) AS active, any_value(s.population) AS population
@@ -217,7 +238,7 @@ def calendar_factors(wh: Warehouse, cohorts: pd.Series, week_n: int) -> pd.Serie
     week c+N, 21/49 in week c+N+1. A traffic dip or data still arriving lowers the retention of every cohort
     whose windows it touches, and this factor with it.
     """
-    cells = wh.query(calendar_sql()).df
+    cells = wh.query(calendar_sql(user_firsts(wh))).df
     cells = cells[cells["population"] >= MIN_ESTABLISHED]
     if cells.empty:
         return pd.Series(1.0, index=cohorts.index)

@@ -56,23 +56,21 @@ def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue
     query = parse_field(search.query).sql()
     results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
     click, ordered = emap.event_of("search_click"), emap.event_of("order")
-    order = "PARTITION BY session_id ORDER BY ts, is_click, event_id ROWS BETWEEN"
     by_value, join = breakdown_value(emap, breakdown)
     return f"""WITH raw AS MATERIALIZED (
     SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query,
            {by_value} AS by_value
     FROM events{join} WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}
       AND {emap.segment_where(segment or {})}),
-norm AS (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
+norm AS MATERIALIZED (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
 s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q, raw.by_value
                    FROM raw JOIN norm ON norm.search_query = raw.search_query),
-clicks AS (SELECT session_id, ts FROM events WHERE event = {lit(click) if click else 'NULL'}
+clicks AS (SELECT session_id, ts AS click_ts FROM events WHERE event = {lit(click) if click else 'NULL'}
            AND session_id IN (SELECT session_id FROM s)),
-marked AS (SELECT *, min(click_ts) OVER ({order} CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_click_ts,
-                  min(search_ts) OVER ({order} 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_search_ts
-           FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts, ts AS search_ts FROM s WHERE session_id IS NOT NULL
-                 UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, NULL, 1, ts, NULL FROM clicks
-                 UNION ALL SELECT s.*, 0, NULL, NULL FROM s WHERE session_id IS NULL) u),
+-- the next search of the session (in time, then event id) and the first click at or after the search
+marked AS (SELECT s.*, lead(s.ts) OVER (PARTITION BY s.session_id ORDER BY s.ts, s.event_id) AS next_search_ts,
+                  c.click_ts AS next_click_ts
+           FROM s ASOF LEFT JOIN clicks c ON c.session_id = s.session_id AND c.click_ts >= s.ts),
 sess AS (SELECT session_id, max(ts) AS last_ts,
                 max(CASE WHEN event = {lit(ordered) if ordered else 'NULL'} THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
@@ -84,8 +82,7 @@ SELECT w.ts, w.user_id, w.session_id, w.q, w.by_value,
        w.session_id IS NOT NULL AND w.next_search_ts IS NOT NULL
            AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
        coalesce(m.order_ts >= w.ts, FALSE) AS ordered
-FROM marked w LEFT JOIN sess m ON m.session_id = w.session_id
-WHERE w.is_click = 0"""
+FROM marked w LEFT JOIN sess m ON m.session_id = w.session_id"""
 
 
 STATS = """count(*) AS n, sum(zero::INT) AS zero, sum(exited::INT) AS exits, count(DISTINCT user_id) AS users,

@@ -17,6 +17,7 @@ from tools.format import change, p_value, pct, points, span
 from tools.funnel import NOT_SET, check_scope, downstream_rates
 from tools.metrics import (
     aggregate_sql,
+    condition,
     headline,
     metric_by,
     metric_kind,
@@ -65,24 +66,54 @@ def series_sql(metric: str, emap: EventMap, period: Period, dimension: str | Non
 
     The rows are events `e` (joined to a user dimension's values when broken down by one); a metric
     filter's own subquery of events reads the period and segment unqualified."""
+    return _daily_sql([metric], emap, period, dimension, segment or {}, [("num", "den")])
+
+
+def shares_sql(keys: list[str], emap: EventMap, period: Period) -> str:
+    """Daily numerator and denominator of several metrics in one pass over the events: num_<key>, den_<key>."""
+    return _daily_sql(keys, emap, period, None, {}, [(f"num_{k}", f"den_{k}") for k in keys])
+
+
+def _daily_sql(keys: list[str], emap: EventMap, period: Period, dimension: str | None,
+               segment: Mapping[str, SegmentValue], names: list[tuple[str, str]]) -> str:
+    """Per day (and dimension value), each metric's numerator and denominator under `names`.
+
+    Counts of distinct sessions (or users) are taken in two steps when every part counts rows or distinct
+    values of one entity: rows per day and entity first, then entities per day (one hash table instead of
+    one per distinct count); otherwise each part is one aggregate."""
     defs = catalog(emap)
-    d = defs[metric]
-    segment = segment or {}
     scope = f"{period.where('e.ts')} AND {emap.segment_where(segment, 'e')}"
     inner = f"{period.where()} AND {emap.segment_where(segment)}"
-    if d.numerator:
-        num, den = (aggregate_sql(defs[k], emap, inner) for k in (d.numerator, d.denominator))
-        num = f"{den} - {num}" if d.aggregation == "one_minus_ratio" else num
-    else:
-        num, den = aggregate_sql(d, emap, inner), "1"
+    metrics = [defs[k] for k in keys]
+    parts = list({p.key: p for d in metrics for p in ([defs[d.numerator], defs[d.denominator]] if d.numerator
+                                                      else [d])}.values())
     dim, join = "", ""
     if dimension and dimension in emap.user_dims:
         dim = f"u.dim_value AS {dimension}, "
         join = f" LEFT JOIN (SELECT user_id, {emap.dim_sql(dimension)} AS dim_value FROM users) u USING (user_id)"
     elif dimension:
         dim = f"{emap.dim_sql(dimension, 'e')} AS {dimension}, "
-    return (f"SELECT date_trunc('day', e.ts) AS day, {dim}{num} AS num, {den} AS den "
-            f"FROM events e{join} WHERE {scope} GROUP BY ALL ORDER BY ALL")
+    entities = {p.entity for p in parts if p.aggregation == "count_distinct"}
+    two_step = len(entities) == 1 and all(p.aggregation in {"count", "count_distinct"} for p in parts)
+    if two_step:
+        counted = {p.key: f"count(*) FILTER (WHERE entity IS NOT NULL AND f{i})" if p.aggregation == "count_distinct"
+                   else f"coalesce(sum(c{i}), 0)::BIGINT" for i, p in enumerate(parts)}
+    else:
+        counted = {p.key: aggregate_sql(p, emap, inner) for p in parts}
+    columns = []
+    for d, (num_name, den_name) in zip(metrics, names, strict=True):
+        num, den = (counted[d.numerator], counted[d.denominator]) if d.numerator else (counted[d.key], "1")
+        num = f"{den} - {num}" if d.aggregation == "one_minus_ratio" else num
+        columns.append(f"{num} AS {num_name}, {den} AS {den_name}")
+    if not two_step:
+        return (f"SELECT date_trunc('day', e.ts) AS day, {dim}{', '.join(columns)} "
+                f"FROM events e{join} WHERE {scope} GROUP BY ALL ORDER BY ALL")
+    marks = ", ".join(f"bool_or({condition(p, emap, inner)}) AS f{i}" if p.aggregation == "count_distinct"
+                      else f"count(*) FILTER (WHERE {condition(p, emap, inner)}) AS c{i}" for i, p in enumerate(parts))
+    rows = (f"SELECT date_trunc('day', e.ts) AS day, {dim}e.{entities.pop()} AS entity, {marks} "
+            f"FROM events e{join} WHERE {scope} GROUP BY ALL")
+    keep = f"{dimension}, " if dimension else ""
+    return f"SELECT day, {keep}{', '.join(columns)} FROM ({rows}) r GROUP BY ALL ORDER BY ALL"
 
 
 def decompose(before: pd.DataFrame, after: pd.DataFrame, dimension: str) -> pd.DataFrame:

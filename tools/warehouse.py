@@ -141,23 +141,31 @@ class Warehouse(MappedData):
         """Every row of trusted `sql` as an Arrow table (columnar, no pandas conversion)."""
         return self._run(sql, None, lambda cur: cur.to_arrow_table(), lazy=True)
 
-    @contextmanager
-    def registered(self, name: str, table: pa.Table) -> Iterator[str]:
-        """`table` readable as `name` by this thread's queries for the duration; yields the name."""
+    def register(self, name: str, table: pa.Table) -> None:
+        """`table` readable as `name` by this thread's queries from now on."""
         if not name.isidentifier():
             raise WarehouseError(f"bad relation name {name!r}")
         cursor = self._cursor()
+        cursor.complete()  # an earlier statement's open result would block the registration
         cursor.register(name, table)
+
+    @contextmanager
+    def registered(self, name: str, table: pa.Table) -> Iterator[str]:
+        """`table` readable as `name` by this thread's queries for the duration; yields the name."""
+        self.register(name, table)
         try:
             yield name
         finally:
+            cursor = self._cursor()
+            cursor.complete()
             cursor.unregister(name)
 
     def materialize(self, name: str, sql: str) -> None:
-        """Store the result of trusted `sql` as a TEMP table of this thread's cursor (not in the file)."""
-        if not name.isidentifier():
-            raise WarehouseError(f"bad temp table name {name!r}")
-        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", None, lambda cur: None)
+        """The result of trusted `sql` readable as `name` by this thread's queries: a fact of the data version
+        (tools/facts_store.py), computed once and kept beside the state when the warehouse is bound to one."""
+        from tools.facts_store import TABLES, remembered
+
+        self.register(name, remembered(self, "relation", (sql,), lambda: self.arrow(sql), TABLES))
 
     def checksum(self) -> str:
         """SHA-256 over every data table's columns and rows (order-independent), computed in SQL; the stored
