@@ -575,7 +575,8 @@ def bench(
     repeat: Annotated[int, typer.Option(min=1)] = 3,
     out: Annotated[Path | None, typer.Option(help="write the JSON result here")] = None,
 ) -> None:
-    """Speed benchmark: scan time and memory, funnel against chdb windowFunnel and pandas."""
+    """Speed benchmark, every figure with its baseline: the scan cold, on stored facts and again; the funnel engine
+    against ClickHouse windowFunnel (chdb), pandas and its own SQL."""
     from benchmarks.speed import markdown, run
 
     result = run(events=events, repeat=repeat, progress=lambda m: err_console.print(m, highlight=False))
