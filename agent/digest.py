@@ -29,12 +29,14 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
 
 from prompts import load_prompt
+from tools.facts_store import keep_in
 from tools.format import change, count, money, pct
 from tools.incidents import incidents
 from tools.metrics import metric_sql
 from tools.period import Period, PeriodError, data_bounds
 from tools.result import Suggestion
-from tools.scan import ScanReport, complete_part, scan
+from tools.scan import ScanReport, complete_part
+from tools.scan_cache import cached_scan
 from tools.semantic.metrics import catalog, missing_roles
 from tools.sessions import Facts
 from tools.trends import series_sql
@@ -290,7 +292,7 @@ def build(wh: Warehouse, week: str, history: History) -> Digest:
     period = week_period(week)
     complete, partial = coverage(wh, week)
     until = complete.end if partial else None
-    report = scan(wh, complete)
+    report = cached_scan(wh, complete)
     before = history.load(previous_week(week))
     changes = compare(report, before, why_gone(wh, week, complete))
     found, timeline = week_incidents(wh, week, before, until)
@@ -602,6 +604,7 @@ def run_digest(wh: Warehouse, state_dir: str | Path, week: str | None = None, ou
     if base_url:
         check_webhook(base_url, "digest base URL")
     week = week_period(week).iso_week() if week else last_full_week(wh)
+    keep_in(wh, state_dir)  # the digest's scan and facts are shared with `insight scan`, ask and the next digest
     history = History(Path(state_dir) / "digests")
     digest = build(wh, week, history)
     digest.files = history.save(digest)

@@ -71,6 +71,14 @@ def bind(wh: Any, state_dir: str | Path | None = None, progress: Listener | None
         _bindings[wh] = Binding(Path(state_dir) if state_dir else None, progress, pinned)
 
 
+def keep_in(wh: Any, state_dir: str | Path) -> None:
+    """Keep the facts of `wh` in `state_dir` unless it is bound to a state directory already (a digest run from
+    the command line, a scheduled one, or inside an agent that bound it)."""
+    if binding(wh).state is None:
+        with _guard:
+            _bindings[wh] = Binding(Path(state_dir), _bindings[wh].progress, _bindings[wh].pinned)
+
+
 def binding(wh: Any) -> Binding:
     """The binding of `wh` (a default one, with the file's fingerprint, for an unbound warehouse)."""
     with _guard:
