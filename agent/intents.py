@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 
 from agent import slots
@@ -35,7 +35,8 @@ Segment = dict[str, str | list[str]]
 # words for a metric moving, in any direction
 MOVES = (r"(drop\w*|fall\w*|fell|declin\w*|down|chang\w*|lower|worse|increas\w*|up|spik\w*|ris\w*|rose|tank\w*|"
          r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*|climb\w*|"
-         r"better|improv\w*)")
+         r"better|improv\w*|slid\w*|slip\w*|shot|skyrocket\w*|nosediv\w*|crater\w*|collaps\w*|surg\w*|"
+         r"through the roof)")
 # (intent, weighted cues), in priority order: a tie goes to the intent listed first.
 CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("show_sql", ((r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", 5), (r"^sql\??$", 5),
@@ -44,14 +45,21 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("help", ((r"^(help|\?)$", 5), (r"\bwhat can you (do|answer)\b", 5), (r"\bhow do i use\b", 5))),
     ("unsupported", ((r"\b(predict|forecast|project|projected|projection|next (year|quarter|month)|weather|poem|joke|"
                       r"stock price|translate|app store|star rating|reviews|support (chats?|tickets?)|margins?|"
+                      r"haiku|limerick|song|sonnet|essay|estimat\w*|mrr|arr|recurring revenue|ltv|lifetime value|"
+                      r"customer (service|care)|call cent(er|re)|phone calls?|deliver(y|ies)|refund\w*|chargebacks?|"
                       r"profit\w*|"
                       r"cogs|cost of goods|"
                       r"world cup|recipe)\b", 5),
                      (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|marketing (budget|spend)|"
                       r"cost per (click|acquisition)|cac)\b", 5),
-                     (r"\bwill (we|it|they|there)\b.*\b(next|tomorrow|coming)\b|\bnext (week|month)\b", 5))),
+                     (r"\bwill (we|it|they|there)\b.*\b(next|tomorrow|coming)\b|\bnext (week|month)\b", 5),
+                     (r"\b(orders?|items?|products?|purchases?) (were |was |got |being |that were )?"
+                      r"(returned|sent back)\b", 5),
+                     (r"\bwho (is|are|'s) (the |our )?(\w+ ){0,3}(manager|pm|owner|lead|head|responsible|in charge)\b",
+                      5))),
     ("explain_item", ((r"\b(tell me more|more (about|on|detail)|explain|details? (on|of|about)|drill (into|down)|dig "
-                       r"into|expand on|elaborate)\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
+                       r"into|expand on|elaborate|go deeper|deeper (on|into)|zoom in|unpack|what('s| is) the story "
+                       r"(with|behind|on))\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
                        r"second|"
                        r"third|fourth|fifth|top|last|that|this|it|one)\b)", 4),
                       (r"\bwhy('s| is| was| did)\b.*(#\s?\d+|\bnumber \d+).*\b(top|first|above|ahead|rank)", 5),
@@ -67,7 +75,10 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bpain points?\b", 1.5), (r"\bwhat (to|should we) (build|change|tweak)\b", 1.5),
               (r"\b(biggest|top|main|worst) (\w+ )?(killers|blockers|leaks|issues|problems)\b", 2.5),
               (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5),
-              (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5))),
+              (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5),
+              (r"\bwhere should (we|i|the team) (focus|start|look|invest|put (our|my) (time|effort))\b", 2.5),
+              (r"\b(opportunit\w+|issues?|problems?|fixes|frictions?) rank\w*|\brank\w* (of )?(our )?(opportunit\w+|"
+               r"issues|problems|fixes)\b|\btop \d+ (problems|issues|opportunities|fixes|frictions)\b", 2.5))),
     ("tracking", ((r"\btracking\b", 1.5), (r"\binstrumentation\b", 1.5), (r"\bdata quality\b", 2),
                   (r"\bevent quality\b", 1.5), (r"\btracking plan\b", 1))),
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
@@ -80,11 +91,14 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b", 1), (r"\bbaskets?\b", 1),
               (r"\bstart(ed)? (the )?checkout\b.*\b(don'?t|do not|never|didn'?t) (finish|complete)", 2.5),
               (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5),
-              (r"\b(begin|began|start\w*) checkout\b.*\b(never|don'?t|didn'?t) (pay|finish|complete|order|buy)", 3))),
+              (r"\b(begin|began|start\w*) checkout\b.*\b(never|don'?t|didn'?t) (pay|finish|complete|order|buy)", 3),
+              (r"\bcheckouts? (that|which) (never|didn'?t|did not|don'?t|do not)\b", 3),
+              (r"\bleav\w* (their |the |a |full )?carts?\b|\bleft behind\b|\bleft in (the|their) carts?\b", 1.5))),
     ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1), (r"\bcom(e|ing) back\b", 1.5),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
                    (r"\bstick(ing)? around\b", 1.5),
                    (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
+                   (r"\b(keep|kept|keeps|still) (using|coming|visiting|buying|ordering)\b", 2),
                    (r"\b(a|one|two|three|four|\d) weeks? later\b|\b(one|two|three|four|\d)[- ]week retention\b", 2))),
     ("incidents", ((r"\bwhat (broke|is broken|went wrong|changed)\b", 1.5), (r"\b(did|has|have) (anything|something) "
                    r"(break|broken|go wrong|gone wrong|change|changed)\b", 1.5), (r"\bincidents?\b", 1.5),
@@ -92,7 +106,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    (r"\b(is|was) (it|that|this) fixed\b", 1.5), (r"\b(has|did) (it|that|this) recover", 1.5),
                    (r"\brecovered\b", 1), (r"\bis it (still )?(broken|ongoing)\b", 1.5), (r"\bbroke\b", 1),
                    (r"\b(is|are) .*\bbroken\b", 1.5), (r"\bdown\b.*\bfor\b", 0.3),
-                   (r"\bon fire\b|\bstill (broken|burning|down|failing)\b", 2))),
+                   (r"\bon fire\b|\bstill (broken|burning|down|failing)\b", 2),
+                   (r"\b(did|has|have|is) (anything|something) (go(ne)? down|went down|blow(n)? up|blew up|crash\w*|"
+                    r"fail\w*|explode\w*|melt\w* down)\b", 2))),
     ("release", ((r"\breleases?\b", 1.5), (r"\bregression", 1.5), (r"\bnew version\b", 1),
                  (r"^(?!.*\bfunnel\b).*\bapp versions?\b", 1), (r"\bupdates? (broke|break)", 1.5),
                  (r"\b(app )?updates?\b.*\b(worse|hurt|broke|break|making)\b", 1.5),
@@ -102,7 +118,10 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   r"\brollouts?\b", 2.5))),
     ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
                 (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
-                (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1))),
+                (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1),
+                (r"\btime ?outs?\b|\bfailures?\b|\bfailed requests?\b|\bexceptions?\b", 1),
+                (r"\b(error\w*|crash\w*|slow\w*|load(ing)? times?)\b.{0,20}\b(on|at|in) (the )?[\w-]+ "
+                 r"(page|step|screen)\b", 1.5))),
     ("why_change", ((rf"\bwhy\b.*\b{MOVES}\b", 5), (rf"\b{MOVES}\b.*\bwhy\b", 5),
                     (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 4),
                     (rf"\b{MOVES}\b.*\bwhat('s| is)? (happened|going on|up with)\b", 4),
@@ -110,7 +129,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                     (r"\bwhat('s| is) (dragging|pulling|pushing) .* (down|up)\b", 5))),
     ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions)\b", 2),
                 (r"\bhow many (people|users|customers|folks|ppl) (bought|purchased|ordered)\b", 2.5),
-                (r"\b(order|revenue|session|buyer) count\b|\blifetime\b", 2),
+                (r"\b(order|revenue|session|buyer|search)s? (count|volume|total|numbers)\b|\blifetime\b", 2),
                 (r"\bhow much did .* (bring in|make|earn|generate)\b|\bbr(ing|ought) in\b", 2.5),
                 (r"\bturning (sessions|visits|visitors|users) into (orders|buyers|purchases)\b", 2),
                 (r"\b(add[- ]to[- ]cart|purchase|checkout) rate\b.*\b(for|on|in|among)\b", 1.5),
@@ -130,18 +149,29 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\b(getting|got|been getting) (better|worse)\b|\b(improving|declining|deteriorating)\b", 1.5),
                 (r"\b(weird|unusual|odd|strange|abnormal)\b", 2.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
+                (r"\b(curve|time ?series|timeline|sparkline)\b", 2), (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
+                (r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|declining|"
+                 r"creeping|climbing|shrinking|tanking|sinking|recovering)\b", 2),
                 (r"\bdaily\b(?! active)", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
                 (r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b", 1),
                 (r"\b(revenue|dau|active users|add[- ]to[- ]cart rate)\b", 1), (r"\bcompar", 0.8),
                 (r"\b(this|last) (week|month)\b.*\b(vs|versus|compared|to|against)\b.*\b(last|previous) "
                  r"(week|month)\b", 1.5))),
-    ("dropoffs", ((r"\bwhy\b", 0.8), (r"\bwhich segments?\b", 2), (r"\bwho drops\b", 1.5),
+    ("dropoffs", ((r"\bwhy\b", 0.8), (r"\bwhich (\w+ )?segments?\b", 2), (r"\bwho drops\b", 1.5),
                   (r"\bdrop[- ]?offs?\b", 1.5),
                   (r"\broot cause\b", 1.5),
                   (r"\bwhere (do|did|are) (\w+ ){0,3}(drop|dropping|fall out|falling out|leave|leaving|give up|"
                    r"giving up|bail)", 2.5), (r"\bwho('s| is| are)? ?(drop|dropping|drops|leaving|bails?|struggl)", 2),
                   (r"\b(which|what) (user )?groups?\b", 2), (r"\bworst at\b", 1),
-                  (r"\b(any|which|what|specific) (user )?(groups?|slices?|segments?)\b", 2.5), (r"\bslices?\b", 1.5),
+                  (r"\b(any|which|what|specific) (\w+ )?(groups?|slices?|segments?|audiences?)\b", 2.5),
+                  (r"\bslices?\b", 1.5),
+                  (r"\b(kinds?|types?|sorts?) of (users|customers|shoppers|people|visitors|buyers)\b|"
+                   r"\buser types\b", 2),
+                  (r"\b(give|gives|giving|gave) up\b|\bfall(s|ing)? off\b|\bfell off\b|\bunderperform\w*", 1.5),
+                  (r"\b(bad|worst|poor|terrible|weak) at (finishing|completing|getting|paying|checking|converting|"
+                   r"reaching)\b", 2), (r"\b(is|are) there (a|any) (\w+ )?(groups?|segments?|cohorts?)\b", 2.5),
+                  (r"\bbetween (\w+ ){1,4}and (\w+ ){0,2}(checkout|payment|order|cart|purchas\w*|paying|"
+                   r"buying)\b", 1.5),
                   (r"\b(getting )?stuck\b|\bleak\w*", 2), (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
                   (r"\babandon\w* (at|the (flow|funnel|journey))\b|\bby segment\b|\bthe drop between\b", 2.5),
                   (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
@@ -161,8 +191,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"(order|purchase|pay\w*|buy\w*|checkout)", 2.5), (r"\b(got|went|made it) through to\b", 2))),
 )
 # The words of the cues: never corrected, and targets of correction.
+# (a stem a cue extends, `slip\w*` or `deliver(y|ies)`, is no word to correct to)
 CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
-             for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", pattern))}
+             for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", re.sub(r"[a-z]+(?=\\w|\()", " ", pattern)))}
 FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
                        r"(now )?(split|break|cut|slice) (it|that|this|them)|now (by|per)|"
                        r"and for|"
@@ -170,15 +201,31 @@ FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same th
 PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|dip|"
                      r"dipped|"
                      r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
-                     r"tank|tanked|decrease|decreased|shrink|shrank)\b"),
+                     r"tank|tanked|decrease|decreased|shrink|shrank|slip\w*|slid\w*|nosediv\w*|crater\w*|collaps\w*|"
+                     r"fewer|less)\b"),
             ("rise", r"\b(rise|rose|rising|increase|increased|increasing|up|higher|better|spike|spiked|jump|jumped|"
-                     r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong|climb\w*)\b"),
+                     r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong|climb\w*|improv\w*|shot up|"
+                     r"skyrocket\w*|surg\w*|through the roof|more (\w+ )+than)\b"),
             ("break", r"\b(broken|break|broke|failing|struggl\w*)\b"))
 ORDINALS = {"first": 1, "top": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
             "eighth": 8, "ninth": 9, "tenth": 10}
 # Metrics whose questions the funnel, trends, cart and search analyses answer in more depth.
 ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment", "zero_result_rate",
                       "add_to_cart_rate", "error_rate"}
+# Words asking for a metric as a series over time, or how it moves ("is AOV slipping?").
+SERIES = re.compile(
+    r"\b(trend\w*|over time|daily(?! active)|per day|by day|a day|each day|day[- ](to|by|over)[- ]day|chart|plot|graph|"
+    r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
+    r"improving|declining)\b|\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
+    r"declining|creeping|climbing|shrinking|tanking|sinking|recovering)\b")
+# Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
+DROP_AT = re.compile(r"\b(drop\w*|fall\w*|fell|give up|giving up|gave up|bail\w*|quit\w*|stuck|los(e|ing|t)|leav\w*)"
+                     r"( out| off)?\b.{0,25}\b(at|before|during)\b")
+# What an analysis reports itself: a question about another metric of the catalog is that metric's
+# ("share of cart adders who bought" is not the cart abandonment analysis).
+REPORTED = {"cart": {"cart_abandonment"}, "search": {"searches", "zero_result_rate"}}
+# Metrics for which a lower value is better: "improved" means it fell.
+LOWER_IS_BETTER = re.compile(r"abandon|error|zero.result|bounce|churn|latency|load|crash")
 DEFINITION = re.compile(
     r"\bhow (?:is|are) (?:the |our )?(.+?) (?:defined|calculated|computed|measured)\b"
     r"|\bhow do (?:we|you) (?:define|calculate|compute|measure) (?:the |our )?(.+?)\s*\??$"
@@ -243,9 +290,12 @@ def intent_scores(q: str) -> dict[str, float]:
     return dict(sorted(((i, s) for i, s in scores.items() if s > 0), key=lambda kv: -kv[1]))
 
 
-def _premise(q: str, intent: str | None) -> str | None:
+def _premise(q: str, intent: str | None, metric: str | None = None) -> str | None:
     if intent not in {"why_change", "incidents", "dropoffs", "funnel", "trends", "metric"}:
         return None
+    if metric and LOWER_IS_BETTER.search(metric) and (
+            m := re.search(r"\b(better|improv\w*|recover\w*)\b|\b(worse|worsen\w*|deteriorat\w*)\b", q)):
+        return "drop" if m.group(1) else "rise"  # "cart abandonment got better": it fell
     return next((name for name, pattern in PREMISES if re.search(pattern, q)), None)
 
 
@@ -271,6 +321,13 @@ def _signup_period(q: str, end: date | None) -> str | None:
     return (period_of(m.group(2), end) if m.group(2).strip() else None) or period_of(m.group(1).split(",")[-1], end)
 
 
+def _iso_week(q: str, end: date | None) -> str | None:
+    """"week 46" as an ISO week of the data's last year."""
+    if end and (m := re.search(r"\bweek (\d{1,2})\b", q)):
+        return f"{(end - timedelta(days=1)).isocalendar().year}-W{int(m.group(1)):02d}"
+    return None
+
+
 def _entity(q: str) -> str | None:
     """Users or sessions, when the question says which ("count users, not sessions", "by session")."""
     if re.search(r"\b(by|per|count(ing)?|in) users?\b|\busers?,? not sessions\b|\buser[- ]based\b", q):
@@ -281,11 +338,14 @@ def _entity(q: str) -> str | None:
 def _abbreviations(q: str) -> str:
     """Everyday short forms spelled out: `wk2` -> `week 2`, `avg` -> `average`, `conv` -> `conversion`."""
     q = re.sub(r"\bwk\s?(\d)", r"week \1", q)
+    q = re.sub(r"\bu\.s\.(?:a\.)?", "usa", q)  # "U.S. visitors", "the U.K."
+    q = re.sub(r"\bu\.k\.", "uk", q)
     for short, full in (("wk", "week"), ("wks", "weeks"), ("avg", "average"), ("conv", "conversion"),
                         ("rev", "revenue"), ("mo", "month"), ("yday", "yesterday"), ("pls", "please"),
                         ("ppl", "people"),
                         ("basket value", "order value"), ("basket size", "order value"), ("cart value", "order value"),
-                        ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off")):
+                        ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off"),
+                        ("baskets", "carts"), ("basket", "cart"), ("actives", "active users")):
         q = re.sub(rf"\b{short}\b", full, q)
     return q
 
@@ -310,6 +370,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     scores = intent_scores(" ".join(slots.without_values(q, segment).split()))
     if off_topic := intent_scores(q).get("unsupported"):  # "spend on google ads": the words before a segment
         scores = {**scores, "unsupported": max(off_topic, scores.get("unsupported", 0))}
+    if DROP_AT.search(q) and slots.step(q, v.steps):  # "dropping out at checkout": who drops at that step
+        scores = {**scores, "dropoffs": scores.get("dropoffs", 0) + 1.5}
     if any(i.lower() in q or (n and n.lower() in q) for i, n in v.experiments.items()):  # "the onboarding test"
         scores = {**scores, "experiments": scores.get("experiments", 0) + 2}
     scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
@@ -327,9 +389,11 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q) or reshape):
         merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
         keep = breakdown or previous.breakdown
+        if period is None and previous.intent != "retention":  # "what about week 46?": that ISO week
+            period = _iso_week(q, end)
         return replace(previous, text=text, period=period or previous.period, segment=merged,
                        breakdown=None if keep in merged else keep, metric=slots.metric(q) or previous.metric,
-                       week_n=_week_n(w.group(1)) if (w := re.search(r"\bweek[- ]?(\d{1,2})\b", q))
+                       week_n=_week_n(w.group(1)) if (w := re.search(r"\bweek[- ]?([1-9]|1[0-2])\b", q))
                        else previous.week_n,
                        metric_name=slots.named_metric(q, v.metrics) or previous.metric_name,
                        experiment_id=slots.experiment(q, v.experiments) or previous.experiment_id,
@@ -341,15 +405,16 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     intent, named = _metric_intent(q, intent, v, strong_funnel=scores.get("funnel", 0) >= 2)
     if intent == "retention" and signup and signup == period and not compared:
         period = None  # "people who signed up in late September": their cohorts, over all their weeks
-    if period is None and intent != "retention" and end and (m := re.search(r"\bweek (\d{1,2})\b", q)):
-        period = f"{end.isocalendar().year}-W{int(m.group(1)):02d}"  # "in week 46": this year's ISO week
+    if period is None and intent != "retention":
+        period = _iso_week(q, end)  # "in week 46": this year's ISO week
     metric = slots.metric(q)
     if intent in {"why_change", "trends"} and metric is None and named in v.metrics:
         metric = named  # "why did AOV drop?": any metric of the catalog has a daily series
     if intent == "why_change" and metric is None and previous and previous.intent in {"trends", "why_change"}:
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b|"
-                     r"\bweek[- ]?(\d{1,2})\b(?! signups?| cohort)|\b(first|second|third|fourth|fifth|sixth) week\b|"
+                     r"\bweek[- ]?([1-9]|1[0-2])\b(?! signups?| cohort)|"
+                     r"\b(first|second|third|fourth|fifth|sixth) week\b|"
                      r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b",
                      q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
@@ -359,7 +424,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         experiment_id=slots.experiment(q, v.experiments),
         week_n=_week_n(next(g for g in week.groups() if g)) if week else 1,
         entity=_entity(q), sql=sql, metric_name=named,
-        compare=compare, signup_period=signup if intent == "retention" else None, premise=_premise(q, intent),
+        compare=compare, signup_period=signup if intent == "retention" else None,
+        premise=_premise(q, intent, metric or named),
         item=_item(q) if intent == "explain_item" else None, scores=scores,
     )
 
@@ -369,15 +435,22 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: boo
     """A definition question, or a metric of the metrics layer computed from its definition."""
     definition = DEFINITION.search(q)
     named = slots.named_metric(q, v.metrics)
+    described = slots.described_metric(q, v.metrics)
     if definition:
         return "metric_definition", named or next(g for g in definition.groups() if g).strip(" ?.'\"")
     if intent == "metric" and named is None:
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
+    series = bool(SERIES.search(q))
+    if described and not series and intent not in {"trends", "why_change"}:
+        return "metric", described  # "of those who added to cart, how many went on to buy": that metric
+    if named and series and intent in {"cart", "search", "errors", "metric", "funnel", None} and not (
+            intent == "funnel" and strong_funnel) and not re.search(r"\b(weekly|monthly|retention)\b", (
+            f"{named} {v.metrics.get(named, '')}").lower().replace("_", " ")):
+        return "trends", named  # "cart abandonment over time", "daily searches": a metric's daily series
+    if named and intent in REPORTED and named not in REPORTED[intent] | ANALYSED_ELSEWHERE:
+        return "metric", named  # "share of cart adders who went on to buy": a metric the analysis does not report
     if named and (intent is None or intent in ("trends", "metric") or intent == "funnel" and not strong_funnel) and (
-            intent is None or named not in ANALYSED_ELSEWHERE
-                  and not re.search(r"\b(trend|over time|daily(?! active)|funnel|week[- ]over[- ]week|wow|per day|"
-                                    r"by day|a day|"
-                                    r"evolv\w*|getting (better|worse)|improving|declining)", q)):
+            intent is None or named not in ANALYSED_ELSEWHERE and not series and not re.search(r"\bfunnel\b", q)):
         return "metric", named  # "MAU last month on Android" is computed from its definition
     if intent == "metric":
         return "metric", named

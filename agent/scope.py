@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tools.format import change, count, money, pct
+from tools.format import change, of_kind
 from tools.registry import TOOLS
 from tools.semantic.eventmap import segment_values
 
@@ -85,8 +85,7 @@ def not_applied(q: Question, calls: list[tuple[str, dict]]) -> list[str]:
 
 def shown(fact: dict) -> str:
     """A fact as people read it (tools/format.py by its kind)."""
-    value, kind = float(fact["value"]), fact.get("kind", "count")
-    return {"rate": pct, "change": change, "money": money, "ms": lambda x: f"{count(x)} ms"}.get(kind, count)(value)
+    return of_kind(float(fact["value"]), fact.get("kind", "count"))
 
 
 def change_facts(artifacts: list[dict]) -> tuple[dict, dict] | None:

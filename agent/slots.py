@@ -31,7 +31,9 @@ COUNTRY_NAMES = {
 # Everyday names of groups of values (matched to the dimension holding all of them).
 EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
             "app users": ("ios", "android"), "desktop": ("web",), "website": ("web",), "browser users": ("web",),
-            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "the app": ("ios", "android")}
+            "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "the app": ("ios", "android"),
+            "phones": ("ios", "android"), "phone": ("ios", "android"), "smartphones?": ("ios", "android"),
+            "iphones": ("ios",), "ipads": ("ios",)}
 # Everyday names of one value, spelled as teams spell it: the first the data has is meant.
 ALIASES = {"paid search": ("paid_search", "cpc", "paid"), "google ads": ("paid_search", "cpc", "paid"),
            "adwords": ("paid_search", "cpc"), "ppc": ("paid_search", "cpc"), "paid ads": ("paid_search", "cpc", "paid"),
@@ -54,7 +56,7 @@ STEP_WORDS = (
     ("to the cart", "cart_add"), ("into cart", "cart_add"), ("payment", "payment"), ("paying", "payment"),
     ("pay", "payment"), ("card details", "payment"), ("shipping", "shipping"), ("checkout", "checkout"),
     ("check out", "checkout"), ("product page", "view"), ("product view", "view"), ("purchase", "order"),
-    ("buying", "order"), ("buy", "order"), ("order", "order"),
+    ("buying", "order"), ("buy", "order"), ("order", "order"), ("cart", "cart_add"), ("basket", "cart_add"),
 )
 METRIC_WORDS = (
     ("bought", "buyers"), ("buyers", "buyers"), ("order count", "orders"), ("bring in", "revenue"),
@@ -99,7 +101,12 @@ COMMON = ("other", "others", "every", "during", "between", "against", "without",
           "recently", "compared", "across", "tell", "explain", "happy", "worst", "better", "best", "most", "least",
           "fewer", "under", "above", "below", "over", "whose", "whom", "what", "when", "kind", "sort", "type",
           "group", "place", "spend", "send", "spent", "speed", "speeds", "hours", "minutes", "seconds", "times",
-          "prior", "score", "store", "stores", "month", "months", "operating", "system", "systems")
+          "prior", "score", "store", "stores", "month", "months", "operating", "system", "systems",
+          "stage", "stages", "sticky", "stickier", "ranking", "ranked", "story", "level", "levels", "placed", "turned",
+          "rather", "thing", "things", "black", "latest", "hearing", "beating", "bailed", "close", "loses", "wants",
+          "competitor", "competitors", "shipping", "called", "opportunity", "opportunities", "delivery", "deliveries",
+          "audience", "audiences", "volume", "curve", "deeper", "focus", "kinds", "types", "timeouts", "failures",
+          "sliding", "slipping", "returned", "estimate", "clicks", "emails", "pages", "steps", "stick")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -115,7 +122,8 @@ def spell(text: str, known: set[str]) -> str:
 
 def known_words(dimensions: dict[str, list[str]], steps: list[str], metrics: dict[str, str]) -> set[str]:
     """What spelling correction may correct to: the lexicon and the data's own words."""
-    words = set(LEXICON) | set(COMMON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS)
+    words = set(LEXICON) | set(COMMON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS) | {
+        w for w in (*EVERYDAY, *ALIASES) if w.isalpha()}
     for text in [*dimensions, *(v for vs in dimensions.values() for v in vs), *steps, *metrics, *metrics.values()]:
         words.update(w for w in normalize(str(text)).split() if w.isalpha())
     return {w for w in words if " " not in w}
@@ -156,9 +164,9 @@ def _everyday(q: str, dimensions: dict[str, list[str]], out: dict, version: str 
             # already named ("iPhone users of the app") says it more precisely
         for dim, present in dimensions.items():
             lower = {str(v).lower(): v for v in present}
-            if dim not in out and all(v in lower for v in values):
-                found = [lower[v] for v in values]
-                out[dim] = found[0] if len(found) == 1 else sorted(found)
+            if all(v in lower for v in values):
+                found = sorted({*(segment_values(out[dim]) if dim in out else ()), *(lower[v] for v in values)})
+                out[dim] = found[0] if len(found) == 1 else found  # "web users vs app users": both
                 break
 
 
@@ -195,12 +203,16 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
         if re.search(rf"\b{word}\b", q):
             for dim, present in dimensions.items():
                 lower = {str(v).lower(): v for v in present}
-                if dim not in out and (hit := next((lower[x] for x in spellings if x in lower), None)):
-                    out[dim] = hit
+                if hit := next((lower[x] for x in spellings if x in lower), None):
+                    if dim not in out:
+                        out[dim] = hit
+                    elif hit not in segment_values(out[dim]):  # "Windows users vs Mac users": both values
+                        out[dim] = sorted({*segment_values(out[dim]), hit})
                     break
     platform, os_ = concepts.get("platform"), concepts.get("os")
-    if platform and os_ and out.get(platform) and str(out.get(platform)).lower() == str(out.get(os_)).lower():
-        out.pop(os_)  # "on iOS": the platform, not also the OS
+    lowered = {dim: {str(v).lower() for v in segment_values(out[dim])} for dim in (platform, os_) if dim in out}
+    if platform in lowered and os_ in lowered and lowered[os_] <= lowered[platform]:
+        out.pop(os_)  # "on iOS", "iOS vs Android": the platform, not also the OS
     return dict(sorted(out.items()))
 
 
@@ -223,7 +235,11 @@ def step(q: str, steps: list[str]) -> str | None:
     """The funnel step a question names: by a stage word ("payment", "add to cart") matched to what the
     data's steps mean, else by a word of a step's own name ("demo" in `demo_scheduled`). A step named as one
     ("the order step") comes first."""
-    if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage)\b", q)) and (found := step(named.group(1), steps)):
+    spaced = re.sub(r"[-_]", " ", q)
+    if found := next((s for s in steps if re.search(rf"\b{re.escape(normalize(s))}\b", spaced)), None):
+        return found  # a step named as the data names it ("the product-added step")
+    if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage)\b", q)) and (
+            found := step(named.group(1), steps)):
         return found
     if (into := re.search(r"\b(?:between .+? and|from .+? (?:to|into)) (?:the )?([a-z][a-z -]+)", q)) and (
             found := step(into.group(1), steps)):
@@ -242,11 +258,43 @@ def metric(q: str) -> str | None:
     return next((key for word, key in METRIC_WORDS if re.search(rf"\b{re.escape(word)}", q)), None)
 
 
+# Everyday descriptions of a metric of the catalog (used only when the catalog has that metric).
+METRIC_PHRASES = (
+    (r"\bsessions? (?:that|which) (?:end|ended|ending|result\w*|turn\w*) (?:in|with|into) (?:an? )?"
+     r"(?:order|purchase|sale)", "conversion_rate"),
+    (r"\b(?:turn\w*|convert\w*) (?:sessions|visits) into (?:orders|purchases|sales)\b", "conversion_rate"),
+    (r"\b(?:cart|basket) adders?\b.{0,30}\b(?:buy|bought|purchas\w*|order\w*|convert\w*)\b", "buyers_among_adders"),
+    (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
+     r"(?:in|into|to) (?:their|the|a|his|her) cart\b.{0,60}\b(?:bought|completed|went on to|ordered|purchased|"
+     r"paid|checked out|converted)\b", "buyers_among_adders"),
+    (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
+     r"(?:in|into|to) (?:their|the|a|his|her) cart\b", "cart_adders"),
+    (r"\b(?:spend|spent|spends|revenue|paid|pay|pays) per order\b|\bper[- ]order (?:value|spend|revenue)\b", "aov"),
+)
+MEASURES = r"(?:count|counts|volume|volumes|trend|trends|total|totals|numbers|curve|chart|figures|level|levels)"
+
+
+def _singular(word: str) -> str:
+    return word[:-2] if re.search(r"(ch|sh|ss|x)es$", word) else word[:-1] if word.endswith("s") else word
+
+
+def described_metric(q: str, metrics: dict[str, str]) -> str | None:
+    """A metric of the catalog described in everyday words ("sessions that end in an order")."""
+    return next((key for pattern, key in METRIC_PHRASES if key in metrics and re.search(pattern, q)), None)
+
+
 def named_metric(q: str, metrics: dict[str, str]) -> str | None:
-    """A metric of the metrics layer named by key (`mau`) or name (`monthly active users`)."""
+    """A metric of the metrics layer named by key (`mau`), name (`monthly active users`), everyday description
+    ("sessions that end in an order") or its singular with a measure ("session count", "order volume")."""
+    if described := described_metric(q, metrics):
+        return described
+    spaced = q.replace("_", " ").replace("-", " ")
     found = [(len(name or key), key) for key, name in metrics.items()
-             if re.search(rf"\b{re.escape(key.replace('_', ' '))}\b", q.replace("_", " ").replace("-", " "))
+             if re.search(rf"\b{re.escape(key.replace('_', ' '))}\b", spaced)
              or (name and re.search(rf"\b{re.escape(name.lower())}\b", q))]
+    found += [(len(name or key) - 1, key) for key, name in metrics.items()
+              if name and name.lower().endswith("s") and " " not in name
+              and re.search(rf"\b{re.escape(_singular(name.lower()))} {MEASURES}\b", spaced)]
     return max(found)[1] if found else None  # the longest: "zero-result searches", not "searches"
 
 

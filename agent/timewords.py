@@ -19,6 +19,10 @@
 '2026-09-01..2026-11-30'
 >>> comparison("this month vs last month", end)
 ('2026-11-01..2026-11-30', '2026-10-01..2026-11-01')
+>>> period("first half of october", end), period("the first week of november", end)
+('2026-10-01..2026-10-16', '2026-11-01..2026-11-08')
+>>> period("since the start of november", end), period("aov: november so far vs october", end)
+('2026-11-01..2026-11-30', '2026-11-01..2026-11-30')
 >>> comparison("october vs september revenue", end)
 ('2026-10-01..2026-11-01', '2026-09-01..2026-10-01')
 """
@@ -30,13 +34,16 @@ from datetime import date, timedelta
 
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
-MONTH = "(" + "|".join(MONTHS) + "|" + "|".join(m[:3] for m in MONTHS if m != "may") + r")\b"
-PARTS = {"early": (1, 11), "mid": (11, 21), "middle of": (11, 21), "late": (21, 32), "end of": (21, 32)}
+MONTH = "(" + "|".join(MONTHS) + "|sept|" + "|".join(m[:3] for m in MONTHS if m != "may") + r")\b"
+PARTS = {"early": (1, 11), "mid": (11, 21), "middle of": (11, 21), "late": (21, 32), "end of": (21, 32),
+         "first half of": (1, 16), "second half of": (16, 32), "the first half of": (1, 16),
+         "the second half of": (16, 32)}
+WEEK_OF = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
                 "ten": 10, "fourteen": 14, "fifteen": 15, "twenty": 20, "thirty": 30, "a couple of": 2, "a few": 3}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 COMPARE = re.compile(r"\b(?:compare[ds]?|comparing)\s+(.+?)\s+(?:to|with|against|and|vs\.?|versus)\s+(.+)"
-                     r"|(.+?)\s+(?:vs\.?|versus|compared (?:to|with)|against)\s+(.+)")
+                     r"|(.+?)\s+(?:vs\.?|versus|compared (?:to|with)|against|than)\s+(.+)")
 
 
 def _month_index(name: str) -> int:
@@ -75,7 +82,7 @@ def _relative(q: str, end: date) -> str | None:
         return f"last_{n * {'day': 1, 'week': 7, 'month': 30}[m.group(2)]}_days"
     if re.search(r"\b(?:last|past|this|previous) fortnight\b|\bfortnight\b", q):
         return "last_14_days"
-    if re.search(r"\b(last|past|previous|this|current) week\b|\bthis wk\b|\blast wk\b|\bwtd\b", q):
+    if re.search(r"\b(last|past|previous|this|current) week\b(?! (?:of|in) )|\bthis wk\b|\blast wk\b|\bwtd\b", q):
         return "last_7_days"
     if re.search(r"\b(this|current) month\b|\bmtd\b|\bmonth to date\b", q):
         last = end - timedelta(days=1)
@@ -125,7 +132,22 @@ def _calendar(q: str, end: date) -> str | None:
         year = int(m.group(2)) if m.group(2) else _year_of(3 * quarter - 2, end)
         stop = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
         return _range(date(year, 3 * quarter - 2, 1), stop)
-    if m := re.search(rf"\b(early|mid|middle of|late|end of)[ -]{MONTH}", q):
+    if m := re.search(rf"\bsince (?:the )?(?:start|beginning) of {MONTH}", q):  # "since the start of November"
+        month = _month_index(m.group(1))
+        return _range(date(_year_of(month, end), month, 1), end)
+    if m := re.search(rf"\b{MONTH}(?:\s+(\d{{4}}))? (?:so far|to date)\b", q):  # "November so far": up to the end
+        month = _month_index(m.group(1))
+        whole = _month_range(month, int(m.group(2)) if m.group(2) else _year_of(month, end))
+        return _range(date.fromisoformat(whole[:10]), min(date.fromisoformat(whole[-10:]), end))
+    if m := re.search(rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) week (?:of|in) {MONTH}", q):
+        month = _month_index(m.group(2))  # "the first week of November": its days 1-7; the last: its last 7 days
+        whole = _month_range(month, _year_of(month, end))
+        first, stop = date.fromisoformat(whole[:10]), date.fromisoformat(whole[-10:])
+        if m.group(1) == "last":
+            return _range(stop - timedelta(days=7), stop)
+        start = first + timedelta(days=7 * WEEK_OF[m.group(1)])
+        return _range(start, min(start + timedelta(days=7), stop))
+    if m := re.search(rf"\b((?:the )?(?:first|second) half of|early|mid|middle of|late|end of)[ -]{MONTH}", q):
         month = _month_index(m.group(2))
         return _month_range(month, _year_of(month, end), *PARTS[m.group(1)])
     if m := re.search(rf"\bsince (?:early )?{MONTH}(?!\s*\d)", q):  # "since September": from its first day on

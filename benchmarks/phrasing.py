@@ -1,9 +1,10 @@
 """Phrasing benchmark (issue #17): PM questions, each scored on the analysis, the slots and the key number.
 
-    python -m benchmarks.phrasing --set dev|dev2|dev3|test|all [--db PATH] [--limit N] [--out results.json] [--show-failures]
+    python -m benchmarks.phrasing --set dev|dev2|dev3|dev4|test|all [--db PATH] [--limit N] [--out FILE]
+        [--show-failures]
 
-The items are `benchmarks/phrasing/{dev,dev2,dev3,test}.yaml` (conventions in its README.md). Each item is asked of the real
-InsightAgent with the offline analyst (no model), in its own thread, after its `context` questions. Scores:
+The items are `benchmarks/phrasing/{dev,dev2,dev3,dev4,test}.yaml` (conventions in its README.md). Each item is asked
+of the real InsightAgent with the offline analyst (no model), in its own thread, after its `context` questions. Scores:
 
 - analysis: the expected tool is among the answer's finished steps;
 - slots:    the expected args are a subset of that step's args (periods compared by their resolved dates,
@@ -30,12 +31,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
 SET_DIR = Path(__file__).resolve().parent / "phrasing"
-SETS = ("dev", "dev2", "dev3", "test")  # "all" runs every set
+SETS = ("dev", "dev2", "dev3", "dev4", "test")  # "all" runs every set
 DEFAULT_DB = Path(".insight") / "bench" / "phrasing-demo.duckdb"
 DECLINE = "decline"
 PREMISES = ("drop", "rise")
@@ -253,14 +254,10 @@ class Expected:
 def fact_text(fact: Mapping) -> str | None:
     """A fact as people read it (contract section 2: tools/format.py by its kind)."""
     from tools import format as fmt
+    from tools.result import FactKind
 
     value, kind = fact.get("value"), fact.get("kind")
-    if value is None:
-        return None
-    formatters: dict[str, Callable[[float], str]] = {
-        "rate": fmt.pct, "change": fmt.change, "money": fmt.money, "count": fmt.count,
-        "ms": lambda v: f"{fmt.count(v)} ms"}
-    return formatters[kind](float(value)) if kind in formatters else None
+    return None if value is None or kind not in get_args(FactKind) else fmt.of_kind(float(value), kind)
 
 
 def expected_result(wh: Any, call: Call) -> Expected:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import duckdb
 import pandas as pd
@@ -28,7 +29,7 @@ import pytest
 from data.schema import TABLES
 from tools.format import money
 from tools.registry import TOOLS
-from tools.result import ToolResult, segment_text
+from tools.result import FactKind, ToolResult, segment_text
 from tools.semantic.eventmap import parse_map
 from tools.warehouse import Warehouse
 
@@ -195,7 +196,7 @@ def check_contract(result: ToolResult, segment: dict, breakdown: str | None = No
     assert applied["segment"] == segment and applied["breakdown"] == breakdown
     assert {"period", "segment", "breakdown", "step", "compare"} <= set(applied)
     json.dumps(result.data["facts"])
-    assert all(f["kind"] in {"rate", "change", "money", "count", "ms"} for f in result.data["facts"].values())
+    assert all(f["kind"] in get_args(FactKind) for f in result.data["facts"].values())
     head = first_paragraph(result)
     for analyst in ("e+0", "p=", "p<", "BH", "q<", "period 2026", "rate +0.0", "mix -0.0", "mix +0.0"):
         assert analyst not in head, f"{analyst!r} in the verdict: {head}"

@@ -20,6 +20,7 @@ import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import duckdb
 import pandas as pd
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 
 from data.schema import TABLES
 from tools.registry import TOOLS
-from tools.result import ToolResult, segment_text
+from tools.result import FactKind, ToolResult, segment_text
 from tools.semantic.eventmap import parse_map
 from tools.warehouse import Warehouse
 
@@ -249,7 +250,7 @@ def check_contract(result: ToolResult, period: str, segment: dict, breakdown: st
         period, segment, breakdown, step)
     assert applied["compare"] is None
     json.dumps(result.data["facts"])
-    assert all(set(f) == {"value", "kind"} and f["kind"] in {"rate", "change", "money", "count", "ms"}
+    assert all(set(f) == {"value", "kind"} and f["kind"] in get_args(FactKind)
                for f in result.data["facts"].values())
     head = first_paragraph(result)
     for analyst in ("e+0", "e-0", "p=", "p<", "BH", "q<", "Benjamini", "z-test", "period 2026", "period all"):

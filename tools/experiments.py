@@ -122,7 +122,7 @@ def experiments(wh: Warehouse, period: Period, experiment_id: str | None = None,
                 findings.append(_loser_finding(r, control, weeks, period, sql))
     first = table[~table["is_control"]].head(1)
     data = {"applied": scope, "facts": facts(lift=(first["lift"].iloc[0] if len(first) else None, "change"),
-                                             p_value=(first["p_value"].iloc[0] if len(first) else None, "count"))}
+                                             p_value=(first["p_value"].iloc[0] if len(first) else None, "p_value"))}
     summary = (f"Experiments ({scope_words(scope)}): " + " ".join(lines) + "\n\nDetails: lift is relative to "
                "control, with a 95% delta-method confidence interval and a two-sided z-test; a sample ratio "
                f"mismatch (chi-square p<{SRM_P:g}) means the lift is not interpreted. " + "; ".join(details) + ".")

@@ -73,3 +73,9 @@ def span(start: datetime, end: datetime) -> str:
 def p_value(p: float) -> str:
     """A p-value for the details part: `p<0.001`, `p=0.012`."""
     return "p<0.001" if p < 0.001 else f"p={p:.2g}" if p < 0.1 else f"p={p:.2f}"
+
+
+def of_kind(value: float, kind: str) -> str:
+    """A fact's value as people read it, by its kind (tools/result.py FactKind; a count when unknown)."""
+    return {"rate": pct, "change": change, "money": money, "ms": lambda x: f"{count(x)} ms",
+            "p_value": p_value}.get(kind, count)(value)

@@ -22,7 +22,7 @@ FrictionKind = Literal[
     "experiment_loser", "experiment_srm", "retention_dip", "cart_abandonment", "tracking_issue",
 ]
 
-FactKind = Literal["rate", "change", "money", "count", "ms"]
+FactKind = Literal["rate", "change", "money", "count", "ms", "p_value"]
 
 
 def friction_id(kind: str, step: str | None, segment: dict[str, str]) -> str:
