@@ -263,8 +263,11 @@ def _overview(wh: Warehouse, facts: ScopedFacts, breakdown: str | None) -> pd.Da
 def _overall(wh: Warehouse, facts: ScopedFacts, breakdown: str | None) -> pd.DataFrame:
     """Sessions reaching the step in scope (the first step, without one), and of them those with an error at a
     step in scope; per value of `breakdown` (most sessions first), or one row for all of them."""
-    df = wh.query(f"WITH {facts.cte()}, {steps_cte(facts)} SELECT {_by(breakdown)}count(DISTINCT session_id)"
-                  " AS sessions, count(DISTINCT session_id) FILTER (WHERE err) AS with_error FROM step_rows"
+    # sessions first (a breakdown value is one per session), then counted: one hash table, not two distinct counts
+    per_session = (f"SELECT session_id{f', {breakdown}' if breakdown else ''}, bool_or(err) AS err FROM step_rows"
+                   " GROUP BY ALL")
+    df = wh.query(f"WITH {facts.cte()}, {steps_cte(facts)} SELECT {_by(breakdown)}count(*) AS sessions,"
+                  f" count(*) FILTER (WHERE err) AS with_error FROM ({per_session}) s"
                   + (" GROUP BY ALL" if breakdown else "")).df
     df["error_rate"] = (df["with_error"] / df["sessions"]).where(df["sessions"] > 0)
     if not breakdown:

@@ -71,7 +71,7 @@ def runs(wh: Warehouse, spec: FunnelSpec) -> bool:
 def walk(starts: np.ndarray, t: np.ndarray, k: np.ndarray, steps: int, window_us: int) -> tuple[np.ndarray, np.ndarray]:
     """Per entity (events `starts[g]:starts[g + 1]`): its level (0 without step 1) and best path (steps columns of
     microseconds, NULL_US past the level)."""
-    from tools.funnel_kernel import walk_entities
+    from tools.kernels import walk_entities
 
     level = np.zeros(starts.size - 1, np.int8)
     path = np.full((starts.size - 1, steps), NULL_US, np.int64)
@@ -82,7 +82,7 @@ def walk(starts: np.ndarray, t: np.ndarray, k: np.ndarray, steps: int, window_us
 
 def entity_paths(wh: Warehouse, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entities that reached step 1 (their hashes), their levels and best paths."""
-    from tools.funnel_kernel import group_rows
+    from tools.kernels import group_rows
 
     table = wh.arrow(events_sql(spec))
     h = table.column("h").to_numpy()

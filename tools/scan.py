@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,9 @@ from tools.trends import release_regressions
 from tools.warehouse import Warehouse
 
 Detector = Callable[[Warehouse, Facts], ToolResult]
+# Detectors run two at a time on DuckDB: much of each one's time is single-threaded (Python, pandas, some
+# operators), so two keep both cores of a small machine busy.
+SCAN_WORKERS = 2
 
 
 def _cart(wh: Warehouse, facts: Facts) -> ToolResult:
@@ -95,6 +99,17 @@ class ScanReport(BaseModel):
                 "notes": self.notes}
 
 
+def _detect(wh: Warehouse, facts: Facts | None, detect: Detector) -> tuple[list[Friction], str | None, float]:
+    """One detector's findings, its failure (one broken detector must not hide the others' findings) and its
+    milliseconds. Runs in a worker thread, whose cursor reads the stored session facts too."""
+    started = time.perf_counter()
+    try:
+        found, failure = detect(wh, facts.materialize(wh) if facts else None).findings, None
+    except Exception as exc:  # noqa: BLE001 - reported in the scan's warnings
+        found, failure = [], f"{type(exc).__name__}: {str(exc)[:200]}"
+    return found, failure, round((time.perf_counter() - started) * 1000, 1)
+
+
 def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], None] | None = None,
          detectors: dict[str, Detector] | None = None) -> ScanReport:
     """Run every detector over `period` and rank what they find.
@@ -114,17 +129,17 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
         progress("session facts")
     facts = Facts(p, emap).materialize(wh) if emap.steps else None
     timings["session_facts"] = round((time.perf_counter() - started) * 1000, 1)
-    for name, detect in (detectors or DETECTORS).items():
-        if name in disabled or (facts is None and name in NEEDS):
-            continue
-        if progress:
-            progress(name)
-        started = time.perf_counter()
-        try:
-            findings += detect(wh, facts).findings
-        except Exception as exc:  # one broken detector must not hide the others' findings
-            warnings.append(f"detector {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
-        timings[name] = round((time.perf_counter() - started) * 1000, 1)
+    chosen = {name: detect for name, detect in (detectors or DETECTORS).items()
+              if name not in disabled and not (facts is None and name in NEEDS)}
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS if wh.dialect == "duckdb" else 1) as pool:
+        running = {name: pool.submit(_detect, wh, facts, detect) for name, detect in chosen.items()}
+        for name, future in running.items():  # progress and results in registry order, from this thread
+            if progress:
+                progress(name)
+            found, failure, timings[name] = future.result()
+            findings += found
+            if failure:
+                warnings.append(f"detector {name} failed: {failure}")
     if facts is not None:
         findings = outside_incidents(wh, facts, findings)
     if progress:

@@ -201,17 +201,27 @@ def _plan_dimensions(wh: Warehouse, emap: EventMap, plan: TrackingPlan, period: 
     return out
 
 
+def _repeated_hashes(wh: Warehouse, period: Period) -> bool:
+    """Whether two events of the period share the hash of their event_id (DuckDB engine: a compiled check;
+    others: SQL)."""
+    if wh.dialect != "duckdb":
+        return bool(wh.scalar(f"SELECT count(*) > count(DISTINCT hash(event_id)) FROM events WHERE {period.where()}"))
+    from tools.kernels import has_duplicates
+
+    return bool(has_duplicates(wh.arrow(f"SELECT hash(event_id) AS h FROM events WHERE {period.where()}")
+                               .column("h").to_numpy()))
+
+
 def _integrity(wh: Warehouse, period: Period) -> list[Friction]:
     """Duplicate event ids and timestamps in the future."""
     future = "ts > now()::TIMESTAMP + INTERVAL 1 DAY"
     sql = f"""SELECT count(*) - count(DISTINCT event_id) AS duplicates, count(*) FILTER (WHERE {future}) AS future,
        count(DISTINCT user_id) FILTER (WHERE {future}) AS future_users, count(*) AS n
 FROM events WHERE {period.where()}"""
-    # Distinct hashes imply distinct ids (a collision only sends it to the exact query); hashing
-    # the ids first is about 20% faster than a distinct over the strings.
-    quick = wh.query(f"SELECT count(*) = count(DISTINCT hash(event_id)) AS unique_ids, "
-                     f"count(*) FILTER (WHERE {future}) AS future FROM events WHERE {period.where()}").df.iloc[0]
-    if quick["unique_ids"] and not quick["future"]:
+    # Distinct hashes imply distinct ids (a collision only sends it to the exact query); a compiled hash set over
+    # the ids' hashes is several times faster than a distinct count in SQL.
+    future_rows = wh.scalar(f"SELECT count(*) FILTER (WHERE {future}) FROM events WHERE {period.where()}")
+    if not future_rows and not _repeated_hashes(wh, period):
         return []
     r = wh.query(sql).df.iloc[0]
     n = max(int(r["n"]), 1)

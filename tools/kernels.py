@@ -1,7 +1,5 @@
-"""The compiled per-entity funnel walk (Numba; imported only when a funnel runs, compiled once and cached).
-
-See tools/funnel_engine.py for the definition it implements.
-"""
+"""Compiled kernels (Numba; imported only where they run, compiled once and cached): grouping rows by a hash,
+the per-entity funnel walk (the definition is in tools/funnel_engine.py) and a duplicate check of hashes."""
 
 from __future__ import annotations
 
@@ -101,3 +99,22 @@ def group_rows(keys: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.
                 b -= 1
             order[b + 1] = row
     return order, starts
+
+
+@njit(cache=True, nogil=True)
+def has_duplicates(keys: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Whether any value occurs twice in `keys` (uint64 hashes): one pass over an open-addressing set."""
+    size = 1
+    while size < 2 * keys.size:
+        size *= 2
+    used = np.zeros(size, np.bool_)
+    slot_keys = np.empty(size, np.uint64)
+    for i in range(keys.size):
+        s = np.int64(keys[i] & np.uint64(size - 1))
+        while used[s]:
+            if slot_keys[s] == keys[i]:
+                return True
+            s = (s + 1) & (size - 1)
+        used[s] = True
+        slot_keys[s] = keys[i]
+    return False
