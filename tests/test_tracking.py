@@ -624,3 +624,21 @@ def test_cli_check_tracking_bad_plan_field(cli_runs: dict) -> None:
     assert len(lines) == 1, done.stderr
     assert "bad_plan.yaml" in lines[0] and "events.Product Added.required.x" in lines[0], done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["A", "B"])
+def test_the_compiled_duplicate_check_agrees_with_sql(planted, clean, monkeypatch, name: str) -> None:
+    """Large data checks event ids with a compiled hash set, small data in SQL: both find the planted copies and
+    nothing in clean data."""
+    import tools.tracking as tracking
+    from tools.warehouse import Warehouse
+
+    assert any(isinstance(f, DuplicateIds) for f in SETS[name])
+    everything = Period("all", None, None)
+    for path, duplicated in ((planted[name][0], True), (clean["demo"], False)):
+        with Warehouse(path) as wh:
+            rows = int(wh.scalar("SELECT count(*) FROM events"))
+            assert tracking._repeated_hashes(wh, everything, rows) is duplicated  # SQL: small data
+            monkeypatch.setattr(tracking, "COMPILED_FROM", 0)
+            assert tracking._repeated_hashes(wh, everything, rows) is duplicated  # compiled
+            monkeypatch.undo()

@@ -201,10 +201,13 @@ def _plan_dimensions(wh: Warehouse, emap: EventMap, plan: TrackingPlan, period: 
     return out
 
 
-def _repeated_hashes(wh: Warehouse, period: Period) -> bool:
-    """Whether two events of the period share the hash of their event_id (DuckDB engine: a compiled check;
-    others: SQL)."""
-    if wh.dialect != "duckdb":
+COMPILED_FROM = 4_000_000
+
+
+def _repeated_hashes(wh: Warehouse, period: Period, rows: int) -> bool:
+    """Whether two of the period's `rows` events share the hash of their event_id: a compiled check on DuckDB from
+    COMPILED_FROM rows (below that, loading it in a new process costs more than the distinct count in SQL)."""
+    if wh.dialect != "duckdb" or rows < COMPILED_FROM:
         return bool(wh.scalar(f"SELECT count(*) > count(DISTINCT hash(event_id)) FROM events WHERE {period.where()}"))
     from tools.kernels import has_duplicates
 
@@ -220,8 +223,9 @@ def _integrity(wh: Warehouse, period: Period) -> list[Friction]:
 FROM events WHERE {period.where()}"""
     # Distinct hashes imply distinct ids (a collision only sends it to the exact query); a compiled hash set over
     # the ids' hashes is several times faster than a distinct count in SQL.
-    future_rows = wh.scalar(f"SELECT count(*) FILTER (WHERE {future}) FROM events WHERE {period.where()}")
-    if not future_rows and not _repeated_hashes(wh, period):
+    rows, future_rows = wh.query(f"SELECT count(*) AS n, count(*) FILTER (WHERE {future}) AS f FROM events "
+                                 f"WHERE {period.where()}").df.iloc[0]
+    if not future_rows and not _repeated_hashes(wh, period, int(rows)):
         return []
     r = wh.query(sql).df.iloc[0]
     n = max(int(r["n"]), 1)
