@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tools.charts import funnel_chart
+from tools.facts_store import frame
 from tools.format import count, pct
 from tools.funnel_engine import step_counts
 from tools.period import Period
@@ -225,8 +226,8 @@ def funnel_table(row: pd.Series, steps: tuple[str, ...]) -> pd.DataFrame:
 
 
 def known_events(wh: Warehouse) -> set[str]:
-    """Event names present in the data."""
-    return set(wh.query("SELECT DISTINCT event FROM events").df["event"].dropna())
+    """Event names present in the data (a fact of the data version)."""
+    return set(frame(wh, "SELECT DISTINCT event FROM events")["event"].dropna())
 
 
 def funnel(wh: Warehouse, spec: FunnelSpec, breakdown: str | None = None) -> ToolResult:

@@ -29,7 +29,6 @@ from tools.facts_store import json_codec, remembered
 from tools.sqltext import lit
 
 if TYPE_CHECKING:
-
     from tools.funnel import FunnelSpec
     from tools.warehouse import Warehouse
 
@@ -68,15 +67,16 @@ def runs(wh: Warehouse, spec: FunnelSpec) -> bool:
     return supports(wh) and len(spec.steps) < STEP_CODES and hashes_unique(wh, entity)
 
 
-def walk(starts: np.ndarray, t: np.ndarray, k: np.ndarray, steps: int, window_us: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per entity (events `starts[g]:starts[g + 1]`): its level (0 without step 1) and best path (steps columns of
-    microseconds, NULL_US past the level)."""
+def walk(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, steps: int, window_us: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per entity (events `order[starts[g]:starts[g + 1]]` of `tk`): its level (0 without step 1) and best path
+    (steps columns of microseconds, NULL_US past the level)."""
     from tools.kernels import walk_entities
 
     level = np.zeros(starts.size - 1, np.int8)
     path = np.full((starts.size - 1, steps), NULL_US, np.int64)
     if starts.size > 1:
-        walk_entities(starts, t, k, steps, window_us, level, path)
+        walk_entities(starts, order, tk, STEP_CODES, steps, window_us, level, path)
     return level, path
 
 
@@ -85,11 +85,9 @@ def entity_paths(wh: Warehouse, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarra
     from tools.kernels import group_rows
 
     table = wh.arrow(events_sql(spec))
-    h = table.column("h").to_numpy()
-    order, starts = group_rows(h, table.column("tk").to_numpy())
-    tk = table.column("tk").to_numpy()[order]
-    level, path = walk(starts, tk // STEP_CODES, (tk % STEP_CODES).astype(np.int8), len(spec.steps),
-                       int(spec.window_days * 86400) * 1_000_000)
+    h, tk = table.column("h").to_numpy(), table.column("tk").to_numpy()
+    order, starts = group_rows(h, tk)
+    level, path = walk(starts, order, tk, len(spec.steps), int(spec.window_days * 86400) * 1_000_000)
     entered = level > 0
     return h[order[starts[:-1]]][entered], level[entered], path[entered]
 

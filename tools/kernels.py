@@ -8,11 +8,18 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def walk_entities(starts: np.ndarray, t: np.ndarray, k: np.ndarray, steps: int, window_us: int,
+def walk_entities(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, codes: int, steps: int, window_us: int,
                   level: np.ndarray, path: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Fill `level[g]` and `path[g]` for each entity g from its events `starts[g]:starts[g + 1]` (sorted by time,
-    then step index `k`, 1-based): attempts of step j-1 are merged with step-j events in time order (attempts
-    first on ties); an event advances the attempt right before it when it is within `window_us` of its step 1."""
+    """Fill `level[g]` and `path[g]` for each entity g from its events `order[starts[g]:starts[g + 1]]` of `tk`
+    (time * codes + step index k, 1-based; sorted by time, then k): attempts of step j-1 are merged with step-j
+    events in time order (attempts first on ties); an event advances the attempt right before it when it is
+    within `window_us` of its step 1."""
+    n = order.size
+    t = np.empty(n, np.int64)
+    k = np.empty(n, np.int64)
+    for i in range(n):
+        t[i] = tk[order[i]] // codes
+        k[i] = tk[order[i]] % codes
     longest = 0
     for g in range(starts.size - 1):
         longest = max(longest, starts[g + 1] - starts[g])
