@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from data.generate import generate
+from data.scenario import load_scenario
 from data.schema import TABLES, create_tables
 from tools.semantic.eventmap import shipped_map
 from tools.warehouse import Warehouse
@@ -48,3 +51,19 @@ def make_wh(tmp_path: Path) -> Iterable[Callable[..., Warehouse]]:
     yield make
     for wh in opened:
         wh.close()
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo scenario with 1,500 users, generated once per test run: copy it before changing it."""
+    db = tmp_path_factory.mktemp("small_demo") / "source.duckdb"
+    generate(load_scenario("demo").model_copy(update={"users": 1500}), db)
+    return db
+
+
+@pytest.fixture
+def small_demo_copy(small_demo: Path, tmp_path: Path) -> Path:
+    """A copy of the small demo of its own (a file no cache has seen, that a test may replace)."""
+    copy = tmp_path / "data.duckdb"
+    shutil.copyfile(small_demo, copy)
+    return copy

@@ -20,18 +20,9 @@ from tools.sessions import Facts
 from tools.warehouse import Warehouse
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("facts") / "source.duckdb"
-    generate(load_scenario("demo").model_copy(update={"users": 900}), db)
-    return db
-
-
 @pytest.fixture
-def db(source: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "data.duckdb"
-    shutil.copyfile(source, copy)
-    return copy
+def db(small_demo_copy: Path) -> Path:
+    return small_demo_copy
 
 
 @pytest.fixture(autouse=True)

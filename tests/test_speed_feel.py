@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections import OrderedDict
@@ -44,19 +43,9 @@ def loaded_by(*args: str) -> set[str]:
     return set(json.loads(line.removeprefix("LOADED ")))
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("speed") / "source.duckdb"
-    generate(load_scenario("demo").model_copy(update={"users": 1500}), db)
-    return db
-
-
 @pytest.fixture
-def db(source: Path, tmp_path: Path) -> Path:
-    """A copy of the source data of its own (a file the cache has never seen)."""
-    copy = tmp_path / "data.duckdb"
-    shutil.copyfile(source, copy)
-    return copy
+def db(small_demo_copy: Path) -> Path:
+    return small_demo_copy
 
 
 class Counter:

@@ -56,6 +56,7 @@ def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue
     query = parse_field(search.query).sql()
     results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
     click, ordered = emap.event_of("search_click"), emap.event_of("order")
+    order = "PARTITION BY session_id ORDER BY ts, is_click, event_id"
     by_value, join = breakdown_value(emap, breakdown)
     return f"""WITH raw AS MATERIALIZED (
     SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query,
@@ -65,12 +66,16 @@ def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue
 norm AS MATERIALIZED (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
 s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q, raw.by_value
                    FROM raw JOIN norm ON norm.search_query = raw.search_query),
-clicks AS (SELECT session_id, ts AS click_ts FROM events WHERE event = {lit(click) if click else 'NULL'}
+clicks AS (SELECT session_id, ts FROM events WHERE event = {lit(click) if click else 'NULL'}
            AND session_id IN (SELECT session_id FROM s)),
--- the next search of the session (in time, then event id) and the first click at or after the search
-marked AS (SELECT s.*, lead(s.ts) OVER (PARTITION BY s.session_id ORDER BY s.ts, s.event_id) AS next_search_ts,
-                  c.click_ts AS next_click_ts
-           FROM s ASOF LEFT JOIN clicks c ON c.session_id = s.session_id AND c.click_ts >= s.ts),
+-- searches and clicks of a session in time order (a click at a search's time after it): the next click and
+-- the next search after each search
+marked AS (SELECT * FROM (
+    SELECT *, lead(click_ts IGNORE NULLS) OVER ({order}) AS next_click_ts,
+              lead(search_ts IGNORE NULLS) OVER ({order}) AS next_search_ts
+    FROM (SELECT s.*, 0 AS is_click, NULL AS click_ts, ts AS search_ts FROM s
+          UNION ALL SELECT ts, NULL, NULL, session_id, NULL, NULL, NULL, 1, ts, NULL FROM clicks) u) w
+    WHERE is_click = 0),
 sess AS (SELECT session_id, max(ts) AS last_ts,
                 max(CASE WHEN event = {lit(ordered) if ordered else 'NULL'} THEN ts END) AS order_ts
          FROM events WHERE session_id IN (SELECT session_id FROM s) GROUP BY session_id)
