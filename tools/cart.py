@@ -68,7 +68,7 @@ def abandoning_segments(wh: Warehouse, period: Period, dims: tuple[str, ...] | N
     segment = segment or {}
     dims = drill_dims(emap, dims, segment)
     spec = FunnelSpec(cart_steps(emap), 7.0, "sessions", period, where=segment)
-    facts = facts or Facts(period, emap, dims=tuple(dict.fromkeys((*dims, *segment))))
+    facts = facts or Facts(period, emap).materialize(wh)  # every dimension: shared with scans and questions
     findings, sql = drill_down(wh, Levels.of(spec, emap, dims, facts, "cart_level"), spec, dims, True, rules)
     return [_as_cart(f) for f in findings], sql
 

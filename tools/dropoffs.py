@@ -125,6 +125,8 @@ def dropoffs(wh: Warehouse, spec: FunnelSpec, dims: tuple[str, ...] | None = Non
     check_scope(emap, spec.where)
     check_step(step, spec.steps)
     dims = drill_dims(emap, dims, spec.where)
+    if facts is None and spec.entity == "sessions":  # stored session facts, shared with scans and questions
+        facts = Facts(spec.period, emap, spec.steps).materialize(wh)
     levels = Levels.of(spec, emap, dims, facts)
     findings, sql = drill_down(wh, levels, spec, dims, pairs, rules, step)
     table = pd.DataFrame([{

@@ -216,8 +216,8 @@ def errors_and_speed(wh: Warehouse, period: Period, dims: tuple[str, ...] | None
     emap, segment = wh.event_map, segment or {}
     check_scope(emap, segment, breakdown)
     dims = emap.dims if dims is None else dims
-    wanted = tuple(dict.fromkeys((*dims, *segment, *filter(None, [breakdown]))))
-    scoped = ScopedFacts.of(facts or Facts(period, emap, dims=wanted), segment, step)
+    # the session facts of every dimension, materialized: a stored fact shared with scans and other questions
+    scoped = ScopedFacts.of(facts or Facts(period, emap).materialize(wh), segment, step)
     counts = attach_segments(wh.query(signals_sql(scoped, dims)).df, dims)
     _, e_findings = detect(wh, scoped, counts, ERRORS, dims, rules)
     _, s_findings = detect(wh, scoped, counts, SLOW, dims, rules)

@@ -312,7 +312,7 @@ def release_regressions(wh: Warehouse, period: Period, q: float = 0.05, min_rela
         return ToolResult("Release regressions", "Release regressions not computed: the event map has no release "
                           "role (the dimension that versions releases).", data={"applied": scope, "facts": {}})
     within = {d: v for d, v in segment.items() if d != release.version}
-    facts = facts or Facts(period, emap)
+    facts = facts or Facts(period, emap).materialize(wh)
     steps = facts.steps
     df = wh.query(version_sql(facts, segment=within)).df
     sql = version_sql(facts, evidence=True, segment=within)
