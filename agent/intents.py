@@ -47,11 +47,14 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"stock price|translate|app store|star rating|reviews|support (chats?|tickets?)|margins?|"
                       r"haiku|limerick|song|sonnet|essay|estimat\w*|mrr|arr|recurring revenue|ltv|lifetime value|"
                       r"customer (service|care)|call cent(er|re)|phone calls?|deliver(y|ies)|refund\w*|chargebacks?|"
-                      r"profit\w*|"
+                      r"profit\w*|unsubscrib\w*|push (notifications?|messages?)|market share|salar(y|ies)|payroll|"
+                      r"headcount|budgets?|"
                       r"cogs|cost of goods|"
                       r"world cup|recipe)\b", 5),
                      (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|marketing (budget|spend)|"
                       r"cost per (click|acquisition)|cac)\b", 5),
+                     (r"\b(draft|write|compose)\b.*\b(message|email|post|tweet|announcement|memo|slack|blog|"
+                      r"press release)\b", 5),
                      (r"\bwill (we|it|they|there)\b.*\b(next|tomorrow|coming)\b|\bnext (week|month)\b", 5),
                      (r"\b(orders?|items?|products?|purchases?) (were |was |got |being |that were )?"
                       r"(returned|sent back)\b", 5),
@@ -61,7 +64,10 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                        r"into|expand on|elaborate|go deeper|deeper (on|into)|zoom in|unpack|what('s| is) the story "
                        r"(with|behind|on))\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
                        r"second|"
-                       r"third|fourth|fifth|top|last|that|this|it|one)\b)", 4),
+                       r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top|last|that|this|it|one)\b)", 4),
+                      (r"\bwhat('s| is| was)( the)? (#\s?\d+|number \d+|item \d+|(\d{1,2}(st|nd|rd|th)|first|second|"
+                       r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top) (one|item|suggestion|issue|problem)) "
+                       r"about\b", 5),
                       (r"\bwhy('s| is| was| did)\b.*(#\s?\d+|\bnumber \d+).*\b(top|first|above|ahead|rank)", 5),
                       (r"\bwhat('s| is) behind (the )?(top|first|second|third|#\s?\d|number \d|item)", 6),
                       (r"\bwhy (is|was|did) (that|it|this|#\s?\d+|number \d+|the (first|second|third|top) one|the top"
@@ -76,6 +82,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\b(biggest|top|main|worst) (\w+ )?(killers|blockers|leaks|issues|problems)\b", 2.5),
               (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5),
               (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5),
+              (r"\btop (\d+|two|three|four|five|ten) (things|items|fixes|problems|issues)\b|\bthings to fix\b", 2.5),
+              (r"\bmoney on the table\b", 3),
+              (r"\b(deserve|deserves|need|needs|require|requires) (our |the team's |my |some )?attention\b", 2.5),
               (r"\bwhere should (we|i|the team) (focus|start|look|invest|put (our|my) (time|effort))\b", 2.5),
               (r"\b(opportunit\w+|issues?|problems?|fixes|frictions?) rank\w*|\brank\w* (of )?(our )?(opportunit\w+|"
                r"issues|problems|fixes)\b|\btop \d+ (problems|issues|opportunities|fixes|frictions)\b", 2.5))),
@@ -84,7 +93,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
     ("experiments", ((r"\bexperiments?\b", 1.5), (r"\ba/?b\b", 1.5), (r"\bab tests?\b", 1.5), (r"\bvariants?\b", 1),
                      (r"\bsrm\b", 1.5), (r"\bsample ratio\b", 1.5), (r"\btests? results?\b", 1),
-                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1), (r"\btests?\b", 1))),
+                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1), (r"\btests?\b", 1), (r"\blift(s|ed)?\b", 1))),
     ("search", ((r"\bsearch", 1.5), (r"\bzero[- ]results?\b", 1.5), (r"\bqueries\b", 1), (r"\bquery\b", 1),
                 (r"\bcan'?t find\b", 1))),
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
@@ -93,8 +102,14 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5),
               (r"\b(begin|began|start\w*) checkout\b.*\b(never|don'?t|didn'?t) (pay|finish|complete|order|buy)", 3),
               (r"\bcheckouts? (that|which) (never|didn'?t|did not|don'?t|do not)\b", 3),
+              (r"\bwalk(s|ed|ing)? away\b", 2),
+              (r"\b(started|begun|initiated|opened) checkouts?\b.*\b(dropped|abandoned|lost|unfinished|incomplete|"
+               r"never (finished|completed))\b|\bcheckouts? (that|which) (get|got|are|were) (dropped|abandoned|lost)\b",
+               3),
               (r"\bleav\w* (their |the |a |full )?carts?\b|\bleft behind\b|\bleft in (the|their) carts?\b", 1.5))),
-    ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1), (r"\bcom(e|ing) back\b", 1.5),
+    ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1),
+                   (r"\b(come|coming|came|comes) back\b", 1.5),
+                   (r"\bsign[- ]?ups\b|\bregistered\b|\bstick(s|ing)? with us\b", 1), (r"\breturning\b", 1),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
                    (r"\bstick(ing)? around\b", 1.5),
                    (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
@@ -140,13 +155,15 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"(?!.*\b(trend|over time|daily)\b)", 2.2),
                 (r"^(?!how )(\w+ ){0,2}(revenue|sales|orders|aov|average order value)\b"
                  r"(?!.*\b(trend|over time|daily|week over week|wow|anomal)\w*)", 1.2),
+                (r"\b(did|do|have|are) we (sell|sold|selling|earn|make|made) (more|less)\b", 2),
                 (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv)\b", 2),
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
     ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
                 (r"\b(going|trending|heading) (up|down)\b|\bclimbing\b", 2), (r"\b(chart|plot|graph)\b", 2),
                 (r"\bhow (has|have|did|does|is) .*\b(mov\w*|chang\w*|evolv\w*|develop\w*|trend\w*|been doing)\b", 2),
-                (r"\b(getting|got|been getting) (better|worse)\b|\b(improving|declining|deteriorating)\b", 1.5),
+                (r"\b(get|gets|getting|got|gotten|been getting) (better|worse)\b|"
+                 r"\b(improving|declining|deteriorating)\b", 1.5),
                 (r"\b(weird|unusual|odd|strange|abnormal)\b", 2.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
                 (r"\b(curve|time ?series|timeline|sparkline)\b", 2), (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
@@ -175,6 +192,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   (r"\b(getting )?stuck\b|\bleak\w*", 2), (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
                   (r"\babandon\w* (at|the (flow|funnel|journey))\b|\bby segment\b|\bthe drop between\b", 2.5),
                   (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
+                  (r"\b(exit\w*|leav\w*|drop\w* out of|fall\w* out of) (the )?funnel\b|\bsegment breakdown\b", 2),
                   (r"\bsegments?\b", 1), (r"\bstruggl", 1.2), (r"\b(trouble|hard time|difficult)", 1),
                   (r"\bdrop(ping)? out\b", 1))),
     ("funnel", ((r"\bfunnel\b", 2), (r"\bconver", 1), (r"\bhow many (users|people|customers)\b", 1), (r"\bstep\b", 1),
@@ -182,12 +200,15 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\blosing (shoppers|users|customers|people|buyers)\b", 1.5),
                 (r"\bhow (is|are) .* (doing|performing)\b", 0.9),
                 (r"\bend up (buying|purchasing|ordering|converting)\b", 1.5), (r"\bwhat (%|percent|share) of\b", 0.6),
-                (r"\b(people|users|customers|shoppers) who (viewed|added|reached|started|made it)\b", 1.2),
+                (r"\b(people|users|customers|shoppers|everyone|everybody|anyone|visitors|folks|those) who "
+                 r"(viewed|added|reached|started|made it|looked at|browsed)\b", 1.2),
+                (r"\b(step|stage)[- ]by[- ](step|stage)\b", 2),
                 (r"\bmade it (all the way|through|to|from)\b", 1.2), (r"\b(got|get|gets|reach|reached) to\b", 1),
                 (r"\bhow many\b.*\b(ended up|went on to|got all the way|made it)\b", 1.5),
-                (r"\b(landed on|viewed|viewing|view) (a )?product", 1), (r"\bwhat fraction of\b", 0.6),
+                (r"\b(landed on|viewed|viewing|view|looked at|browsed) (at least one |an? |the )?(product|item)", 1),
+                (r"\bwhat fraction of\b", 0.6),
                 (r"\ball the way\b", 1), (r"\bend[- ]to[- ]end\b|\bbecame (buyers|customers)\b|\bviewers\b", 2.5),
-                (r"\bfrom (a )?(product|browsing|view\w*)\b.*\bto (an? )?(paid )?"
+                (r"\bfrom (the |a )?(product|browsing|view\w*)\b.*\bto (an? )?(paid )?"
                  r"(order|purchase|pay\w*|buy\w*|checkout)", 2.5), (r"\b(got|went|made it) through to\b", 2))),
 )
 # The words of the cues: never corrected, and targets of correction.
@@ -196,12 +217,12 @@ CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
              for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", re.sub(r"[a-z]+(?=\\w|\()", " ", pattern)))}
 FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
                        r"(now )?(split|break|cut|slice) (it|that|this|them)|now (by|per)|"
-                       r"and for|"
+                       r"and for|switch(ed)? to|swap (to|in)|change (it )?to|same question for|"
                        r"then for|ok(ay)?,? (and|what about)|what if)\b", re.IGNORECASE)
 PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|dip|"
                      r"dipped|"
                      r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
-                     r"tank|tanked|decrease|decreased|shrink|shrank|slip\w*|slid\w*|nosediv\w*|crater\w*|collaps\w*|"
+                     r"tank|tanked|decrease|decreased|shrink\w*|shrank|slip\w*|slid\w*|nosediv\w*|crater\w*|collaps\w*|"
                      r"fewer|less)\b"),
             ("rise", r"\b(rise|rose|rising|increase|increased|increasing|up|higher|better|spike|spiked|jump|jumped|"
                      r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong|climb\w*|improv\w*|shot up|"
@@ -216,7 +237,8 @@ ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment"
 SERIES = re.compile(
     r"\b(trend\w*|over time|daily(?! active)|per day|by day|a day|each day|day[- ](to|by|over)[- ]day|chart|plot|graph|"
     r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
-    r"improving|declining)\b|\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
+    r"improving|declining|spikes? in|dips? in|anomal\w* in)\b|"
+    r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
     r"declining|creeping|climbing|shrinking|tanking|sinking|recovering)\b")
 # Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
 DROP_AT = re.compile(r"\b(drop\w*|fall\w*|fell|give up|giving up|gave up|bail\w*|quit\w*|stuck|los(e|ing|t)|leav\w*)"
@@ -316,7 +338,8 @@ def _signup_period(q: str, end: date | None) -> str | None:
     m = re.search(r"(.{0,25})\b(?:signed up|sign[- ]?ups?|joined|registered|new users|cohorts?)\b(.{0,40})", q)
     if not m:
         return None
-    if end and (week := re.search(r"\b(?:in|during) week (\d{1,2})\b(?! retention)", m.group(2))):
+    if end and (week := re.search(r"(?<!back )(?<!returned )(?<!retained )(?<!active )\b(?:in|during) week (\d{1,2})\b"
+                                  r"(?! retention)", m.group(2))):  # not "came back in week 2"
         return f"{end.isocalendar().year}-W{int(week.group(1)):02d}"
     return (period_of(m.group(2), end) if m.group(2).strip() else None) or period_of(m.group(1).split(",")[-1], end)
 
@@ -375,6 +398,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     if any(i.lower() in q or (n and n.lower() in q) for i, n in v.experiments.items()):  # "the onboarding test"
         scores = {**scores, "experiments": scores.get("experiments", 0) + 2}
     scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    if re.match(r"^\s*(with|select)\b", raw) is None:
+        scores.pop("run_sql", None)  # a word corrected to "with" ("switch to Japan") is no SQL
     intent = next(iter(scores), None)
     if intent == "explain_item" and (previous is None or previous.intent not in {"scan", "explain_item"}):
         intent = next((i for i in scores if i != "explain_item"), None) if previous is None else "explain_item"
@@ -441,13 +466,15 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: boo
     if intent == "metric" and named is None:
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
     series = bool(SERIES.search(q))
-    if described and not series and intent not in {"trends", "why_change"}:
+    # "put stuff in the cart and walk away" is the cart analysis, not the metric of cart adders
+    walked = intent == "cart" and re.search(r"\babandon|\bwalk\w* away\b|\bleav\w*|\bleft\b", q)
+    if described and not series and intent not in {"trends", "why_change"} and not walked:
         return "metric", described  # "of those who added to cart, how many went on to buy": that metric
     if named and series and intent in {"cart", "search", "errors", "metric", "funnel", None} and not (
             intent == "funnel" and strong_funnel) and not re.search(r"\b(weekly|monthly|retention)\b", (
             f"{named} {v.metrics.get(named, '')}").lower().replace("_", " ")):
         return "trends", named  # "cart abandonment over time", "daily searches": a metric's daily series
-    if named and intent in REPORTED and named not in REPORTED[intent] | ANALYSED_ELSEWHERE:
+    if named and intent in REPORTED and named not in REPORTED[intent] | ANALYSED_ELSEWHERE and not walked:
         return "metric", named  # "share of cart adders who went on to buy": a metric the analysis does not report
     if named and (intent is None or intent in ("trends", "metric") or intent == "funnel" and not strong_funnel) and (
             intent is None or named not in ANALYSED_ELSEWHERE and not series and not re.search(r"\bfunnel\b", q)):

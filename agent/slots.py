@@ -64,7 +64,8 @@ METRIC_WORDS = (
     ("add-to-cart", "add_to_cart_rate"),
     ("brought in", "revenue"), ("into orders", "conversion_rate"),
     ("revenue", "revenue"), ("sales", "revenue"), ("gmv", "revenue"), ("money", "revenue"), ("orders", "orders"),
-    ("purchases", "orders"), ("spend", "revenue"), ("spent", "revenue"), ("active users", "dau"), ("dau", "dau"),
+    ("purchases", "orders"), ("sell more", "revenue"), ("sell less", "revenue"), ("sold more", "revenue"),
+    ("spend", "revenue"), ("spent", "revenue"), ("active users", "dau"), ("dau", "dau"),
     ("add to cart rate", "add_to_cart_rate"),
     ("add-to-cart rate", "add_to_cart_rate"), ("zero result", "zero_result_rate"),
     ("zero-result", "zero_result_rate"), ("error rate", "error_rate"), ("conversion", "conversion_rate"),
@@ -106,7 +107,8 @@ COMMON = ("other", "others", "every", "during", "between", "against", "without",
           "rather", "thing", "things", "black", "latest", "hearing", "beating", "bailed", "close", "loses", "wants",
           "competitor", "competitors", "shipping", "called", "opportunity", "opportunities", "delivery", "deliveries",
           "audience", "audiences", "volume", "curve", "deeper", "focus", "kinds", "types", "timeouts", "failures",
-          "sliding", "slipping", "returned", "estimate", "clicks", "emails", "pages", "steps", "stick")
+          "sliding", "slipping", "returned", "estimate", "clicks", "emails", "pages", "steps", "stick", "whether",
+          "switch", "switched")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -145,7 +147,8 @@ def _names(q: str, value: str, plan: bool) -> bool:
     if (plan or value.lower() in {"web", "email", "organic", "social", "free", "other", "unknown"}) and not re.search(
             rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
             rf"cohorts?|folks|people|buyers|campaigns?|subscribers?|members?)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
-            rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b", q):
+            rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b|"
+            rf"\b{word}\s+(vs\.?|versus|or)\s|\b(vs\.?|versus|or)\s+(the\s+)?{word}\b", q):
         return False
     return bool(re.search(rf"\b{word}\b", q))
 
@@ -198,7 +201,9 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
             found = named  # "free vs plus vs pro": values compared need no other context
         if found:
             out[dim] = found[0] if len(found) == 1 else sorted(found)
-    _everyday(q, dimensions, out, version)
+    # "web vs app", "app or desktop": the app compared
+    compared = re.sub(r"(?<!the )\bapp (vs\.?|versus|or)\b", r"the app \1", q)
+    _everyday(re.sub(r"\b(vs\.?|versus|or) app\b", r"\1 the app", compared), dimensions, out, version)
     for word, spellings in ALIASES.items():
         if re.search(rf"\b{word}\b", q):
             for dim, present in dimensions.items():
@@ -266,7 +271,8 @@ METRIC_PHRASES = (
     (r"\b(?:cart|basket) adders?\b.{0,30}\b(?:buy|bought|purchas\w*|order\w*|convert\w*)\b", "buyers_among_adders"),
     (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
      r"(?:in|into|to) (?:their|the|a|his|her) cart\b.{0,60}\b(?:bought|completed|went on to|ordered|purchased|"
-     r"paid|checked out|converted)\b", "buyers_among_adders"),
+     r"paid|paying|checked out|converted|end(?:ed)? up (?:buying|paying|ordering|purchasing))\b",
+     "buyers_among_adders"),
     (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
      r"(?:in|into|to) (?:their|the|a|his|her) cart\b", "cart_adders"),
     (r"\b(?:spend|spent|spends|revenue|paid|pay|pays) per order\b|\bper[- ]order (?:value|spend|revenue)\b", "aov"),

@@ -82,7 +82,8 @@ def _relative(q: str, end: date) -> str | None:
         return f"last_{n * {'day': 1, 'week': 7, 'month': 30}[m.group(2)]}_days"
     if re.search(r"\b(?:last|past|this|previous) fortnight\b|\bfortnight\b", q):
         return "last_14_days"
-    if re.search(r"\b(last|past|previous|this|current) week\b(?! (?:of|in) )|\bthis wk\b|\blast wk\b|\bwtd\b", q):
+    if re.search(r"\b(last|past|previous|this|current) week\b(?! (?:of|in|one|two|three|four|\d)\b)|\bthis wk\b|"
+                 r"\blast wk\b|\bwtd\b", q):
         return "last_7_days"
     if re.search(r"\b(this|current) month\b|\bmtd\b|\bmonth to date\b", q):
         last = end - timedelta(days=1)
@@ -91,6 +92,8 @@ def _relative(q: str, end: date) -> str | None:
         return "last_30_days"
     if re.search(r"\b(last|past|previous|this) quarter\b", q):
         return "last_90_days"
+    if m := re.search(r"\b(?:last|past|previous)\s+(\d{2,3})\s+hours\b", q):  # "the last 48 hours": whole days
+        return f"last_{max(1, -(-int(m.group(1)) // 24))}_days"
     if re.search(r"\b(yesterday|today|last day|past day|past 24 hours)\b", q):
         return "last_1_days"
     if m := re.search(rf"\bsince (?:last )?({'|'.join(WEEKDAYS)})\b", q):
@@ -127,6 +130,9 @@ def _calendar(q: str, end: date) -> str | None:
                       rf"{MONTH})", q):
         if first := _day(m.group(1), m.group(2), end):
             return _range(first, end)
+    if m := re.search(rf"\b(?:on|for) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?:and|to|until|through|-))", q):
+        if day := _day(m.group(1), m.group(2), end):  # "on Nov 12": that day
+            return _range(day, day + timedelta(days=1))
     if m := re.search(r"\bq([1-4])(?:\s*(\d{4}))?\b", q):
         quarter = int(m.group(1))
         year = int(m.group(2)) if m.group(2) else _year_of(3 * quarter - 2, end)
@@ -167,6 +173,12 @@ def _calendar(q: str, end: date) -> str | None:
 def period(q: str, end: date | None) -> str | None:
     """The period a question names, as a period string; None when it names none."""
     q = q.lower()
+    # "between 1 and 15 October", "Nov 3-9": both days named with their month
+    q = re.sub(rf"(?<![\d.])\b(\d{{1,2}})(?:st|nd|rd|th)? (and|to|until|through|-) (\d{{1,2}})(?:st|nd|rd|th)? "
+               rf"(?:of )?{MONTH}", r"\4 \1 \2 \4 \3", q)
+    q = re.sub(rf"\b{MONTH} (\d{{1,2}})(?:st|nd|rd|th)? ?(-|to|until|through) ?(\d{{1,2}})(?:st|nd|rd|th)?\b"
+               rf"(?! ?{MONTH})", r"\1 \2 \3 \1 \4", q)
+    q = re.sub(rf"(?<![\d.])\b(\d{{1,2}})(?:st|nd|rd|th)? (?:of )?{MONTH}", r"\2 \1", q)  # "since 1 October"
     if m := re.search(r"\b(before|after|since) (?:the )?(?:release |version |v)?(\d+(?:\.\d+)+)(?: release)?\b", q):
         return f"{'before' if m.group(1) == 'before' else 'after'}_release:{m.group(2)}"
     if re.search(r"\b(all time|overall|ever|whole period|all data)\b", q):
@@ -188,7 +200,8 @@ def comparison(q: str, end: date | None) -> tuple[str, str] | None:
         b = before(a, end)
     if a is None or b is None:
         return None
-    if re.search(r"\b(this|current) month\b", first) and re.search(r"\b(last|previous) month\b", second):
+    if re.search(r"\b(this|current) month\b|\bmonth to date\b|\bmtd\b", first) and re.search(
+            r"\b(last|previous) month\b", second):
         start = date.fromisoformat(a[:10])  # month to date against the whole month before it
         return a, _month_range(12 if start.month == 1 else start.month - 1, start.year - (start.month == 1))
     if a == b and a.startswith("last_"):  # "this week vs last week": the same span just before it

@@ -36,7 +36,7 @@ from typing import Any, get_args
 import yaml
 
 SET_DIR = Path(__file__).resolve().parent / "phrasing"
-SETS = ("dev", "dev2", "dev3", "dev4", "test")  # "all" runs every set
+SETS = ("dev", "dev2", "dev3", "dev4", "dev5", "test")  # "all" runs every set
 DEFAULT_DB = Path(".insight") / "bench" / "phrasing-demo.duckdb"
 DECLINE = "decline"
 PREMISES = ("drop", "rise")
