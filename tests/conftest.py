@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +67,20 @@ def small_demo_copy(small_demo: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "data.duckdb"
     shutil.copyfile(small_demo, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def demo_4000(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo scenario with 4,000 users, generated once per test run (read-only)."""
+    path = tmp_path_factory.mktemp("demo_4000") / "demo.duckdb"
+    generate(load_scenario("demo").model_copy(update={"users": 4000}), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def offline(demo_4000: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The offline analyst (no model) on `demo_4000`, with a state directory of the test module's own."""
+    from agent.api import InsightAgent
+
+    with InsightAgent(db=demo_4000, llm=None, state_dir=tmp_path_factory.mktemp("offline-state")) as agent:
+        yield agent

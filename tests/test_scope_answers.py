@@ -13,6 +13,7 @@ from agent.api import InsightAgent
 from agent.config import Settings
 from data.generate import generate
 from data.scenario import load_scenario
+from tests.answers import ran
 from tests.llm_server import ScriptedLLM, text, tool_call
 from tools import TOOLS
 from tools.semantic.metrics import catalog
@@ -51,10 +52,6 @@ def make_agent(db: Path, tmp_path: Path, server: ScriptedLLM) -> Iterator[Callab
     yield make
     for agent in agents:
         agent.close()
-
-
-def ran(answer) -> list[tuple[str, dict]]:
-    return [(s.tool, s.args) for s in answer.steps if s.ms is not None]
 
 
 def trend_change(db: Path, period: str) -> float:

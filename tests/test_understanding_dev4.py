@@ -5,16 +5,12 @@ real offline analyst on a generated demo database, and parsed against data that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from agent.api import InsightAgent
 from agent.intents import Vocabulary, parse
 from agent.timewords import comparison, period
-from data.generate import generate
-from data.scenario import load_scenario
+from tests.answers import assert_declined, assert_first_step, ran
 
 END = "2026-11-23"
 GA4 = Vocabulary(
@@ -28,23 +24,6 @@ GA4 = Vocabulary(
              "searches": "Searches", "zero_result_searches": "Zero-result searches", "error_rate": "Error rate"},
     concepts={"platform": "platform", "os": "os", "country": "country", "channel": "traffic_source_medium",
               "plan": "plan"})
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dev4") / "demo.duckdb"
-    generate(load_scenario("demo").model_copy(update={"users": 4000}), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def offline(db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InsightAgent]:
-    with InsightAgent(db=db, llm=None, state_dir=tmp_path_factory.mktemp("dev4-state")) as agent:
-        yield agent
-
-
-def ran(answer) -> list[tuple[str, dict]]:
-    return [(s.tool, s.args) for s in answer.steps if s.ms is not None]
 
 
 # ------------------------------------------------------------------------------ end to end, offline analyst
@@ -86,14 +65,7 @@ def ran(answer) -> list[tuple[str, dict]]:
 ])
 def test_new_phrasings_run_the_right_analysis_with_their_slots(offline: InsightAgent, question: str, tool: str,
                                                                 args: dict) -> None:
-    steps = ran(offline.ask(question, f"dev4-{abs(hash(question))}"))
-    assert steps and steps[0][0] == tool, steps
-    got = steps[0][1]
-    for slot, value in args.items():
-        have = got.get(slot)
-        if isinstance(value, dict):  # segments: list values in any order
-            have = {k: sorted(v) if isinstance(v, list) else v for k, v in (have or {}).items()}
-        assert have == value, (slot, got)
+    assert_first_step(offline.ask(question, f"dev4-{abs(hash(question))}"), tool, args)
 
 
 @pytest.mark.parametrize("question", [
@@ -102,8 +74,7 @@ def test_new_phrasings_run_the_right_analysis_with_their_slots(offline: InsightA
     "how many people called customer service about late deliveries?",
 ])
 def test_questions_outside_the_data_are_declined(offline: InsightAgent, question: str) -> None:
-    answer = offline.ask(question, f"decline-{abs(hash(question))}")
-    assert ran(answer) == [] and "can't answer" in answer.text
+    assert_declined(offline.ask(question, f"decline-{abs(hash(question))}"))
 
 
 def test_follow_ups_name_another_week_or_go_deeper_on_an_item(offline: InsightAgent) -> None:
