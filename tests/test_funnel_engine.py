@@ -148,3 +148,22 @@ def test_hash_uniqueness_is_a_fact_of_the_data_version_kept_in_the_state(make_wh
     entry.write_text("{truncated")
     facts_store._memory.clear()
     assert funnel_engine.hashes_unique(wh, "user_id") is True  # a damaged entry is computed again
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5_000, 300_000])
+def test_grouping_by_hash_keeps_every_row_of_every_group_sorted(rows: int) -> None:
+    """group_sorted partitions by the hash's top bits first (many buckets from 4,096 rows on): every row lands
+    in its own key's group, each group sorted, as a stable sort by (key, value) gives them."""
+    from tools.kernels import group_sorted
+
+    rng = np.random.default_rng(rows)
+    # hashes spread over 64 bits (bucketed by their top bits), a few thousand keys, repeated values (ties)
+    keys = rng.integers(0, 2**63, size=max(rows // 40, 1), dtype=np.uint64)[rng.integers(0, max(rows // 40, 1), rows)]
+    keys = keys * np.uint64(2) + (keys & np.uint64(1))  # top bit set on about half of them
+    values = rng.integers(-(2**40), 2**40, size=rows) // 7
+    out, starts, group_keys = group_sorted(keys, values)
+    assert starts[0] == 0 and starts[-1] == rows and len(group_keys) == len(starts) - 1 == len(np.unique(keys))
+    expected = pd.DataFrame({"k": keys, "v": values}).sort_values(["k", "v"])
+    got = pd.DataFrame({"k": np.repeat(group_keys, np.diff(starts)), "v": out}).sort_values(["k"], kind="stable")
+    assert got["k"].tolist() == expected["k"].tolist()
+    assert got["v"].tolist() == expected["v"].tolist()

@@ -1,14 +1,15 @@
 """The DuckDB path's funnel engine: each entity's level and best path in one compiled pass.
 
-DuckDB reads the funnel's events in the spec's scope as (hash of the entity, time and step index);
-a Numba kernel groups them by entity in one hash-table pass (the hash is exact: it is used only while
-the data's entity values have distinct hashes, a fact of the data version; otherwise the SQL runs),
-sorts each entity's events by time then step index, and walks them once per step, exactly as `levels_sql`
-defines the funnel (ANALYTICS.md, Funnel): every step-1 event starts an attempt; a step-j event
-advances the attempt immediately before it (in time, ties by step index) when it is within the
-window of that attempt's step 1, so only the latest-starting of several waiting attempts moves on;
-the level is the furthest step of any attempt, the path that of the latest-starting attempt that
-got that far, or the first step-1 event when no attempt got past step 1.
+DuckDB reads the funnel's events in the spec's scope as (hash of the entity, time and step index).
+A Numba kernel groups them by entity: partitioned by the hash's top bits, then small hash tables that
+stay in the CPU cache. The hash is exact: it is used only while the data's entity values have distinct
+hashes, a fact of the data version; otherwise the SQL runs. It sorts each entity's events by time then
+step index and walks them once per step, exactly as `levels_sql` defines the funnel (ANALYTICS.md,
+Funnel): every step-1 event starts an attempt; a step-j event advances the attempt immediately before
+it (in time, ties by step index) when it is within the window of that attempt's step 1, so only the
+latest-starting of several waiting attempts moves on; the level is the furthest step of any attempt,
+the path that of the latest-starting attempt that got that far, or the first step-1 event when no
+attempt got past step 1.
 
 Counts and medians without a segment, breakdown or exclusion come straight from the paths; the
 others join the paths (a table registered on this thread's cursor) to the same SQL that defines
@@ -67,37 +68,35 @@ def runs(wh: Warehouse, spec: FunnelSpec) -> bool:
     return supports(wh) and len(spec.steps) < STEP_CODES and hashes_unique(wh, entity)
 
 
-def walk(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, steps: int, window_us: int
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """Per entity (events `order[starts[g]:starts[g + 1]]` of `tk`): its level (0 without step 1) and best path
+def walk(starts: np.ndarray, tk: np.ndarray, steps: int, window_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per entity (events `tk[starts[g]:starts[g + 1]]`, sorted): its level (0 without step 1) and best path
     (steps columns of microseconds, NULL_US past the level)."""
     from tools.kernels import walk_entities
 
     level = np.zeros(starts.size - 1, np.int8)
     path = np.full((starts.size - 1, steps), NULL_US, np.int64)
     if starts.size > 1:
-        walk_entities(starts, order, tk, STEP_CODES, steps, window_us, level, path)
+        walk_entities(starts, tk, STEP_CODES, steps, window_us, level, path)
     return level, path
 
 
 def entity_paths(wh: Warehouse, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entities that reached step 1 (their hashes), their levels and best paths."""
-    from tools.kernels import group_rows
+    from tools.kernels import group_sorted
 
     table = wh.arrow(events_sql(spec))
-    h, tk = table.column("h").to_numpy(), table.column("tk").to_numpy()
-    order, starts = group_rows(h, tk)
-    level, path = walk(starts, order, tk, len(spec.steps), int(spec.window_days * 86400) * 1_000_000)
+    tk, starts, hashes = group_sorted(table.column("h").to_numpy(), table.column("tk").to_numpy())
+    level, path = walk(starts, tk, len(spec.steps), int(spec.window_days * 86400) * 1_000_000)
     entered = level > 0
-    return h[order[starts[:-1]]][entered], level[entered], path[entered]
+    return hashes[entered], level[entered], path[entered]
 
 
 def quantile_median(values: np.ndarray) -> float | None:
     """The median as DuckDB's `median` computes it (interpolated: lo + (hi - lo) * 0.5), None when empty."""
     if values.size == 0:
         return None
-    s = np.sort(values)
-    lo, hi = s[(s.size - 1) // 2], s[s.size // 2]
+    middle = ((values.size - 1) // 2, values.size // 2)
+    lo, hi = np.partition(values, middle)[list(middle)]
     return float(lo + (hi - lo) * 0.5)
 
 

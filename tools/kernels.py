@@ -8,18 +8,12 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def walk_entities(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, codes: int, steps: int, window_us: int,
+def walk_entities(starts: np.ndarray, tk: np.ndarray, codes: int, steps: int, window_us: int,
                   level: np.ndarray, path: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Fill `level[g]` and `path[g]` for each entity g from its events `order[starts[g]:starts[g + 1]]` of `tk`
-    (time * codes + step index k, 1-based; sorted by time, then k): attempts of step j-1 are merged with step-j
-    events in time order (attempts first on ties); an event advances the attempt right before it when it is
-    within `window_us` of its step 1."""
-    n = order.size
-    t = np.empty(n, np.int64)
-    k = np.empty(n, np.int64)
-    for i in range(n):
-        t[i] = tk[order[i]] // codes
-        k[i] = tk[order[i]] % codes
+    """Fill `level[g]` and `path[g]` for each entity g from its events `tk[starts[g]:starts[g + 1]]` (time * codes
+    + step index k, 1-based; sorted by time, then k): attempts of step j-1 are merged with step-j events in time
+    order (attempts first on ties); an event advances the attempt right before it when it is within `window_us`
+    of its step 1."""
     longest = 0
     for g in range(starts.size - 1):
         longest = max(longest, starts[g + 1] - starts[g])
@@ -29,8 +23,8 @@ def walk_entities(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, codes: 
         lo, hi = starts[g], starts[g + 1]
         attempts = 0
         for i in range(lo, hi):
-            if k[i] == 1:
-                cur[attempts, 0] = t[i]
+            if tk[i] % codes == 1:
+                cur[attempts, 0] = tk[i] // codes
                 attempts += 1
         if attempts == 0:
             continue
@@ -39,15 +33,16 @@ def walk_entities(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, codes: 
         for j in range(2, steps + 1):
             a, pending, moved = 0, -1, 0
             for i in range(lo, hi):
-                if k[i] != j:
+                if tk[i] % codes != j:
                     continue
-                while a < attempts and cur[a, j - 2] <= t[i]:
+                t = tk[i] // codes
+                while a < attempts and cur[a, j - 2] <= t:
                     pending = a
                     a += 1
                 if pending >= 0:
-                    if t[i] <= cur[pending, 0] + window_us:
+                    if t <= cur[pending, 0] + window_us:
                         nxt[moved, :j - 1] = cur[pending, :j - 1]
-                        nxt[moved, j - 1] = t[i]
+                        nxt[moved, j - 1] = t
                         moved += 1
                     pending = -1
             if moved == 0:
@@ -63,49 +58,85 @@ def walk_entities(starts: np.ndarray, order: np.ndarray, tk: np.ndarray, codes: 
 
 
 @njit(cache=True, nogil=True)
-def group_rows(keys: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Rows grouped by `keys` (first-seen order of groups) and sorted by `order_key` within each group: the row
-    order, and where each group starts in it (one more entry: the row count). One hash-table pass, a counting
-    sort, then a sort of each group (insertion sort for short groups)."""
+def group_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """`values` grouped by `keys` (uint64 hashes) and sorted within each group: the values in that order, where
+    each group starts in them (one more entry: the row count) and each group's key.
+
+    Cache-friendly: rows are first partitioned by the keys' top bits into buckets of about 2,048 rows (a
+    counting sort), then grouped within each bucket by a hash table small enough for the CPU cache, then each
+    group's values are sorted in place (insertion sort for short groups)."""
     n = keys.size
+    bits = 0
+    while bits < 16 and (n >> (bits + 11)) > 0:
+        bits += 1
+    buckets = 1 << bits
+    count = np.zeros(buckets + 1, np.int64)
+    for i in range(n):
+        count[(keys[i] >> np.uint64(63 - bits) >> np.uint64(1)) + 1] += 1
+    base = np.cumsum(count)
+    fill = base[:buckets].copy()
+    part_keys = np.empty(n, np.uint64)
+    part_values = np.empty(n, np.int64)
+    for i in range(n):
+        b = keys[i] >> np.uint64(63 - bits) >> np.uint64(1)
+        part_keys[fill[b]] = keys[i]
+        part_values[fill[b]] = values[i]
+        fill[b] += 1
+    largest = 1
+    for b in range(buckets):
+        largest = max(largest, base[b + 1] - base[b])
     size = 1
-    while size < 2 * n:
+    while size < 2 * largest:
         size *= 2
-    slots = np.full(size, -1, np.int64)
+    slot_owner = np.full(size, -1, np.int64)  # the bucket that last used the slot: no clearing between buckets
     slot_keys = np.empty(size, np.uint64)
-    group = np.empty(n, np.int64)
-    count = np.zeros(n + 1, np.int64)
+    slot_group = np.empty(size, np.int64)
+    local = np.empty(largest, np.int64)
+    group_count = np.empty(largest + 1, np.int64)
+    out = np.empty(n, np.int64)
+    starts = np.empty(n + 1, np.int64)
+    group_keys = np.empty(n, np.uint64)
     groups = 0
-    for i in range(n):
-        s = np.int64(keys[i] & np.uint64(size - 1))
-        while slots[s] >= 0 and slot_keys[s] != keys[i]:
-            s = (s + 1) & (size - 1)
-        if slots[s] < 0:
-            slots[s] = groups
-            slot_keys[s] = keys[i]
-            groups += 1
-        group[i] = slots[s]
-        count[slots[s] + 1] += 1
-    starts = np.cumsum(count[:groups + 1])
-    fill = starts[:groups].copy()
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        order[fill[group[i]]] = i
-        fill[group[i]] += 1
-    for g in range(groups):
-        lo, hi = starts[g], starts[g + 1]
-        if hi - lo > 32:
-            part = order[lo:hi]
-            order[lo:hi] = part[np.argsort(order_key[part], kind="mergesort")]
-            continue
-        for a in range(lo + 1, hi):
-            row = order[a]
-            b = a - 1
-            while b >= lo and order_key[order[b]] > order_key[row]:
-                order[b + 1] = order[b]
-                b -= 1
-            order[b + 1] = row
-    return order, starts
+    for b in range(buckets):
+        lo, hi = base[b], base[b + 1]
+        found = 0
+        for i in range(lo, hi):
+            s = np.int64(part_keys[i] & np.uint64(size - 1))
+            while slot_owner[s] == b and slot_keys[s] != part_keys[i]:
+                s = (s + 1) & (size - 1)
+            if slot_owner[s] != b:
+                slot_owner[s] = b
+                slot_keys[s] = part_keys[i]
+                slot_group[s] = found
+                group_keys[groups + found] = part_keys[i]
+                group_count[found + 1] = 0
+                found += 1
+            local[i - lo] = slot_group[s]
+            group_count[local[i - lo] + 1] += 1
+        group_count[0] = lo
+        for g in range(found):
+            group_count[g + 1] += group_count[g]
+            starts[groups + g] = group_count[g]
+        for i in range(lo, hi):
+            g = local[i - lo]
+            out[group_count[g]] = part_values[i]
+            group_count[g] += 1
+        for g in range(groups, groups + found):
+            first = starts[g]
+            last = starts[g + 1] if g + 1 < groups + found else hi
+            if last - first > 32:
+                out[first:last] = np.sort(out[first:last])
+                continue
+            for a in range(first + 1, last):
+                value = out[a]
+                c = a - 1
+                while c >= first and out[c] > value:
+                    out[c + 1] = out[c]
+                    c -= 1
+                out[c + 1] = value
+        groups += found
+    starts[groups] = n
+    return out, starts[:groups + 1].copy(), group_keys[:groups].copy()
 
 
 @njit(cache=True, nogil=True)
