@@ -32,17 +32,19 @@ def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Computations:
-    """Counts the relations a warehouse computes (its `arrow` reads) instead of finding them stored."""
+    """Counts the relations a warehouse computes (by their SQL) instead of finding them stored."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sql: list[str] = []
-        original = Warehouse.arrow
+        original = facts_store.remembered
 
-        def counted(wh: Warehouse, sql: str):
-            self.sql.append(sql)
-            return original(wh, sql)
+        def counted(wh: Warehouse, name: str, parts: tuple, compute, codec=None):
+            def computed():
+                self.sql.append(parts[0])
+                return compute()
+            return original(wh, name, parts, computed, codec)
 
-        monkeypatch.setattr(Warehouse, "arrow", counted)
+        monkeypatch.setattr(facts_store, "remembered", counted)
 
 
 def session_facts(wh: Warehouse):

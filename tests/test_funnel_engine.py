@@ -153,7 +153,8 @@ def test_hash_uniqueness_is_a_fact_of_the_data_version_kept_in_the_state(make_wh
 @pytest.mark.parametrize("rows", [0, 1, 5_000, 300_000])
 def test_grouping_by_hash_keeps_every_row_of_every_group_sorted(rows: int) -> None:
     """group_sorted partitions by the hash's top bits first (many buckets from 4,096 rows on): every row lands
-    in its own key's group, each group sorted, as a stable sort by (key, value) gives them."""
+    in its own key's group, each group sorted, as a stable sort by (key, value) gives them; with `carry`, the
+    source row of each sorted value."""
     from tools.kernels import group_sorted
 
     rng = np.random.default_rng(rows)
@@ -161,7 +162,10 @@ def test_grouping_by_hash_keeps_every_row_of_every_group_sorted(rows: int) -> No
     keys = rng.integers(0, 2**63, size=max(rows // 40, 1), dtype=np.uint64)[rng.integers(0, max(rows // 40, 1), rows)]
     keys = keys * np.uint64(2) + (keys & np.uint64(1))  # top bit set on about half of them
     values = rng.integers(-(2**40), 2**40, size=rows) // 7
-    out, starts, group_keys = group_sorted(keys, values)
+    out, starts, group_keys, sources = group_sorted(keys, values, True)
+    assert sorted(sources.tolist()) == list(range(rows)) and np.array_equal(values[sources], out)
+    assert np.array_equal(keys[sources], np.repeat(group_keys, np.diff(starts)))  # each row carried with its value
+    assert np.array_equal(group_sorted(keys, values)[0], out)
     assert starts[0] == 0 and starts[-1] == rows and len(group_keys) == len(starts) - 1 == len(np.unique(keys))
     expected = pd.DataFrame({"k": keys, "v": values}).sort_values(["k", "v"])
     got = pd.DataFrame({"k": np.repeat(group_keys, np.diff(starts)), "v": out}).sort_values(["k"], kind="stable")

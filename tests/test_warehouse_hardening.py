@@ -63,8 +63,8 @@ def test_rows_outside_the_plausible_range_are_counted_and_left_out(tmp_path: Pat
         assert wh.scalar("SELECT count(*) FROM events") == 502
         assert wh.query("SELECT * FROM events").df["ts"].min().year == MIN_YEAR
         assert len(wh.run_guarded("SELECT * FROM events ORDER BY ts DESC").df) == 502
-        wh.materialize("recent", "SELECT * FROM events WHERE ts > TIMESTAMP '2024-02-01'")
-        assert wh.scalar("SELECT count(*) FROM recent") == 500  # 499 of the 500, the last edge row
+        recent = wh.materialize("recent", "SELECT * FROM events WHERE ts > TIMESTAMP '2024-02-01'")
+        assert wh.scalar(f"SELECT count(*) FROM {recent}") == 500  # 499 of the 500, the last edge row
     with Warehouse(path) as wh:  # every thread's cursor sees the same rows
         counts = []
         workers = [threading.Thread(target=lambda: counts.append(wh.scalar("SELECT count(*) FROM events")))

@@ -1,5 +1,6 @@
 """Compiled kernels (Numba; imported only where they run, compiled once and cached): grouping rows by a hash,
-the per-entity funnel walk (the definition is in tools/funnel_engine.py) and a duplicate check of hashes."""
+the per-entity funnel walk (the definition is in tools/funnel_engine.py), the per-session facts walk
+(tools/session_engine.py) and a duplicate check of hashes."""
 
 from __future__ import annotations
 
@@ -58,9 +59,11 @@ def walk_entities(starts: np.ndarray, tk: np.ndarray, codes: int, steps: int, wi
 
 
 @njit(cache=True, nogil=True)
-def group_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+def group_sorted(keys: np.ndarray, values: np.ndarray, carry: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """`values` grouped by `keys` (uint64 hashes) and sorted within each group: the values in that order, where
-    each group starts in them (one more entry: the row count) and each group's key.
+    each group starts in them (one more entry: the row count), each group's key and, with `carry`, the row each
+    sorted value came from (else an empty array).
 
     Cache-friendly: rows are first partitioned by the keys' top bits into buckets of about 2,048 rows (a
     counting sort), then grouped within each bucket by a hash table small enough for the CPU cache, then each
@@ -77,10 +80,13 @@ def group_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
     fill = base[:buckets].copy()
     part_keys = np.empty(n, np.uint64)
     part_values = np.empty(n, np.int64)
+    part_rows = np.empty(n if carry else 0, np.int64)
     for i in range(n):
         b = keys[i] >> np.uint64(63 - bits) >> np.uint64(1)
         part_keys[fill[b]] = keys[i]
         part_values[fill[b]] = values[i]
+        if carry:
+            part_rows[fill[b]] = i
         fill[b] += 1
     largest = 1
     for b in range(buckets):
@@ -94,6 +100,7 @@ def group_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
     local = np.empty(largest, np.int64)
     group_count = np.empty(largest + 1, np.int64)
     out = np.empty(n, np.int64)
+    rows = np.empty(n if carry else 0, np.int64)
     starts = np.empty(n + 1, np.int64)
     group_keys = np.empty(n, np.uint64)
     groups = 0
@@ -120,23 +127,83 @@ def group_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
         for i in range(lo, hi):
             g = local[i - lo]
             out[group_count[g]] = part_values[i]
+            if carry:
+                rows[group_count[g]] = part_rows[i]
             group_count[g] += 1
         for g in range(groups, groups + found):
             first = starts[g]
             last = starts[g + 1] if g + 1 < groups + found else hi
             if last - first > 32:
-                out[first:last] = np.sort(out[first:last])
+                by_value = np.argsort(out[first:last], kind="mergesort")
+                out[first:last] = out[first:last][by_value]
+                if carry:
+                    rows[first:last] = rows[first:last][by_value]
                 continue
             for a in range(first + 1, last):
                 value = out[a]
+                row = rows[a] if carry else 0
                 c = a - 1
                 while c >= first and out[c] > value:
                     out[c + 1] = out[c]
+                    if carry:
+                        rows[c + 1] = rows[c]
                     c -= 1
                 out[c + 1] = value
+                if carry:
+                    rows[c + 1] = row
         groups += found
     starts[groups] = n
-    return out, starts[:groups + 1].copy(), group_keys[:groups].copy()
+    return out, starts[:groups + 1].copy(), group_keys[:groups].copy(), rows
+
+
+@njit(cache=True, nogil=True)
+def walk_sessions(starts: np.ndarray, tk: np.ndarray, rows: np.ndarray, position: np.ndarray, codes: int,
+                  error_code: int, cart: np.ndarray, load: np.ndarray, has_load: np.ndarray, level: np.ndarray,
+                  cart_level: np.ndarray, errors: np.ndarray, loads: np.ndarray, loaded: np.ndarray
+                  ) -> None:  # pragma: no cover - compiled
+    """Per session g (its events `tk[starts[g]:starts[g + 1]]`: time * codes + step index 0..steps-1, or
+    `error_code`, sorted; `rows` their source rows), written at `position[g]`: the furthest step reached in order
+    (`level`), the same over the `cart` step indexes, whether an error directly follows a step-j event
+    (`errors[j]`) and the load of the first step-j event that has one (`loads[j]`, `loaded[j]`; `load` and
+    `has_load` by source row). Steps are the rows of `errors`."""
+    steps = errors.shape[0]
+    for g in range(starts.size - 1):
+        at = position[g]
+        reached, in_cart, previous = 0, 0, -1
+        for p in range(starts[g], starts[g + 1]):
+            code = tk[p] % codes
+            if code == error_code:
+                if 0 <= previous < steps:
+                    errors[previous, at] = True
+            else:
+                if reached < steps and code == reached:
+                    reached += 1
+                if in_cart < cart.size and code == cart[in_cart]:
+                    in_cart += 1
+                if not loaded[code, at] and has_load[rows[p]]:
+                    loads[code, at] = load[rows[p]]
+                    loaded[code, at] = True
+            previous = code
+        level[at] = reached
+        cart_level[at] = in_cart
+
+
+@njit(cache=True, nogil=True)
+def groups_agree(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray, starts: np.ndarray
+                 ) -> bool:  # pragma: no cover - compiled
+    """Whether every row of each group (`rows[starts[g]:starts[g + 1]]`) holds the same string as the group's
+    first row; strings are Arrow's (`offsets` into the bytes `data`)."""
+    for g in range(starts.size - 1):
+        head = rows[starts[g]]
+        lo, size = offsets[head], offsets[head + 1] - offsets[head]
+        for p in range(starts[g] + 1, starts[g + 1]):
+            other = offsets[rows[p]]
+            if offsets[rows[p] + 1] - other != size:
+                return False
+            for b in range(size):
+                if data[other + b] != data[lo + b]:
+                    return False
+    return True
 
 
 @njit(cache=True, nogil=True)

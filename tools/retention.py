@@ -6,7 +6,6 @@ breakdown and the dips; user dimensions come from the users table.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,10 +53,7 @@ def firsts_sql(emap: EventMap, dims: tuple[str, ...] | None = None) -> str:
 def user_firsts(wh: Warehouse) -> str:
     """The name of the per-user firsts of every event dimension (firsts_sql), materialized once per data version
     and event map (a stored fact) for the analyses to share."""
-    sql = firsts_sql(wh.event_map)
-    name = "user_firsts_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
-    wh.materialize(name, sql)
-    return name
+    return wh.materialize("user_firsts", firsts_sql(wh.event_map))
 
 
 def _users_cte(cohorts: Cohorts | Period, emap: EventMap, dims: tuple[str, ...], firsts: str | None = None) -> str:

@@ -33,7 +33,7 @@ SCAN_WORKERS = 2
 
 
 def _cart(wh: Warehouse, facts: Facts) -> ToolResult:
-    findings, sql = abandoning_segments(wh, facts.period, facts=facts)
+    findings, sql = abandoning_segments(wh, facts.period, facts=facts.materialize(wh))
     return ToolResult("Cart abandonment", f"{len(findings)} segment(s) abandon carts more", sql=[sql],
                       findings=findings)
 
@@ -41,16 +41,20 @@ def _cart(wh: Warehouse, facts: Facts) -> ToolResult:
 # The one registry of detectors: name -> (warehouse, session facts of the period) -> ToolResult, and the
 # analysis of EventMap.unavailable() that disables it when the map lacks what it needs.
 # Segment drill-downs run per session: context dimensions (app_version) change over a user's life.
+# A detector that reads the session facts materializes them: the first builds them, the others wait for it.
+# The order is the order of work: the first detector builds the facts while the next ones (which do not
+# read them) keep the other worker busy.
 DETECTORS: dict[str, Detector] = {
-    "dropoffs": lambda wh, f: dropoffs(wh, FunnelSpec(f.steps, entity="sessions", period=f.period), facts=f),
-    "cart_abandonment": _cart,
+    "dropoffs": lambda wh, f: dropoffs(wh, FunnelSpec(f.steps, entity="sessions", period=f.period),
+                                       facts=f.materialize(wh)),
     "search": lambda wh, f: search(wh, f.period),
-    "errors_and_speed": lambda wh, f: errors_and_speed(wh, f.period, facts=f),
-    "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f),
-    "experiments": lambda wh, f: experiments(wh, f.period),
     "retention": lambda wh, f: retention(wh, f.period, matrix=False),
-    "incidents": lambda wh, f: incidents(wh, f),
     "tracking": lambda wh, f: check_tracking(wh, period=f.period),
+    "experiments": lambda wh, f: experiments(wh, f.period),
+    "cart_abandonment": _cart,
+    "errors_and_speed": lambda wh, f: errors_and_speed(wh, f.period, facts=f.materialize(wh)),
+    "release_regressions": lambda wh, f: release_regressions(wh, f.period, facts=f.materialize(wh)),
+    "incidents": lambda wh, f: incidents(wh, f.materialize(wh)),
 }
 NEEDS = {"dropoffs": ("funnel and drop-offs",), "incidents": ("funnel and drop-offs",),
          "cart_abandonment": ("cart abandonment",),
@@ -99,12 +103,12 @@ class ScanReport(BaseModel):
                 "notes": self.notes}
 
 
-def _detect(wh: Warehouse, facts: Facts | None, detect: Detector) -> tuple[list[Friction], str | None, float]:
+def _detect(wh: Warehouse, facts: Facts, detect: Detector) -> tuple[list[Friction], str | None, float]:
     """One detector's findings, its failure (one broken detector must not hide the others' findings) and its
-    milliseconds. Runs in a worker thread, whose cursor reads the stored session facts too."""
+    milliseconds. Runs in a worker thread."""
     started = time.perf_counter()
     try:
-        found, failure = detect(wh, facts.materialize(wh) if facts else None).findings, None
+        found, failure = detect(wh, facts).findings, None
     except Exception as exc:  # noqa: BLE001 - reported in the scan's warnings
         found, failure = [], f"{type(exc).__name__}: {str(exc)[:200]}"
     return found, failure, round((time.perf_counter() - started) * 1000, 1)
@@ -124,13 +128,9 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     findings: list[Friction] = []
     timings, warnings = {}, []
     disabled = disabled_detectors(emap)
-    started = time.perf_counter()
-    if progress:
-        progress("session facts")
-    facts = Facts(p, emap).materialize(wh) if emap.steps else None
-    timings["session_facts"] = round((time.perf_counter() - started) * 1000, 1)
+    facts = Facts(p, emap)  # materialized by the first detector that reads them
     chosen = {name: detect for name, detect in (detectors or DETECTORS).items()
-              if name not in disabled and not (facts is None and name in NEEDS)}
+              if name not in disabled and not (not emap.steps and name in NEEDS)}
     with ThreadPoolExecutor(max_workers=SCAN_WORKERS if wh.dialect == "duckdb" else 1) as pool:
         running = {name: pool.submit(_detect, wh, facts, detect) for name, detect in chosen.items()}
         for name, future in running.items():  # progress and results in registry order, from this thread
@@ -140,8 +140,8 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
             findings += found
             if failure:
                 warnings.append(f"detector {name} failed: {failure}")
-    if facts is not None:
-        findings = outside_incidents(wh, facts, findings)
+    if emap.steps:
+        findings = outside_incidents(wh, facts.materialize(wh), findings)
     if progress:
         progress("prioritizing")
     findings.sort(key=lambda f: (f.kind, f.id))  # detector output order is not guaranteed by SQL

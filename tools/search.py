@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
@@ -197,8 +195,7 @@ def search(wh: Warehouse, period: Period, segment: dict[str, SegmentValue] | Non
     emap, segment = wh.event_map, segment or {}
     check_scope(emap, segment, breakdown)
     sql = searches_sql(period, emap, segment, breakdown)
-    rows = "search_rows_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
-    wh.materialize(rows, sql)
+    rows = wh.materialize("search_rows", sql)
     stats = wh.query(stats_sql(rows)).df
     everyone = stats[stats["everyone"]]
     evidence = f"WITH searches AS ({sql})\n{stats_sql('searches')}"

@@ -9,7 +9,6 @@ of the latest step event at or before it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from tools.semantic.eventmap import EventMap, SegmentValue, value_match
 from tools.sqltext import FIRST, first_of, lit, unpack_first
 from tools.warehouse import Warehouse
 
-_ERROR_ORD = 31  # sorts after every step code at the same timestamp
+ERROR_CODE = 31  # sorts after every step code at the same timestamp
 
 
 def _letter(i: int) -> str:
@@ -62,33 +61,58 @@ class Facts:
 
         user_id and the event dimensions are those of the session's first event (of the steps and errors).
         """
-        k = len(self.steps)
-        if k > 26:
-            raise ValueError("at most 26 funnel steps")
-        emap = self.emap
-        order = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(self.steps))
-        error = emap.event_of("error")
-        names = ", ".join(lit(s) for s in (*self.steps, *([error] if error and error not in self.steps else [])))
-        ev_dims = {d: emap.dim_sql(d) for d in self.dims if d in emap.event_dims}
-        duration = emap.field("page_load", "duration")
-        load = duration.sql(cast="DOUBLE") if duration else "NULL::DOUBLE"
-        loads = "".join(f", arg_min({load}, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}" for i in range(k))
-        users = "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in self.dims if d in emap.user_dims)
-        cart_steps = emap.cart_steps
-        cart = level_sql(self.steps, cart_steps) if cart_steps and set(cart_steps) <= set(self.steps) else "NULL::INT"
-        errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
-        # user_id rides in the first-touch struct: one aggregate state fewer than any_value (about 5%)
-        kept = unpack_first(["user_id"], "p") + ", p.start_ts" + unpack_first(ev_dims, "p")
-        kept += "".join(f", p.load_{i + 1}" for i in range(k)) + users
-        return f"""SELECT p.session_id{kept}, {level_sql(self.steps, self.steps)} AS level,
-       {cart} AS cart_level{errors}
-FROM (SELECT session_id, min(ts) AS start_ts{first_of({"user_id": "user_id", **ev_dims})}{loads},
+        first = first_of({"user_id": "user_id", **self.event_dims()})
+        loads = "".join(f", arg_min({self.load_sql()}, ts) FILTER (WHERE ord = {i}) AS load_{i + 1}"
+                        for i in range(len(self.steps)))
+        return self.columns_sql(f"""(SELECT session_id, min(ts) AS start_ts{first}{loads},
              array_to_string(list_transform(list_sort(list(epoch_us(ts) * 32 + ord)),
-                 lambda x: CASE WHEN x % 32 = {_ERROR_ORD} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
-      FROM (SELECT *, CASE event {order} ELSE {_ERROR_ORD} END AS ord
-            FROM events WHERE session_id IS NOT NULL AND event IN ({names}) AND {self.period.where()})
-      GROUP BY session_id) p
-LEFT JOIN users u ON u.user_id = p.{FIRST}.user_id"""
+                 lambda x: CASE WHEN x % 32 = {ERROR_CODE} THEN '0' ELSE chr(97 + (x % 32)::INT) END), '') AS s
+      FROM ({self.events_sql()})
+      GROUP BY session_id)""")
+
+    def events_sql(self) -> str:
+        """The period's step and error events with a session, with `ord`: the step index, or ERROR_CODE."""
+        if len(self.steps) > 26:
+            raise ValueError("at most 26 funnel steps")
+        order = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(self.steps))
+        error = self.emap.event_of("error")
+        names = ", ".join(lit(s) for s in (*self.steps, *([error] if error and error not in self.steps else [])))
+        return (f"SELECT *, CASE event {order} ELSE {ERROR_CODE} END AS ord FROM events"
+                f" WHERE session_id IS NOT NULL AND event IN ({names}) AND {self.period.where()}")
+
+    def event_dims(self) -> dict[str, str]:
+        """The event dimensions kept, with the SQL of each."""
+        return {d: self.emap.dim_sql(d) for d in self.dims if d in self.emap.event_dims}
+
+    def load_sql(self) -> str:
+        """An event's page-load duration as DOUBLE (NULL when the map has none)."""
+        duration = self.emap.field("page_load", "duration")
+        return duration.sql(cast="DOUBLE") if duration else "NULL::DOUBLE"
+
+    def columns_sql(self, sessions: str, *, walked: bool = False) -> str:
+        """The facts' columns from `sessions`: one row per session with session_id, start_ts, load_1..K and either
+        the first-touch struct and the step string `s` (the SQL's), or user_id, the event dimensions, level,
+        cart_level and error_1..K already computed (`walked`: tools/session_engine.py); user dimensions joined."""
+        k, emap = len(self.steps), self.emap
+        ev_dims = self.event_dims()
+        cart_steps = emap.cart_steps
+        has_cart = bool(cart_steps) and set(cart_steps) <= set(self.steps)
+        if walked:
+            kept = ", p.user_id, p.start_ts" + "".join(f", p.{d}" for d in ev_dims)
+            level, cart, user = "p.level::INTEGER", "p.cart_level::INTEGER" if has_cart else "NULL::INT", "p.user_id"
+            errors = "".join(f", p.error_{i + 1}" for i in range(k))
+        else:
+            # user_id rides in the first-touch struct: one aggregate state fewer than any_value (about 5%)
+            kept = unpack_first(["user_id"], "p") + ", p.start_ts" + unpack_first(ev_dims, "p")
+            level, user = level_sql(self.steps, self.steps), f"p.{FIRST}.user_id"
+            cart = level_sql(self.steps, cart_steps) if has_cart else "NULL::INT"
+            errors = "".join(f", s LIKE '%{_letter(i)}0%' AS error_{i + 1}" for i in range(k))
+        kept += "".join(f", p.load_{i + 1}" for i in range(k))
+        kept += "".join(f", {emap.dim_sql(d, 'u')} AS {d}" for d in self.dims if d in emap.user_dims)
+        return f"""SELECT p.session_id{kept}, {level} AS level,
+       {cart} AS cart_level{errors}
+FROM {sessions} p
+LEFT JOIN users u ON u.user_id = {user}"""
 
     def cte(self) -> str:
         """`facts AS (...)`: the materialized table when there is one, else the full query."""
@@ -99,9 +123,13 @@ LEFT JOIN users u ON u.user_id = p.{FIRST}.user_id"""
         return f"facts AS ({self.select_sql()})"
 
     def materialize(self, wh: Warehouse) -> Facts:
-        """Build the facts once as a temp table of this thread's cursor; returns the handle to use."""
-        name = "session_facts_" + hashlib.sha1(self.select_sql().encode()).hexdigest()[:12]
-        wh.materialize(name, self.select_sql())
+        """Build the facts once as a temp table of this thread's cursor (on DuckDB by the compiled session walk,
+        tools/session_engine.py); returns the handle to use."""
+        from tools.funnel_engine import supports
+        from tools.session_engine import facts_table
+
+        compute = (lambda: facts_table(wh, self)) if supports(wh) else None
+        name = wh.materialize("session_facts", self.select_sql(), compute)
         return Facts(self.period, self.emap, self.steps, self.dims, name)
 
 

@@ -22,7 +22,7 @@ from tools.lake import REQUIRED, LakeError, LakeTable, lake_tables, remote_table
 from tools.semantic.eventmap import EventMap
 from tools.sql_guard import check_sql
 from tools.transpile import TranspileError, to_spark
-from tools.warehouse import MappedData, QueryResult, WarehouseError
+from tools.warehouse import MappedData, QueryResult, WarehouseError, relation_name
 
 SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -134,19 +134,20 @@ class SparkWarehouse(MappedData):
         df, _ = self._run(sql, params, 1)
         return None if df.empty else df.iat[0, 0]
 
-    def materialize(self, name: str, sql: str) -> None:
-        """Cache the result of trusted `sql` as a temp view `name` of this warehouse's session.
+    def materialize(self, prefix: str, sql: str, compute: object = None) -> str:
+        """Cache the result of trusted `sql` as a temp view of this warehouse's session; returns its name
+        (`prefix` and a digest of `sql`). `compute` (DuckDB's other way to the same rows) is not used here.
 
-        Callers name a temp table after a hash of its SQL and the lake does not change under a
-        warehouse, so an existing `name` already holds this result and is kept (threads share it).
+        The lake does not change under a warehouse, so an existing view of that name already holds this
+        result and is kept (threads share it).
         """
-        if not name.isidentifier():
-            raise WarehouseError(f"bad temp table name {name!r}")
+        name = relation_name(prefix, sql)
         with self._materialize_lock:
             if not self.spark.catalog.tableExists(name):
                 self._execute(f"CACHE TABLE {name} AS {self._spark_sql(sql)}")
                 self._cached.append(name)
                 self._views.append(name)
+        return name
 
     def checksum(self) -> str:
         """SHA-256 over every table's schema, row count and an order-independent hash of its rows."""

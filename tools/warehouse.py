@@ -160,12 +160,15 @@ class Warehouse(MappedData):
             cursor.complete()
             cursor.unregister(name)
 
-    def materialize(self, name: str, sql: str) -> None:
-        """The result of trusted `sql` readable as `name` by this thread's queries: a fact of the data version
-        (tools/facts_store.py), computed once and kept beside the state when the warehouse is bound to one."""
+    def materialize(self, prefix: str, sql: str, compute: Callable[[], pa.Table] | None = None) -> str:
+        """The result of trusted `sql` readable by this thread's queries under the returned name (`prefix` and a
+        digest of `sql`): a fact of the data version (tools/facts_store.py), computed once (by `compute` when
+        given: another way to the same rows) and kept beside the state when the warehouse is bound to one."""
         from tools.facts_store import TABLES, remembered
 
-        self.register(name, remembered(self, "relation", (sql,), lambda: self.arrow(sql), TABLES))
+        name = relation_name(prefix, sql)
+        self.register(name, remembered(self, "relation", (sql,), compute or (lambda: self.arrow(sql)), TABLES))
+        return name
 
     def checksum(self) -> str:
         """SHA-256 over every data table's columns and rows (order-independent), computed in SQL; the stored
@@ -264,6 +267,11 @@ class Warehouse(MappedData):
         finally:
             timer.cancel()
             timer.join()  # a late interrupt() must land before the next statement starts
+
+
+def relation_name(prefix: str, sql: str) -> str:
+    """The name of `sql`'s materialized result: `prefix`, then a digest of `sql`."""
+    return f"{prefix}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
 
 
 def _connect(path: Path, *, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
