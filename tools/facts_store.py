@@ -149,9 +149,10 @@ def digest(parts: list) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> bool:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write `path` through a temporary file in its folder (`write` fills the given path), then rename it into
-    place: a reader never sees half an entry. False when the folder cannot be written."""
+    place: a reader never sees half an entry. Nothing is written when the folder cannot be (the fact is then
+    recomputed when next needed)."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,11 +161,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> bool:
         tmp = Path(name)
         write(tmp)
         os.replace(tmp, path)
-        return True
     except OSError:
         if tmp:
             tmp.unlink(missing_ok=True)
-        return False
 
 
 def _store(folder: Path, key: str, value: Any, codec: Codec) -> None:

@@ -85,7 +85,7 @@ def entity_paths(wh: Warehouse, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarra
     from tools.kernels import group_sorted
 
     table = wh.arrow(events_sql(spec))
-    tk, starts, hashes, _ = group_sorted(table.column("h").to_numpy(), table.column("tk").to_numpy())
+    tk, starts, hashes, _ = group_sorted(table.column("h").to_numpy(), table.column("tk").to_numpy(), False)
     level, path = walk(starts, tk, len(spec.steps), int(spec.window_days * 86400) * 1_000_000)
     entered = level > 0
     return hashes[entered], level[entered], path[entered]
