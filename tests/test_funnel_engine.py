@@ -171,3 +171,15 @@ def test_grouping_by_hash_keeps_every_row_of_every_group_sorted(rows: int) -> No
     got = pd.DataFrame({"k": np.repeat(group_keys, np.diff(starts)), "v": out}).sort_values(["k"], kind="stable")
     assert got["k"].tolist() == expected["k"].tolist()
     assert got["v"].tolist() == expected["v"].tolist()
+
+
+@pytest.mark.parametrize("rows", [1, 5_000, 300_000])
+def test_a_repeated_hash_is_found_wherever_it_lands(rows: int) -> None:
+    """has_duplicates partitions by the hash's top bits like group_sorted: a repeat is found in any bucket."""
+    from tools.kernels import has_duplicates
+
+    rng = np.random.default_rng(rows)
+    keys = rng.permutation(np.unique(rng.integers(0, 2**64 - 1, size=rows, dtype=np.uint64)))
+    assert not has_duplicates(keys)
+    for copied in rng.choice(keys.size, 3):
+        assert has_duplicates(np.insert(keys, int(rng.integers(0, keys.size)), keys[copied]))

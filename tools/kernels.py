@@ -59,6 +59,28 @@ def walk_entities(starts: np.ndarray, tk: np.ndarray, codes: int, steps: int, wi
 
 
 @njit(cache=True, nogil=True)
+def _buckets(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    """Each key's bucket by its top bits (buckets of about 2,048 keys), where each bucket starts in bucket order
+    (one more entry: the key count), and a power-of-two hash table size of at least twice the largest bucket."""
+    n = keys.size
+    bits = 0
+    while bits < 16 and (n >> (bits + 11)) > 0:
+        bits += 1
+    bucket = np.empty(n, np.int32)
+    count = np.zeros((1 << bits) + 1, np.int64)
+    for i in range(n):
+        bucket[i] = keys[i] >> np.uint64(63 - bits) >> np.uint64(1)
+        count[bucket[i] + 1] += 1
+    largest = 1
+    for b in range(1 << bits):
+        largest = max(largest, count[b + 1])
+    size = 2
+    while size < 2 * largest:
+        size *= 2
+    return bucket, np.cumsum(count), size
+
+
+@njit(cache=True, nogil=True)
 def group_sorted(keys: np.ndarray, values: np.ndarray, carry: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """`values` grouped by `keys` (uint64 hashes) and sorted within each group: the values in that order, where
@@ -69,31 +91,19 @@ def group_sorted(keys: np.ndarray, values: np.ndarray, carry: bool = False
     counting sort), then grouped within each bucket by a hash table small enough for the CPU cache, then each
     group's values are sorted in place (insertion sort for short groups)."""
     n = keys.size
-    bits = 0
-    while bits < 16 and (n >> (bits + 11)) > 0:
-        bits += 1
-    buckets = 1 << bits
-    count = np.zeros(buckets + 1, np.int64)
-    for i in range(n):
-        count[(keys[i] >> np.uint64(63 - bits) >> np.uint64(1)) + 1] += 1
-    base = np.cumsum(count)
+    bucket, base, size = _buckets(keys)
+    buckets, largest = base.size - 1, size // 2
     fill = base[:buckets].copy()
     part_keys = np.empty(n, np.uint64)
     part_values = np.empty(n, np.int64)
     part_rows = np.empty(n if carry else 0, np.int64)
     for i in range(n):
-        b = keys[i] >> np.uint64(63 - bits) >> np.uint64(1)
+        b = bucket[i]
         part_keys[fill[b]] = keys[i]
         part_values[fill[b]] = values[i]
         if carry:
             part_rows[fill[b]] = i
         fill[b] += 1
-    largest = 1
-    for b in range(buckets):
-        largest = max(largest, base[b + 1] - base[b])
-    size = 1
-    while size < 2 * largest:
-        size *= 2
     slot_owner = np.full(size, -1, np.int64)  # the bucket that last used the slot: no clearing between buckets
     slot_keys = np.empty(size, np.uint64)
     slot_group = np.empty(size, np.int64)
@@ -208,18 +218,23 @@ def groups_agree(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray, starts
 
 @njit(cache=True, nogil=True)
 def has_duplicates(keys: np.ndarray) -> bool:  # pragma: no cover - compiled
-    """Whether any value occurs twice in `keys` (uint64 hashes): one pass over an open-addressing set."""
-    size = 1
-    while size < 2 * keys.size:
-        size *= 2
-    used = np.zeros(size, np.bool_)
-    slot_keys = np.empty(size, np.uint64)
+    """Whether any value occurs twice in `keys` (uint64 hashes): partitioned by their top bits (as group_sorted),
+    then one small open-addressing set per bucket."""
+    bucket, base, size = _buckets(keys)
+    fill = base[:-1].copy()
+    part = np.empty(keys.size, np.uint64)
     for i in range(keys.size):
-        s = np.int64(keys[i] & np.uint64(size - 1))
-        while used[s]:
-            if slot_keys[s] == keys[i]:
-                return True
-            s = (s + 1) & (size - 1)
-        used[s] = True
-        slot_keys[s] = keys[i]
+        part[fill[bucket[i]]] = keys[i]
+        fill[bucket[i]] += 1
+    slot_owner = np.full(size, -1, np.int64)
+    slot_keys = np.empty(size, np.uint64)
+    for b in range(base.size - 1):
+        for i in range(base[b], base[b + 1]):
+            s = np.int64(part[i] & np.uint64(size - 1))
+            while slot_owner[s] == b:
+                if slot_keys[s] == part[i]:
+                    return True
+                s = (s + 1) & (size - 1)
+            slot_owner[s] = b
+            slot_keys[s] = part[i]
     return False
