@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from scipy import stats
+from scipy.special import ndtr
 
 
 def two_proportion_z(x1: np.ndarray | float, n1: np.ndarray | float, x2: np.ndarray | float,
@@ -44,7 +45,7 @@ def testable(x1, n1, x2, n2, min_expected: float = MIN_EXPECTED) -> np.ndarray:
 
 def two_proportion_p(x1, n1, x2, n2) -> np.ndarray:
     """Two-sided p-value of the pooled two-proportion z-test."""
-    return 2 * stats.norm.sf(np.abs(two_proportion_z(x1, n1, x2, n2)))
+    return 2 * ndtr(-np.abs(two_proportion_z(x1, n1, x2, n2)))  # the normal tail, without scipy.stats' overhead
 
 
 def bh(pvalues) -> np.ndarray:
@@ -90,5 +91,5 @@ def relative_lift(x_a: int, n_a: int, x_b: int, n_b: int) -> tuple[float, float,
     se = math.sqrt(var)
     if se == 0:
         return lift, (1.0 if lift == 0 else 0.0), (lift, lift)
-    p = float(2 * stats.norm.sf(abs(lift / se)))
+    p = float(2 * ndtr(-abs(lift / se)))
     return lift, p, (lift - 1.959964 * se, lift + 1.959964 * se)
