@@ -174,3 +174,24 @@ def test_a_scan_with_a_failed_detector_is_not_kept(db: Path, monkeypatch: pytest
         first, _ = scanned(wh)
         again, ran = scanned(wh)
     assert first.warnings and ran > 0 and again is not first
+
+
+def test_a_scan_draws_no_charts_but_a_question_does(db: Path, monkeypatch: pytest.MonkeyPatch):
+    """The scan keeps findings only, so its detectors build no figure (a figure costs more than many a query);
+    the same analysis asked as a question afterwards still answers with its chart."""
+    import plotly.graph_objects as go
+
+    from tools.search import search
+
+    drawn = []
+
+    class Counted(go.Figure):
+        def __init__(self, *args, **kwargs):
+            drawn.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(go, "Figure", Counted)
+    with Warehouse(db) as wh:
+        report = scan_module.scan(wh, "all")
+        assert report.findings and not report.warnings and drawn == []
+        assert search(wh, scan_module.resolve_period(wh, "all")).chart is not None and drawn == [1]

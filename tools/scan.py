@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, Field
 
 from tools.cart import abandoning_segments
+from tools.charts import without_charts
 from tools.dropoffs import dropoffs
 from tools.errors_speed import errors_and_speed
 from tools.experiments import experiments
@@ -105,10 +106,11 @@ class ScanReport(BaseModel):
 
 def _detect(wh: Warehouse, facts: Facts, detect: Detector) -> tuple[list[Friction], str | None, float]:
     """One detector's findings, its failure (one broken detector must not hide the others' findings) and its
-    milliseconds. Runs in a worker thread."""
+    milliseconds. Runs in a worker thread; draws no charts (the scan keeps findings only)."""
     started = time.perf_counter()
     try:
-        found, failure = detect(wh, facts).findings, None
+        with without_charts():
+            found, failure = detect(wh, facts).findings, None
     except Exception as exc:  # noqa: BLE001 - reported in the scan's warnings
         found, failure = [], f"{type(exc).__name__}: {str(exc)[:200]}"
     return found, failure, round((time.perf_counter() - started) * 1000, 1)
