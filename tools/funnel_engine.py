@@ -82,9 +82,10 @@ def walk(starts: np.ndarray, tk: np.ndarray, steps: int, window_us: int) -> tupl
 
 def entity_paths(wh: Warehouse, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entities that reached step 1 (their hashes), their levels and best paths."""
-    from tools.kernels import group_sorted
+    from tools.kernels import group_sorted, loading
 
-    table = wh.arrow(events_sql(spec))
+    with loading():
+        table = wh.arrow(events_sql(spec))
     tk, starts, hashes, _ = group_sorted(table.column("h").to_numpy(), table.column("tk").to_numpy(), False)
     level, path = walk(starts, tk, len(spec.steps), int(spec.window_days * 86400) * 1_000_000)
     entered = level > 0

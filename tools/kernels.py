@@ -4,6 +4,10 @@ the per-entity funnel walk (the definition is in tools/funnel_engine.py), the pe
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 from numba import njit
 
@@ -238,3 +242,38 @@ def has_duplicates(keys: np.ndarray) -> bool:  # pragma: no cover - compiled
             slot_owner[s] = b
             slot_keys[s] = part[i]
     return False
+
+
+_loaded = threading.Event()
+
+
+def load_all() -> None:
+    """Call every kernel once on tiny inputs of the types the engines pass (Arrow's read-only columns, the
+    kernels' own outputs), so that each compiled version is loaded from Numba's cache."""
+    import pyarrow as pa
+
+    keys, values = pa.array([1], pa.uint64()).to_numpy(), pa.array([33], pa.int64()).to_numpy()
+    group_sorted(keys, values, False)
+    tk, starts, _, rows = group_sorted(keys, values, True)
+    one = np.zeros(1, np.int64)
+    walk_sessions(starts, tk, rows, one, 32, 31, one, np.zeros(1), np.ones(1, np.bool_), np.zeros(1, np.int32),
+                  np.zeros(1, np.int32), np.zeros((1, 1), np.bool_), np.zeros((1, 1)), np.zeros((1, 1), np.bool_))
+    groups_agree(np.frombuffer(b"\0\0\0\0\1\0\0\0", np.int32), np.frombuffer(b"a", np.uint8), rows, starts)
+    walk_entities(starts, tk, 32, 1, 1, np.zeros(1, np.int8), np.zeros((1, 1), np.int64))
+    _loaded.set()
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """The kernels loaded in a background thread during the block (the first time in a process): Numba's start-up
+    costs about a second of one core in a new process, and overlaps the block's work (DuckDB reading the rows
+    the kernels will get) instead of following it."""
+    if _loaded.is_set():
+        yield
+        return
+    thread = threading.Thread(target=load_all, name="kernels", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()

@@ -56,9 +56,10 @@ def facts_table(wh: Warehouse, facts: Facts) -> pa.Table:
     hash)."""
     import pyarrow as pa
 
-    from tools.kernels import group_sorted, walk_sessions
+    from tools.kernels import group_sorted, loading, walk_sessions
 
-    events = wh.arrow(events_sql(facts)).combine_chunks()
+    with loading():
+        events = wh.arrow(events_sql(facts)).combine_chunks()
     tk, starts, _, rows = group_sorted(events.column("h").to_numpy(), events.column("tk").to_numpy(), True)
     if not grouped_exactly(events.column("session_id").chunk(0) if events.num_rows else None, rows, starts):
         return wh.arrow(facts.select_sql())
@@ -72,7 +73,8 @@ def facts_table(wh: Warehouse, facts: Facts) -> pa.Table:
     level, cart_level = np.zeros(groups, np.int32), np.zeros(groups, np.int32)
     errors, loaded, loads = np.zeros((k, groups), np.bool_), np.zeros((k, groups), np.bool_), np.zeros((k, groups))
     load = events.column("load")
-    walk_sessions(starts, tk, rows, position, CODES, ERROR_CODE, cart, load.to_numpy(zero_copy_only=False),
+    values = np.require(load.to_numpy(zero_copy_only=False), requirements="W")  # one compiled version: writable
+    walk_sessions(starts, tk, rows, position, CODES, ERROR_CODE, cart, values,
                   load.is_valid().to_numpy(zero_copy_only=False), level, cart_level, errors, loads, loaded)
     table = events.select(["session_id", "start_ts", "user_id", *facts.event_dims()]).filter(pa.array(first))
     for name, values in (*((f"load_{i + 1}", pa.array(loads[i], mask=~loaded[i])) for i in range(k)),
