@@ -77,9 +77,9 @@ def facts_table(wh: Warehouse, facts: Facts) -> pa.Table:
     walk_sessions(starts, tk, rows, position, CODES, ERROR_CODE, cart, values,
                   load.is_valid().to_numpy(zero_copy_only=False), level, cart_level, errors, loads, loaded)
     table = events.select(["session_id", "start_ts", "user_id", *facts.event_dims()]).filter(pa.array(first))
-    for name, values in (*((f"load_{i + 1}", pa.array(loads[i], mask=~loaded[i])) for i in range(k)),
+    for name, column in (*((f"load_{i + 1}", pa.array(loads[i], mask=~loaded[i])) for i in range(k)),
                          ("level", pa.array(level)), ("cart_level", pa.array(cart_level)),
                          *((f"error_{i + 1}", pa.array(errors[i])) for i in range(k))):
-        table = table.append_column(name, values)
+        table = table.append_column(name, column)
     with wh.registered("walked_sessions", table) as walked:
         return wh.arrow(facts.columns_sql(walked, walked=True))
