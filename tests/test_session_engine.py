@@ -109,3 +109,16 @@ def test_groups_agree_only_when_every_id_of_a_group_is_the_same() -> None:
     assert not grouped_exactly(ids, np.array([0, 2, 1, 3, 4]), starts)
     assert not grouped_exactly(pa.array([1, 2, 1, 3, 2]), np.array([0, 2, 1, 4, 3]), starts)  # not strings: SQL
     assert grouped_exactly(ids.slice(0, 0), np.zeros(0, np.int64), np.zeros(1, np.int64))
+
+
+@pytest.mark.parametrize("export", ["ga4", "amplitude", "mixpanel"])  # the PostHog fixture infers no funnel
+def test_imported_exports_have_the_same_sessions(export: str, tmp_path: Path) -> None:
+    """Other tools' exports (their own names, ids and property columns), imported with their inferred event map."""
+    from data.importers import import_source
+
+    db = tmp_path / "imported.duckdb"
+    import_source(Path(__file__).parent / "fixtures" / "exports" / export, db)
+    with Warehouse(db) as wh:
+        assert wh.event_map.steps
+        got = assert_same_facts(wh, Facts(EVERYTHING, wh.event_map))
+    assert len(got) > 0
