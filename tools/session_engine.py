@@ -77,6 +77,7 @@ def facts_table(wh: Warehouse, facts: Facts) -> pa.Table:
     walk_sessions(starts, tk, rows, position, CODES, ERROR_CODE, cart, values,
                   load.is_valid().to_numpy(zero_copy_only=False), level, cart_level, errors, loads, loaded)
     table = events.select(["session_id", "start_ts", "user_id", *facts.event_dims()]).filter(pa.array(first))
+    del events, tk, rows, values  # every event's row: not held while DuckDB joins the sessions' users
     for name, column in (*((f"load_{i + 1}", pa.array(loads[i], mask=~loaded[i])) for i in range(k)),
                          ("level", pa.array(level)), ("cart_level", pa.array(cart_level)),
                          *((f"error_{i + 1}", pa.array(errors[i])) for i in range(k))):
