@@ -36,7 +36,7 @@ Segment = dict[str, str | list[str]]
 MOVES = (r"(drop\w*|fall\w*|fell|declin\w*|down|chang\w*|lower|worse|increas\w*|up|spik\w*|ris\w*|rose|tank\w*|"
          r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*|climb\w*|"
          r"better|improv\w*|slid\w*|slip\w*|shot|skyrocket\w*|nosediv\w*|crater\w*|collaps\w*|surg\w*|"
-         r"through the roof)")
+         r"through the roof|south|crept)")
 # (intent, weighted cues), in priority order: a tie goes to the intent listed first.
 CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("show_sql", ((r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", 5), (r"^sql\??$", 5),
@@ -49,8 +49,14 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"customer (service|care)|call cent(er|re)|phone calls?|deliver(y|ies)|refund\w*|chargebacks?|"
                       r"profit\w*|unsubscrib\w*|push (notifications?|messages?)|market share|salar(y|ies)|payroll|"
                       r"headcount|budgets?|"
-                      r"cogs|cost of goods|"
+                      r"cogs|cost of goods|csat|customer satisfaction|satisfaction scores?|(sales )?tax(es)?|vat|"
+                      r"out of stock|in stock|stock levels?|inventory|followers|demographics?|genders?|ages?|"
+                      r"release notes|changelog|"
                       r"world cup|recipe)\b", 5),
+                     (r"\b(instagram|facebook|tiktok|twitter|linkedin|youtube|snapchat|pinterest|tv|radio|billboard)"
+                      r" (ads?|campaigns?|posts?|likes)\b|\b(ctr|click[- ]through rate|impressions|cpm)\b.*\b(ads?|"
+                      r"campaigns?|banners?|creatives?)\b", 5),
+                     (r"\bwhat will (\w+ ){1,3}(be|look like|hit|reach)\b", 5),
                      (r"\b(ad spend|spend on (google|facebook|meta|ads|marketing|campaigns)|marketing (budget|spend)|"
                       r"cost per (click|acquisition)|cac)\b", 5),
                      (r"\b(draft|write|compose)\b.*\b(message|email|post|tweet|announcement|memo|slack|blog|"
@@ -65,6 +71,11 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                        r"(with|behind|on))\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
                        r"second|"
                        r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top|last|that|this|it|one)\b)", 4),
+                      (r"\b((walk|talk|run) (me |us )?through|what'?s (up|going on) with|break down|say more about|"
+                       r"double[- ]click (on|into))\b.*(#\s?\d+|\b(number|item|suggestion) \d+|"
+                       r"\b\d{1,2}(st|nd|rd|th)\b|"
+                       r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top) (one|item|suggestion|"
+                       r"issue|problem|fix)\b)", 4),
                       (r"\bwhat('s| is| was)( the)? (#\s?\d+|number \d+|item \d+|(\d{1,2}(st|nd|rd|th)|first|second|"
                        r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top) (one|item|suggestion|issue|problem)) "
                        r"about\b", 5),
@@ -83,7 +94,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bwhat would you (work on|fix|do|prioriti|tackle)|\bwork on next\b", 2.5),
               (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5),
               (r"\btop (\d+|two|three|four|five|ten) (things|items|fixes|problems|issues)\b|\bthings to fix\b", 2.5),
-              (r"\bmoney on the table\b", 3),
+              (r"\bmoney on the table\b|\blow[- ]hanging fruits?\b", 3),
+              (r"(#\s?1|\bnumber one|\bno\.? ?1|\b(top|biggest|main)) (opportunit\w*|priorit\w*)", 2.5),
               (r"\b(deserve|deserves|need|needs|require|requires) (our |the team's |my |some )?attention\b", 2.5),
               (r"\bwhere should (we|i|the team) (focus|start|look|invest|put (our|my) (time|effort))\b", 2.5),
               (r"\b(opportunit\w+|issues?|problems?|fixes|frictions?) rank\w*|\brank\w* (of )?(our )?(opportunit\w+|"
@@ -93,7 +105,10 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("schema", ((r"\b(schema|tables?|columns?|fields)\b", 1), (r"\bwhat data\b", 1), (r"\bwhich events\b", 1))),
     ("experiments", ((r"\bexperiments?\b", 1.5), (r"\ba/?b\b", 1.5), (r"\bab tests?\b", 1.5), (r"\bvariants?\b", 1),
                      (r"\bsrm\b", 1.5), (r"\bsample ratio\b", 1.5), (r"\btests? results?\b", 1),
-                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1), (r"\btests?\b", 1), (r"\blift(s|ed)?\b", 1))),
+                     (r"\b(won|winner|winning|losing)\b.*\btest\b", 1), (r"\btests?\b", 1), (r"\blift(s|ed)?\b", 1),
+                     (r"\b(treatment|control)( groups?| arms?| variants?| cells?)?\b.*\b(vs\.?|versus|against|and|or)\b"
+                      r"|\b(treatment|control) (groups?|arms?|cells?)\b", 2),
+                     (r"\bstat(istical(ly)?|s)?[- ]sig(nificant|nificance)?\b", 2))),
     ("search", ((r"\bsearch", 1.5), (r"\bzero[- ]results?\b", 1.5), (r"\bqueries\b", 1), (r"\bquery\b", 1),
                 (r"\bcan'?t find\b", 1))),
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
@@ -108,14 +123,18 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                3),
               (r"\bleav\w* (their |the |a |full )?carts?\b|\bleft behind\b|\bleft in (the|their) carts?\b", 1.5))),
     ("retention", ((r"\bretention\b", 2), (r"\bretain", 1.5), (r"\bcohorts?\b", 1),
-                   (r"\b(come|coming|came|comes) back\b", 1.5),
+                   (r"\b(come|coming|came|comes) back\b|\b(were|was|are|is|be) back\b", 1.5),
+                   (r"\brepeat (visits?|visitors?|usage|users?|rate)\b|\breturn visits?\b", 2),
                    (r"\bsign[- ]?ups\b|\bregistered\b|\bstick(s|ing)? with us\b", 1), (r"\breturning\b", 1),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
                    (r"\bstick(ing)? around\b", 1.5),
                    (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
                    (r"\b(keep|kept|keeps|still) (using|coming|visiting|buying|ordering)\b", 2),
                    (r"\b(a|one|two|three|four|\d) weeks? later\b|\b(one|two|three|four|\d)[- ]week retention\b", 2))),
-    ("incidents", ((r"\bwhat (broke|is broken|went wrong|changed)\b", 1.5), (r"\b(did|has|have) (anything|something) "
+    ("incidents", ((r"\bwhat (broke|is broken|went wrong|went sideways|changed)\b", 1.5),
+                   (r"\b(downtime|disruptions?|service (issues?|interruptions?))\b", 1.5),
+                   (r"\b(is|was|are|were) (anything|something|everything|the (site|app|website|store|checkout|api)) "
+                    r"(\w+ )?down\b", 2), (r"\b(did|has|have) (anything|something) "
                    r"(break|broken|go wrong|gone wrong|change|changed)\b", 1.5), (r"\bincidents?\b", 1.5),
                    (r"\boutages?\b", 1.5), (r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", 1.5),
                    (r"\b(is|was) (it|that|this) fixed\b", 1.5), (r"\b(has|did) (it|that|this) recover", 1.5),
@@ -130,7 +149,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  (r"\bversions?\b.*\b(converts?|converting) (worse|better)\b|\bpredecessor\b|"
                   r"\bprevious version\b", 2),
                  (r"\b(bad|broken|buggy) (builds?|versions?|releases?)\b|\bbuilds?\b.*\b(shipped|hurt|broke|worse)\b|"
-                  r"\brollouts?\b", 2.5))),
+                  r"\brollouts?\b", 2.5),
+                 (r"\b(version|release|build)[- ]over[- ](version|release|build)\b", 2.5))),
     ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
                 (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
                 (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1),
@@ -139,10 +159,12 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"(page|step|screen)\b", 1.5))),
     ("why_change", ((rf"\bwhy\b.*\b{MOVES}\b", 5), (rf"\b{MOVES}\b.*\bwhy\b", 5),
                     (r"\bwhat('s| is)? (caused|causing|explains|drove|driving|behind)\b", 4),
+                    (rf"\bwhat (made|makes|led|leads)\b.*\b{MOVES}\b", 5),
                     (rf"\b{MOVES}\b.*\bwhat('s| is)? (happened|going on|up with)\b", 4),
                     (r"\bwhat('s| is) going on\b", 1), (r"\bwhat did we do (right|wrong)\b", 5),
                     (r"\bwhat('s| is) (dragging|pulling|pushing) .* (down|up)\b", 5))),
-    ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions)\b", 2),
+    ("metric", ((r"\bhow (much|many)\b.*\b(revenue|sales|orders|purchases|money|gmv|active users|sessions|traffic|"
+                 r"visits)\b", 2),
                 (r"\bhow many (people|users|customers|folks|ppl) (bought|purchased|ordered)\b", 2.5),
                 (r"\b(order|revenue|session|buyer|search)s? (count|volume|total|numbers)\b|\blifetime\b", 2),
                 (r"\bhow much did .* (bring in|make|earn|generate)\b|\bbr(ing|ought) in\b", 2.5),
@@ -155,20 +177,24 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"(?!.*\b(trend|over time|daily)\b)", 2.2),
                 (r"^(?!how )(\w+ ){0,2}(revenue|sales|orders|aov|average order value)\b"
                  r"(?!.*\b(trend|over time|daily|week over week|wow|anomal)\w*)", 1.2),
-                (r"\b(did|do|have|are) we (sell|sold|selling|earn|make|made) (more|less)\b", 2),
+                (r"\btraffic\b(?! sources?)(?!.*\b(funnel|conver\w*|abandon\w*|retention|search\w*|errors?|"
+                 r"experiments?|why)\b)", 0.9),
+                (r"\b(did|do|have|are) we (sell|sold|selling|earn|make|made|do|bring in|generate) "
+                 r"(more|less|fewer)\b", 2),
                 (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv)\b", 2),
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
     ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
-                (r"\b(going|trending|heading) (up|down)\b|\bclimbing\b", 2), (r"\b(chart|plot|graph)\b", 2),
+                (r"\b(going|trending|heading) (up|down|south|north)\b|\bclimbing\b", 2), (r"\b(chart|plot|graph)\b", 2),
                 (r"\bhow (has|have|did|does|is) .*\b(mov\w*|chang\w*|evolv\w*|develop\w*|trend\w*|been doing)\b", 2),
                 (r"\b(get|gets|getting|got|gotten|been getting) (better|worse)\b|"
                  r"\b(improving|declining|deteriorating)\b", 1.5),
-                (r"\b(weird|unusual|odd|strange|abnormal)\b", 2.5),
+                (r"\b(weird|unusual|odd|strange|abnormal|outliers?)\b", 2.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
-                (r"\b(curve|time ?series|timeline|sparkline)\b", 2), (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
+                (r"\b(curve|time ?series|timeline|sparkline|trajectory)\b", 2),
+                (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
                 (r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|declining|"
-                 r"creeping|climbing|shrinking|tanking|sinking|recovering)\b", 2),
+                 r"creeping|crept|climbing|shrinking|tanking|sinking|recovering)\b", 2),
                 (r"\bdaily\b(?! active)", 1), (r"\banomal", 1.5), (r"\bspikes?\b", 1),
                 (r"\bhow (is|are|did) .*\b(revenue|orders|active users|dau)\b", 1),
                 (r"\b(revenue|dau|active users|add[- ]to[- ]cart rate)\b", 1), (r"\bcompar", 0.8),
@@ -189,7 +215,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    r"reaching)\b", 2), (r"\b(is|are) there (a|any) (\w+ )?(groups?|segments?|cohorts?)\b", 2.5),
                   (r"\bbetween (\w+ ){1,4}and (\w+ ){0,2}(checkout|payment|order|cart|purchas\w*|paying|"
                    r"buying)\b", 1.5),
-                  (r"\b(getting )?stuck\b|\bleak\w*", 2), (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
+                  (r"\b(getting )?stuck\b|\bleak(s|ing|ed|age)?\b", 2),
+                  (r"\b(can'?t|cannot|don'?t|doesn'?t|never|fail to) (get|make it|go) (past|through|beyond)\b", 2.5),
+                  (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
                   (r"\babandon\w* (at|the (flow|funnel|journey))\b|\bby segment\b|\bthe drop between\b", 2.5),
                   (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
                   (r"\b(exit\w*|leav\w*|drop\w* out of|fall\w* out of) (the )?funnel\b|\bsegment breakdown\b", 2),
@@ -201,7 +229,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bhow (is|are) .* (doing|performing)\b", 0.9),
                 (r"\bend up (buying|purchasing|ordering|converting)\b", 1.5), (r"\bwhat (%|percent|share) of\b", 0.6),
                 (r"\b(people|users|customers|shoppers|everyone|everybody|anyone|visitors|folks|those) who "
-                 r"(viewed|added|reached|started|made it|looked at|browsed)\b", 1.2),
+                 r"(viewed|added|reached|started|made it|looked at|browsed|hit|visited|saw|opened|landed on)\b", 1.2),
+                (r"\bleaky\b", 1.5), (r"\bhow many\b.*\b(checked out|paid)\b", 1),
                 (r"\b(step|stage)[- ]by[- ](step|stage)\b", 2),
                 (r"\bmade it (all the way|through|to|from)\b", 1.2), (r"\b(got|get|gets|reach|reached) to\b", 1),
                 (r"\bhow many\b.*\b(ended up|went on to|got all the way|made it)\b", 1.5),
@@ -223,10 +252,10 @@ PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declin
                      r"dipped|"
                      r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
                      r"tank|tanked|decrease|decreased|shrink\w*|shrank|slip\w*|slid\w*|nosediv\w*|crater\w*|collaps\w*|"
-                     r"fewer|less)\b"),
+                     r"fewer|less|south|dragg\w*|lost|losing)\b"),
             ("rise", r"\b(rise|rose|rising|increase|increased|increasing|up|higher|better|spike|spiked|jump|jumped|"
                      r"grow|grew|growing|creeping up|creep up|soar\w*|great|good|strong|climb\w*|improv\w*|shot up|"
-                     r"skyrocket\w*|surg\w*|through the roof|more (\w+ )+than)\b"),
+                     r"skyrocket\w*|surg\w*|through the roof|more (\w+ )+than|north|crept up)\b"),
             ("break", r"\b(broken|break|broke|failing|struggl\w*)\b"))
 ORDINALS = {"first": 1, "top": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
             "eighth": 8, "ninth": 9, "tenth": 10}
@@ -239,7 +268,7 @@ SERIES = re.compile(
     r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
     r"improving|declining|spikes? in|dips? in|anomal\w* in)\b|"
     r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
-    r"declining|creeping|climbing|shrinking|tanking|sinking|recovering)\b")
+    r"declining|creeping|crept|climbing|shrinking|tanking|sinking|recovering)\b|\boutliers?\b|\btrajectory\b")
 # Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
 DROP_AT = re.compile(r"\b(drop\w*|fall\w*|fell|give up|giving up|gave up|bail\w*|quit\w*|stuck|los(e|ing|t)|leav\w*)"
                      r"( out| off)?\b.{0,25}\b(at|before|during)\b")
@@ -361,6 +390,7 @@ def _entity(q: str) -> str | None:
 def _abbreviations(q: str) -> str:
     """Everyday short forms spelled out: `wk2` -> `week 2`, `avg` -> `average`, `conv` -> `conversion`."""
     q = re.sub(r"\bwk\s?(\d)", r"week \1", q)
+    q = re.sub(r"(?<![\d-])\bw(\d{1,2})\b", r"week \1", q)  # "W46", "W1 retention"
     q = re.sub(r"\bu\.s\.(?:a\.)?", "usa", q)  # "U.S. visitors", "the U.K."
     q = re.sub(r"\bu\.k\.", "uk", q)
     for short, full in (("wk", "week"), ("wks", "weeks"), ("avg", "average"), ("conv", "conversion"),
@@ -368,7 +398,15 @@ def _abbreviations(q: str) -> str:
                         ("ppl", "people"),
                         ("basket value", "order value"), ("basket size", "order value"), ("cart value", "order value"),
                         ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off"),
-                        ("baskets", "carts"), ("basket", "cart"), ("actives", "active users")):
+                        ("baskets", "carts"), ("basket", "cart"), ("actives", "active users"),
+                        ("atc", "add to cart"), ("cr", "conversion rate"), ("pdps?", "product page"),
+                        ("perf", "performance"), ("turnover", "revenue"), ("takings", "revenue"),
+                        ("transactions?", "orders"), ("paying customers", "buyers"), ("(unique )?purchasers", "buyers"),
+                        ("ticket size", "order value"), ("average ticket", "average order value"),
+                        ("(daily|weekly|monthly) uniques", r"\1 active users"), ("uniques", "active users"),
+                        ("(empty|dead[- ]end|null|no[- ]results?) searches", "zero-result searches"),
+                        ("zero[- ]hits?", "zero results"), ("sub-?groups", "groups"),
+                        ("qtr", "quarter")):
         q = re.sub(rf"\b{short}\b", full, q)
     return q
 
@@ -395,7 +433,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         scores = {**scores, "unsupported": max(off_topic, scores.get("unsupported", 0))}
     if DROP_AT.search(q) and slots.step(q, v.steps):  # "dropping out at checkout": who drops at that step
         scores = {**scores, "dropoffs": scores.get("dropoffs", 0) + 1.5}
-    if any(i.lower() in q or (n and n.lower() in q) for i, n in v.experiments.items()):  # "the onboarding test"
+    if any(i.lower() in q or (n and re.sub(r"[-_]", " ", n.lower()) in re.sub(r"[-_]", " ", q))
+           for i, n in v.experiments.items()):  # "the onboarding test", "one page checkout"
         scores = {**scores, "experiments": scores.get("experiments", 0) + 2}
     scores = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
     if re.match(r"^\s*(with|select)\b", raw) is None:
@@ -440,7 +479,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b|"
                      r"\bweek[- ]?([1-9]|1[0-2])\b(?! signups?| cohort)|"
                      r"\b(first|second|third|fourth|fifth|sixth) week\b|"
-                     r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b",
+                     r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b|"
+                     r"\bweek[- ](one|two|three|four)\b",
                      q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(

@@ -26,19 +26,25 @@ COUNTRY_NAMES = {
     "british": "GB", "england": "GB", "france": "FR", "french": "FR", "india": "IN", "indian": "IN",
     "canada": "CA", "canadian": "CA", "japan": "JP", "japanese": "JP", "spain": "ES", "spanish": "ES",
     "italy": "IT", "italian": "IT", "mexico": "MX", "mexican": "MX", "australia": "AU", "australian": "AU",
-    "netherlands": "NL", "dutch": "NL",
+    "netherlands": "NL", "dutch": "NL", "the states": "US", "stateside": "US", "brits": "GB", "brit": "GB",
+    "deutschland": "DE",
 }
 # Everyday names of groups of values (matched to the dimension holding all of them).
 EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
             "app users": ("ios", "android"), "desktop": ("web",), "website": ("web",), "browser users": ("web",),
             "iphone": ("ios",), "ipad": ("ios",), "apple": ("ios",), "the app": ("ios", "android"),
             "phones": ("ios", "android"), "phone": ("ios", "android"), "smartphones?": ("ios", "android"),
-            "iphones": ("ios",), "ipads": ("ios",)}
+            "iphones": ("ios",), "ipads": ("ios",),
+            # "app sessions", "in-app": the apps, but not "app version", "app store" or "app release"
+            r"app(?! versions?\b| releases?\b| updates?\b| stores?\b| builds?\b| ratings?\b| reviews?\b)":
+                ("ios", "android")}
 # Everyday names of one value, spelled as teams spell it: the first the data has is meant.
 ALIASES = {"paid search": ("paid_search", "cpc", "paid"), "google ads": ("paid_search", "cpc", "paid"),
            "adwords": ("paid_search", "cpc"), "ppc": ("paid_search", "cpc"), "paid ads": ("paid_search", "cpc", "paid"),
            "mac": ("macos", "mac os x", "mac"), "macs": ("macos", "mac os x", "mac"), "macbook": ("macos", "mac os x"),
-           "social media": ("social",), "newsletter": ("email",), "seo": ("organic",), "windows pc": ("windows",)}
+           "social media": ("social",), "socials": ("social",), "newsletter": ("email",), "seo": ("organic",),
+           "windows pcs?": ("windows",), "referred": ("referral",), "referrals": ("referral",),
+           "word of mouth": ("referral",), "sem": ("paid_search", "cpc", "paid")}
 # Words naming a concept of the data (tools.semantic.vocabularies.DIMENSION_CONCEPTS).
 DIMENSION_WORDS = {
     "platform": "platform", "platforms": "platform", "device": "platform", "devices": "platform",
@@ -70,6 +76,7 @@ METRIC_WORDS = (
     ("add-to-cart rate", "add_to_cart_rate"), ("zero result", "zero_result_rate"),
     ("zero-result", "zero_result_rate"), ("error rate", "error_rate"), ("conversion", "conversion_rate"),
     ("purchase rate", "conversion_rate"), ("conv rate", "conversion_rate"), ("cvr", "conversion_rate"),
+    ("visits", "sessions"), ("traffic", "sessions"),
 )
 # Words of step names that say nothing about which step it is.
 GENERIC_STEP_WORDS = {"viewed", "view", "started", "start", "completed", "complete", "entered", "info", "add",
@@ -124,8 +131,8 @@ def spell(text: str, known: set[str]) -> str:
 
 def known_words(dimensions: dict[str, list[str]], steps: list[str], metrics: dict[str, str]) -> set[str]:
     """What spelling correction may correct to: the lexicon and the data's own words."""
-    words = set(LEXICON) | set(COMMON) | set(COUNTRY_NAMES) | set(DIMENSION_WORDS) | {
-        w for w in (*EVERYDAY, *ALIASES) if w.isalpha()}
+    words = set(LEXICON) | set(COMMON) | {  # every word of the everyday names ("the states", "word of mouth")
+        w for name in (*COUNTRY_NAMES, *DIMENSION_WORDS, *EVERYDAY, *ALIASES) for w in name.split() if w.isalpha()}
     for text in [*dimensions, *(v for vs in dimensions.values() for v in vs), *steps, *metrics, *metrics.values()]:
         words.update(w for w in normalize(str(text)).split() if w.isalpha())
     return {w for w in words if " " not in w}
@@ -145,15 +152,15 @@ def _names(q: str, value: str, plan: bool) -> bool:
     """Whether the question names a value; plan names and common words need context ("pro plan", "on web")."""
     word = _value_word(value)
     if (plan or value.lower() in {"web", "email", "organic", "social", "free", "other", "unknown"}) and not re.search(
-            rf"\b{word}\b(-\w+)?\s*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
+            rf"\b{word}\b(-\w+)?[\s-]*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
             rf"cohorts?|folks|people|buyers|campaigns?|subscribers?|members?)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
-            rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b|"
+            rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b|(^|, )\s*{word}\s*(,|$)|"
             rf"\b{word}\s+(vs\.?|versus|or)\s|\b(vs\.?|versus|or)\s+(the\s+)?{word}\b", q):
         return False
     return bool(re.search(rf"\b{word}\b", q))
 
 
-APP_WORDS = {"the app", "apps", "app users", "mobile app"}
+APP_WORDS = {"the app", "apps", "app users", "mobile app", next(w for w in EVERYDAY if w.startswith("app("))}
 
 
 def _everyday(q: str, dimensions: dict[str, list[str]], out: dict, version: str | None) -> None:
@@ -182,7 +189,7 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
     country, version, plan = (concepts.get(c) or (c if c in dimensions else None)
                               for c in ("country", "version", "plan"))
     countries = [value for name, code in COUNTRY_NAMES.items()
-                 if country and re.search(rf"\b{name}\b", q) and (value := _country_value(code, dimensions[country]))]
+                 if country and re.search(rf"\b{name}s?\b", q) and (value := _country_value(code, dimensions[country]))]
     countries += [code for code in (dimensions.get(country, []) if country else [])
                   if len(code) == 2 and re.search(rf"\b{re.escape(code)}\b", text)]
     if countries:
@@ -268,13 +275,19 @@ METRIC_PHRASES = (
     (r"\bsessions? (?:that|which) (?:end|ended|ending|result\w*|turn\w*) (?:in|with|into) (?:an? )?"
      r"(?:order|purchase|sale)", "conversion_rate"),
     (r"\b(?:turn\w*|convert\w*) (?:sessions|visits) into (?:orders|purchases|sales)\b", "conversion_rate"),
-    (r"\b(?:cart|basket) adders?\b.{0,30}\b(?:buy|bought|purchas\w*|order\w*|convert\w*)\b", "buyers_among_adders"),
+    (r"\b(?:cart|basket) adders?\b.{0,30}\b(?:buy|bought|purchas\w*|order\w*|convert\w*)\b|"
+     r"\b(?:purchase|buy|buying|conversion|order|checkout) rate (?:of|among|for) (?:the )?(?:cart|basket) adders\b",
+     "buyers_among_adders"),
     (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
      r"(?:in|into|to) (?:their|the|a|his|her) cart\b.{0,60}\b(?:bought|completed|went on to|ordered|purchased|"
      r"paid|paying|checked out|converted|end(?:ed)? up (?:buying|paying|ordering|purchasing))\b",
      "buyers_among_adders"),
     (r"\b(?:put|puts|putting|add|adds|added|adding|placed) (?:something|anything|items?|products?|stuff|things) "
      r"(?:in|into|to) (?:their|the|a|his|her) cart\b", "cart_adders"),
+    (r"\b(?:people|users|shoppers|customers|visitors|folks|buyers) (?:adding|putting|who add|who put) "
+     r"(?:\w+ )?(?:in|into|to) (?:the |their |a )?cart\b", "cart_adders"),  # ("users who added to cart": the funnel)
+    (r"\b(?:how many|number of|count of|# of) sessions? (?:\w+ ){0,2}(?:an? |any )?errors?\b|"
+     r"\berror(?:ed|ing)? sessions\b", "error_sessions"),
     (r"\b(?:spend|spent|spends|revenue|paid|pay|pays) per order\b|\bper[- ]order (?:value|spend|revenue)\b", "aov"),
 )
 MEASURES = r"(?:count|counts|volume|volumes|trend|trends|total|totals|numbers|curve|chart|figures|level|levels)"

@@ -77,9 +77,26 @@ def _day(month_name: str, day: str, end: date) -> date | None:
 def _relative(q: str, end: date) -> str | None:
     """Periods counted back from the end of the data: last N days/weeks/months, this week, yesterday..."""
     words = "|".join(NUMBER_WORDS)
-    if m := re.search(rf"\b(?:last|past|previous|recent)\s+(\d{{1,3}}|{words})\s+(day|week|month)s?\b", q):
+    if m := re.search(rf"\b(?:last|past|previous|recent)\s+(\d{{1,3}}|{words})\s+(day|week|month)s?\b"
+                      rf"(?!\s+(?:of|in)\s+{MONTH})", q):  # not "the last 2 weeks of October"
         n = int(m.group(1)) if m.group(1).isdigit() else NUMBER_WORDS[m.group(1)]
         return f"last_{n * {'day': 1, 'week': 7, 'month': 30}[m.group(2)]}_days"
+    if m := re.search(r"\b(?:(?:last|past|previous|trailing)\s*|l)(\d{1,3})\s?d\b", q):  # "last 30d", "L7D"
+        return f"last_{int(m.group(1))}_days"
+    if re.search(r"\b(?:the )?week before last\b|\b(?:two|2) weeks ago\b", q):
+        return _range(end - timedelta(days=14), end - timedelta(days=7))  # the week before the last 7 days
+    if re.search(r"\b(?:last|this|past|over the|on the|at the|the) weekend\b", q):
+        last = end - timedelta(days=1)
+        sunday = last - timedelta(days=(last.weekday() - 6) % 7)  # the last Saturday and Sunday of the data
+        return _range(sunday - timedelta(days=1), sunday + timedelta(days=1))
+    if re.search(r"\b(?:this|current) quarter\b|\bquarter to date\b|\bqtd\b", q):
+        last = end - timedelta(days=1)
+        return _range(date(last.year, 3 * ((last.month - 1) // 3) + 1, 1), end)
+    if re.search(r"\b(?:last|previous) quarter\b", q):  # the calendar quarter before this one
+        last = end - timedelta(days=1)
+        start = date(last.year, 3 * ((last.month - 1) // 3) + 1, 1)
+        prev = date(start.year - (start.month == 1), (start.month - 4) % 12 + 1, 1)
+        return _range(prev, start)
     if re.search(r"\b(?:last|past|this|previous) fortnight\b|\bfortnight\b", q):
         return "last_14_days"
     if re.search(r"\b(last|past|previous|this|current) week\b(?! (?:of|in|one|two|three|four|\d)\b)|\bthis wk\b|"
@@ -90,12 +107,16 @@ def _relative(q: str, end: date) -> str | None:
         return _range(last.replace(day=1), end)
     if re.search(r"\b(last|past|previous) month\b", q):
         return "last_30_days"
-    if re.search(r"\b(last|past|previous|this) quarter\b", q):
+    if re.search(r"\bpast quarter\b", q):
         return "last_90_days"
     if m := re.search(r"\b(?:last|past|previous)\s+(\d{2,3})\s+hours\b", q):  # "the last 48 hours": whole days
         return f"last_{max(1, -(-int(m.group(1)) // 24))}_days"
     if re.search(r"\b(yesterday|today|last day|past day|past 24 hours)\b", q):
         return "last_1_days"
+    if m := re.search(rf"\bsince the (\d{{1,2}})(?:st|nd|rd|th)\b(?! (?:of )?{MONTH})", q):  # "since the 1st"
+        last = end - timedelta(days=1)
+        if 1 <= int(m.group(1)) <= last.day:
+            return _range(last.replace(day=int(m.group(1))), end)
     if m := re.search(rf"\bsince (?:last )?({'|'.join(WEEKDAYS)})\b", q):
         last = end - timedelta(days=1)
         back = (last.weekday() - WEEKDAYS.index(m.group(1))) % 7
@@ -116,8 +137,10 @@ def _calendar(q: str, end: date) -> str | None:
     if m := re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:to|until|through|thru|and|-|–)\s*(\d{4}-\d{2}-\d{2})", q):
         last = date.fromisoformat(m.group(2)) + timedelta(days=1)  # in words the last day is included
         return f"{m.group(1)}..{last}"
-    if m := re.search(rf"\b(?:the )?(first|last) (\d{{1,2}}|{'|'.join(NUMBER_WORDS)}) days of {MONTH}", q):
-        month, n = _month_index(m.group(3)), int(m.group(2)) if m.group(2).isdigit() else NUMBER_WORDS[m.group(2)]
+    if m := re.search(rf"\b(?:the )?(first|last) (\d{{1,2}}|{'|'.join(NUMBER_WORDS)}) (days?|weeks?) (?:of|in) {MONTH}",
+                      q):
+        month, n = _month_index(m.group(4)), int(m.group(2)) if m.group(2).isdigit() else NUMBER_WORDS[m.group(2)]
+        n *= 7 if m.group(3).startswith("week") else 1
         whole = _month_range(month, _year_of(month, end))
         first, stop = date.fromisoformat(whole[:10]), date.fromisoformat(whole[-10:])
         return _range(first, first + timedelta(days=n)) if m.group(1) == "first" else _range(stop - timedelta(n), stop)
@@ -126,10 +149,16 @@ def _calendar(q: str, end: date) -> str | None:
         first, last = _day(m.group(1), m.group(2), end), _day(m.group(3), m.group(4), end)
         if first and last and last > first:
             return _range(first, last + timedelta(days=1))  # "between Oct 5 and Oct 18" includes the 18th
-    if m := re.search(rf"\b(?:since|from) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?:and|to|until|through|-)\s*"
-                      rf"{MONTH})", q):
+    if m := re.search(rf"\b(?:(?:since|from|after) (?:the )?)?{MONTH} (\d{{1,2}})(?:st|nd|rd|th)?,? ?"
+                      rf"(?:on(?:wards?)?|and (?:after|later|since))\b", q) or re.search(
+            rf"\b(?:since|from) (?:the )?{MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?:and|to|until|through|-)\s*"
+            rf"{MONTH})", q):  # "since Oct 20", "from Nov 1st onwards", "since the 1st of November"
         if first := _day(m.group(1), m.group(2), end):
             return _range(first, end)
+    if m := re.search(rf"\bweek (?:of|starting|beginning|commencing) (?:the )?{MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b",
+                      q):
+        if day := _day(m.group(1), m.group(2), end):  # "the week of Nov 9": the ISO week holding that day
+            return f"{day.isocalendar().year}-W{day.isocalendar().week:02d}"
     if m := re.search(rf"\b(?:on|for) {MONTH} (\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*(?:and|to|until|through|-))", q):
         if day := _day(m.group(1), m.group(2), end):  # "on Nov 12": that day
             return _range(day, day + timedelta(days=1))
@@ -137,6 +166,8 @@ def _calendar(q: str, end: date) -> str | None:
         quarter = int(m.group(1))
         year = int(m.group(2)) if m.group(2) else _year_of(3 * quarter - 2, end)
         stop = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
+        if re.search(r"\bq[1-4](?:\s*\d{4})? (?:so far|to date)\b", q):  # "Q4 so far": up to the end of the data
+            stop = min(stop, end)
         return _range(date(year, 3 * quarter - 2, 1), stop)
     if m := re.search(rf"\bsince (?:the )?(?:start|beginning) of {MONTH}", q):  # "since the start of November"
         month = _month_index(m.group(1))
@@ -153,6 +184,10 @@ def _calendar(q: str, end: date) -> str | None:
             return _range(stop - timedelta(days=7), stop)
         start = first + timedelta(days=7 * WEEK_OF[m.group(1)])
         return _range(start, min(start + timedelta(days=7), stop))
+    if m := re.search(rf"\bsince (?:the )?((?:first|second) half of|early|mid|middle of|late|end of)[ -]{MONTH}", q):
+        month = _month_index(m.group(2))  # "since mid-October": from that part of the month on
+        start = date.fromisoformat(_month_range(month, _year_of(month, end), *PARTS[m.group(1)])[:10])
+        return _range(start, end)
     if m := re.search(rf"\b((?:the )?(?:first|second) half of|early|mid|middle of|late|end of)[ -]{MONTH}", q):
         month = _month_index(m.group(2))
         return _month_range(month, _year_of(month, end), *PARTS[m.group(1)])
@@ -170,9 +205,22 @@ def _calendar(q: str, end: date) -> str | None:
     return None
 
 
+def _slash(first: str, second: str) -> str:
+    """"11/15" as "november 15" (month first, as US teams write it; day first when the first number cannot be a
+    month: "15/11")."""
+    a, b = int(first), int(second)
+    month, day = (a, b) if a <= 12 else (b, a)
+    return f"{MONTHS[month - 1]} {day}" if 1 <= month <= 12 and 1 <= day <= 31 else f"{first}/{second}"
+
+
 def period(q: str, end: date | None) -> str | None:
     """The period a question names, as a period string; None when it names none."""
     q = q.lower()
+    q = re.sub(r"\b1st half\b", "first half", re.sub(r"\b2nd half\b", "second half", q))
+    q = re.sub(r"(?<![\d/.])(\d{1,2})/(\d{1,2})\s*(to|-|–|through|thru|until|and)\s*(\d{1,2})/(\d{1,2})(?![\d/])",
+               lambda m: f"{_slash(m[1], m[2])} to {_slash(m[4], m[5])}", q)  # "11/1 to 11/15", "11/1-11/15"
+    q = re.sub(r"\b(on|to|from|since|until|through|thru|between|before|after) (\d{1,2})/(\d{1,2})(?![\d/])",
+               lambda m: f"{m[1]} {_slash(m[2], m[3])}", q)  # "since 11/3"
     # "between 1 and 15 October", "Nov 3-9": both days named with their month
     q = re.sub(rf"(?<![\d.])\b(\d{{1,2}})(?:st|nd|rd|th)? (and|to|until|through|-) (\d{{1,2}})(?:st|nd|rd|th)? "
                rf"(?:of )?{MONTH}", r"\4 \1 \2 \4 \3", q)
@@ -198,6 +246,9 @@ def comparison(q: str, end: date | None) -> tuple[str, str] | None:
     if a is not None and b is None and re.search(r"\b(the )?(week|month|period|days?) (before|prior)\b|\bthe previous "
                                                  r"(week|month|period)\b|\bprior (week|month|period)\b", second):
         b = before(a, end)
+    if a is not None and b is None and re.fullmatch(r"\s*(?:the\s+)?(?:last|previous|prior|before)(?:\s+one)?\W*",
+                                                    second):
+        b = before(a, end)  # "this week versus last"
     if a is None or b is None:
         return None
     if re.search(r"\b(this|current) month\b|\bmonth to date\b|\bmtd\b", first) and re.search(
