@@ -36,7 +36,7 @@ Segment = dict[str, str | list[str]]
 MOVES = (r"(drop\w*|fall\w*|fell|declin\w*|down|chang\w*|lower|worse|increas\w*|up|spik\w*|ris\w*|rose|tank\w*|"
          r"jump\w*|dip\w*|slump\w*|sink\w*|sank|grow\w*|grew|creep\w*|moved|shift\w*|plummet\w*|soar\w*|climb\w*|"
          r"better|improv\w*|slid\w*|slip\w*|shot|skyrocket\w*|nosediv\w*|crater\w*|collaps\w*|surg\w*|"
-         r"through the roof|south|crept)")
+         r"through the roof|south|crept|off a cliff)")
 # (intent, weighted cues), in priority order: a tie goes to the intent listed first.
 CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("show_sql", ((r"\b(show|see|give|what)\b.*\b(sql|query behind|queries behind)\b", 5), (r"^sql\??$", 5),
@@ -51,7 +51,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"headcount|budgets?|"
                       r"cogs|cost of goods|csat|customer satisfaction|satisfaction scores?|(sales )?tax(es)?|vat|"
                       r"out of stock|in stock|stock levels?|inventory|followers|demographics?|genders?|ages?|"
-                      r"release notes|changelog|"
+                      r"release notes|changelog|contracts?|renewals?|warehouses?|fulfil+ment|couriers?|"
                       r"world cup|recipe)\b", 5),
                      (r"\b(instagram|facebook|tiktok|twitter|linkedin|youtube|snapchat|pinterest|tv|radio|billboard)"
                       r" (ads?|campaigns?|posts?|likes)\b|\b(ctr|click[- ]through rate|impressions|cpm)\b.*\b(ads?|"
@@ -95,6 +95,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5),
               (r"\btop (\d+|two|three|four|five|ten) (things|items|fixes|problems|issues)\b|\bthings to fix\b", 2.5),
               (r"\bmoney on the table\b|\blow[- ]hanging fruits?\b", 3),
+              (r"\b(fix|bug|issue|product) backlog\b|\bbacklog (of|for)\b|"
+               r"\b(build|make|draft) (me |us )?a backlog\b", 3),
               (r"(#\s?1|\bnumber one|\bno\.? ?1|\b(top|biggest|main)) (opportunit\w*|priorit\w*)", 2.5),
               (r"\b(deserve|deserves|need|needs|require|requires) (our |the team's |my |some )?attention\b", 2.5),
               (r"\bwhere should (we|i|the team) (focus|start|look|invest|put (our|my) (time|effort))\b", 2.5),
@@ -141,6 +143,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    (r"\brecovered\b", 1), (r"\bis it (still )?(broken|ongoing)\b", 1.5), (r"\bbroke\b", 1),
                    (r"\b(is|are) .*\bbroken\b", 1.5), (r"\bdown\b.*\bfor\b", 0.3),
                    (r"\bon fire\b|\bstill (broken|burning|down|failing)\b", 2),
+                   (r"\b(any|were there|was there|there were|had) (\w+ )?(fires|firefights?|hiccups?|blackouts?|"
+                    r"meltdowns?)\b", 2.5),
                    (r"\b(did|has|have|is) (anything|something) (go(ne)? down|went down|blow(n)? up|blew up|crash\w*|"
                     r"fail\w*|explode\w*|melt\w* down)\b", 2))),
     ("release", ((r"\breleases?\b", 1.5), (r"\bregression", 1.5), (r"\bnew version\b", 1),
@@ -153,6 +157,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  (r"\b(version|release|build)[- ]over[- ](version|release|build)\b", 2.5))),
     ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
                 (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
+                (r"\b(stable|stability|unstable|instability|flaky|flakiness)\b", 1.5),
                 (r"\bspeed\b", 1), (r"\blatency\b", 1), (r"\bperformance\b", 1), (r"\bpage load\b", 1),
                 (r"\btime ?outs?\b|\bfailures?\b|\bfailed requests?\b|\bexceptions?\b", 1),
                 (r"\b(error\w*|crash\w*|slow\w*|load(ing)? times?)\b.{0,20}\b(on|at|in) (the )?[\w-]+ "
@@ -167,6 +172,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"visits)\b", 2),
                 (r"\bhow many (people|users|customers|folks|ppl) (bought|purchased|ordered)\b", 2.5),
                 (r"\b(order|revenue|session|buyer|search)s? (count|volume|total|numbers)\b|\blifetime\b", 2),
+                (r"\b(number|count|total|tally) of (searches|orders|sessions|buyers|visits|purchases)\b", 2),
                 (r"\bhow much did .* (bring in|make|earn|generate)\b|\bbr(ing|ought) in\b", 2.5),
                 (r"\bturning (sessions|visits|visitors|users) into (orders|buyers|purchases)\b", 2),
                 (r"\b(add[- ]to[- ]cart|purchase|checkout) rate\b.*\b(for|on|in|among)\b", 1.5),
@@ -189,7 +195,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bhow (has|have|did|does|is) .*\b(mov\w*|chang\w*|evolv\w*|develop\w*|trend\w*|been doing)\b", 2),
                 (r"\b(get|gets|getting|got|gotten|been getting) (better|worse)\b|"
                  r"\b(improving|declining|deteriorating)\b", 1.5),
-                (r"\b(weird|unusual|odd|strange|abnormal|outliers?)\b", 2.5),
+                (r"\b(weird|unusual|odd|strange|abnormal|outliers?|blips?)\b", 2.5),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
                 (r"\b(curve|time ?series|timeline|sparkline|trajectory)\b", 2),
                 (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
@@ -210,7 +216,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   (r"\bslices?\b", 1.5),
                   (r"\b(kinds?|types?|sorts?) of (users|customers|shoppers|people|visitors|buyers)\b|"
                    r"\buser types\b", 2),
-                  (r"\b(give|gives|giving|gave) up\b|\bfall(s|ing)? off\b|\bfell off\b|\bunderperform\w*", 1.5),
+                  (r"\b(give|gives|giving|gave) up\b|\bfall(s|ing)? off\b(?! a cliff)|\bfell off\b(?! a cliff)|"
+                   r"\bunderperform\w*", 1.5),
                   (r"\b(bad|worst|poor|terrible|weak) at (finishing|completing|getting|paying|checking|converting|"
                    r"reaching)\b", 2), (r"\b(is|are) there (a|any) (\w+ )?(groups?|segments?|cohorts?)\b", 2.5),
                   (r"\bbetween (\w+ ){1,4}and (\w+ ){0,2}(checkout|payment|order|cart|purchas\w*|paying|"
@@ -218,6 +225,11 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                   (r"\b(getting )?stuck\b|\bleak(s|ing|ed|age)?\b", 2),
                   (r"\b(can'?t|cannot|don'?t|doesn'?t|never|fail to) (get|make it|go) (past|through|beyond)\b", 2.5),
                   (r"\bwho (fails|doesn'?t|does not|never)\b", 2.5),
+                  (r"\bwho('s| is| are)? not (getting|making it|reaching|going|moving)\b", 2.5),
+                  (r"\b(which|what) (users|customers|shoppers|people|visitors|buyers)\b.*\b(fall\w*|fell|drop\w*|"
+                   r"bail\w*|quit\w*|leav\w*|stuck|give up|giving up|never)\b", 2.5),
+                  (r"\b(which|what) cohorts? of (users|customers|shoppers|people|visitors|buyers)\b", 2.5),
+                  (r"\b(never|don'?t|do not|doesn'?t|didn'?t) (add|reach|get to|start|pay|order|buy|check ?out)\b", 1),
                   (r"\babandon\w* (at|the (flow|funnel|journey))\b|\bby segment\b|\bthe drop between\b", 2.5),
                   (r"\bfail(s|ing)? to (complete|finish|reach)\b", 1),
                   (r"\b(exit\w*|leav\w*|drop\w* out of|fall\w* out of) (the )?funnel\b|\bsegment breakdown\b", 2),
@@ -226,6 +238,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("funnel", ((r"\bfunnel\b", 2), (r"\bconver", 1), (r"\bhow many (users|people|customers)\b", 1), (r"\bstep\b", 1),
                 (r"\b(purchase|checkout|completion|order|buy) rate\b", 1.2), (r"\bcheckout completion\b", 1.2),
                 (r"\blosing (shoppers|users|customers|people|buyers)\b", 1.5),
+                (r"\b(bleed\w*|shed\w*|hemorrhag\w*) (shoppers|users|customers|people|buyers|visitors)\b", 2.5),
                 (r"\bhow (is|are) .* (doing|performing)\b", 0.9),
                 (r"\bend up (buying|purchasing|ordering|converting)\b", 1.5), (r"\bwhat (%|percent|share) of\b", 0.6),
                 (r"\b(people|users|customers|shoppers|everyone|everybody|anyone|visitors|folks|those) who "
@@ -247,7 +260,8 @@ CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
 FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
                        r"(now )?(split|break|cut|slice) (it|that|this|them)|now (by|per)|"
                        r"and for|switch(ed)? to|swap (to|in)|change (it )?to|same question for|"
-                       r"then for|ok(ay)?,? (and|what about)|what if)\b", re.IGNORECASE)
+                       r"then for|ok(ay)?,? (and|what about)|what if|compare (it |that |this )?(with|to|against))\b",
+                       re.IGNORECASE)
 PREMISES = (("drop", r"\b(drop|dropped|dropping|fall|fell|falling|decline|declined|declining|down|lower|worse|dip|"
                      r"dipped|"
                      r"dipping|slump\w*|sank|sinking|plummet\w*|bad|poor|weak|terrible|"
@@ -266,7 +280,7 @@ ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment"
 SERIES = re.compile(
     r"\b(trend\w*|over time|daily(?! active)|per day|by day|a day|each day|day[- ](to|by|over)[- ]day|chart|plot|graph|"
     r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
-    r"improving|declining|spikes? in|dips? in|anomal\w* in)\b|"
+    r"improving|declining|spikes? in|dips? in|blips? in|anomal\w* in)\b|"
     r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
     r"declining|creeping|crept|climbing|shrinking|tanking|sinking|recovering)\b|\boutliers?\b|\btrajectory\b")
 # Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
@@ -450,8 +464,11 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     same_kind = {"funnel", "dropoffs", previous.intent if previous else ""} | (
         {"metric", "trends"} if previous and previous.intent in {"metric", "trends"} else set())
     reshape = re.match(r"^\s*(now )?(split|break|cut|slice) (it|that|this|them)\b", q)  # "split it by version"
-    if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q) or reshape):
-        merged = ({**previous.segment, **segment} if _narrows(q) else segment) if segment else previous.segment
+    weak = FOLLOW_UP.match(q) and scores.get(intent, 0) < 1  # "compare with India": no analysis of its own
+    if follow and (intent is None or intent in same_kind and FOLLOW_UP.match(q) or reshape or weak):
+        swapped = set(segment) < set(previous.segment)  # "same for Chrome" after free users on Safari: the browser
+        merged = ({**previous.segment, **segment} if _narrows(q) or swapped else segment) if segment \
+            else previous.segment
         keep = breakdown or previous.breakdown
         if period is None and previous.intent != "retention":  # "what about week 46?": that ISO week
             period = _iso_week(q, end)
@@ -480,7 +497,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                      r"\bweek[- ]?([1-9]|1[0-2])\b(?! signups?| cohort)|"
                      r"\b(first|second|third|fourth|fifth|sixth) week\b|"
                      r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b|"
-                     r"\bweek[- ](one|two|three|four)\b",
+                     r"\bweek[- ](one|two|three|four)\b|"
+                     r"\b(one|two|three|four|\d) weeks? (?:in|on|out|after (?:sign\w*|join\w*))\b",
                      q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
@@ -508,7 +526,9 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: boo
     series = bool(SERIES.search(q))
     # "put stuff in the cart and walk away" is the cart analysis, not the metric of cart adders
     walked = intent == "cart" and re.search(r"\babandon|\bwalk\w* away\b|\bleav\w*|\bleft\b", q)
-    if described and not series and intent not in {"trends", "why_change"} and not walked:
+    segments = intent == "dropoffs" and re.search(r"\b(which|what) (\w+ )?(cohorts?|segments?|groups?|kinds?|types?)\b",
+                                                  q)
+    if described and not series and intent not in {"trends", "why_change"} and not walked and not segments:
         return "metric", described  # "of those who added to cart, how many went on to buy": that metric
     if named and series and intent in {"cart", "search", "errors", "metric", "funnel", None} and not (
             intent == "funnel" and strong_funnel) and not re.search(r"\b(weekly|monthly|retention)\b", (

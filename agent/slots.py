@@ -27,7 +27,7 @@ COUNTRY_NAMES = {
     "canada": "CA", "canadian": "CA", "japan": "JP", "japanese": "JP", "spain": "ES", "spanish": "ES",
     "italy": "IT", "italian": "IT", "mexico": "MX", "mexican": "MX", "australia": "AU", "australian": "AU",
     "netherlands": "NL", "dutch": "NL", "the states": "US", "stateside": "US", "brits": "GB", "brit": "GB",
-    "deutschland": "DE",
+    "deutschland": "DE", "canuck": "CA", "yanks": "US", "aussie": "AU",
 }
 # Everyday names of groups of values (matched to the dimension holding all of them).
 EVERYDAY = {"mobile": ("ios", "android"), "mobile app": ("ios", "android"), "apps": ("ios", "android"),
@@ -60,7 +60,8 @@ STEP_WORDS = (
     ("add to cart", "cart_add"), ("add-to-cart", "cart_add"), ("adding to cart", "cart_add"),
     ("added to cart", "cart_add"), ("adding items", "cart_add"), ("into the cart", "cart_add"),
     ("to the cart", "cart_add"), ("into cart", "cart_add"), ("payment", "payment"), ("paying", "payment"),
-    ("pay", "payment"), ("card details", "payment"), ("shipping", "shipping"), ("checkout", "checkout"),
+    ("pay", "payment"), ("card details", "payment"), ("card entry", "payment"), ("card form", "payment"),
+    ("ordering", "order"), ("checking out", "checkout"), ("shipping", "shipping"), ("checkout", "checkout"),
     ("check out", "checkout"), ("product page", "view"), ("product view", "view"), ("purchase", "order"),
     ("buying", "order"), ("buy", "order"), ("order", "order"), ("cart", "cart_add"), ("basket", "cart_add"),
 )

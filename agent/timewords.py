@@ -40,7 +40,8 @@ PARTS = {"early": (1, 11), "mid": (11, 21), "middle of": (11, 21), "late": (21, 
          "the second half of": (16, 32)}
 WEEK_OF = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-                "ten": 10, "fourteen": 14, "fifteen": 15, "twenty": 20, "thirty": 30, "a couple of": 2, "a few": 3}
+                "ten": 10, "fourteen": 14, "fifteen": 15, "twenty": 20, "thirty": 30, "a couple of": 2, "a few": 3,
+                "couple of": 2, "couple": 2, "few": 3}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 COMPARE = re.compile(r"\b(?:compare[ds]?|comparing)\s+(.+?)\s+(?:to|with|against|and|vs\.?|versus)\s+(.+)"
                      r"|(.+?)\s+(?:vs\.?|versus|compared (?:to|with)|against|than)\s+(.+)")
@@ -77,14 +78,20 @@ def _day(month_name: str, day: str, end: date) -> date | None:
 def _relative(q: str, end: date) -> str | None:
     """Periods counted back from the end of the data: last N days/weeks/months, this week, yesterday..."""
     words = "|".join(NUMBER_WORDS)
-    if m := re.search(rf"\b(?:last|past|previous|recent)\s+(\d{{1,3}}|{words})\s+(day|week|month)s?\b"
+    if m := re.search(rf"\b(?:last|past|previous|recent|trailing|rolling)\s+(\d{{1,3}}|{words})\s+(day|week|month)s?\b"
                       rf"(?!\s+(?:of|in)\s+{MONTH})", q):  # not "the last 2 weeks of October"
         n = int(m.group(1)) if m.group(1).isdigit() else NUMBER_WORDS[m.group(1)]
         return f"last_{n * {'day': 1, 'week': 7, 'month': 30}[m.group(2)]}_days"
     if m := re.search(r"\b(?:(?:last|past|previous|trailing)\s*|l)(\d{1,3})\s?d\b", q):  # "last 30d", "L7D"
         return f"last_{int(m.group(1))}_days"
-    if re.search(r"\b(?:the )?week before last\b|\b(?:two|2) weeks ago\b", q):
+    if re.search(r"\b(?:the )?week before last\b", q):
         return _range(end - timedelta(days=14), end - timedelta(days=7))  # the week before the last 7 days
+    if m := re.search(rf"\b(\d|{words}) weeks? ago\b", q):  # "three weeks ago": that 7-day span counted back
+        n = int(m.group(1)) if m.group(1).isdigit() else NUMBER_WORDS[m.group(1)]
+        if n >= 2:
+            return _range(end - timedelta(days=7 * n), end - timedelta(days=7 * (n - 1)))
+    if re.search(r"\b(?:ytd|year to date|this year|so far this year|all year)\b", q):
+        return _range(date((end - timedelta(days=1)).year, 1, 1), end)
     if re.search(r"\b(?:last|this|past|over the|on the|at the|the) weekend\b", q):
         last = end - timedelta(days=1)
         sunday = last - timedelta(days=(last.weekday() - 6) % 7)  # the last Saturday and Sunday of the data
@@ -102,14 +109,14 @@ def _relative(q: str, end: date) -> str | None:
     if re.search(r"\b(last|past|previous|this|current) week\b(?! (?:of|in|one|two|three|four|\d)\b)|\bthis wk\b|"
                  r"\blast wk\b|\bwtd\b", q):
         return "last_7_days"
-    if re.search(r"\b(this|current) month\b|\bmtd\b|\bmonth to date\b", q):
+    if re.search(r"\b(this|current|all) month\b|\bmtd\b|\bmonth to date\b|\bmonth so far\b", q):
         last = end - timedelta(days=1)
         return _range(last.replace(day=1), end)
     if re.search(r"\b(last|past|previous) month\b", q):
         return "last_30_days"
     if re.search(r"\bpast quarter\b", q):
         return "last_90_days"
-    if m := re.search(r"\b(?:last|past|previous)\s+(\d{2,3})\s+hours\b", q):  # "the last 48 hours": whole days
+    if m := re.search(r"\b(?:last|past|previous)\s+(\d{2,3})\s*(?:hours|hrs|h)\b", q):  # "last 48 hours": whole days
         return f"last_{max(1, -(-int(m.group(1)) // 24))}_days"
     if re.search(r"\b(yesterday|today|last day|past day|past 24 hours)\b", q):
         return "last_1_days"
@@ -137,6 +144,16 @@ def _calendar(q: str, end: date) -> str | None:
     if m := re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:to|until|through|thru|and|-|–)\s*(\d{4}-\d{2}-\d{2})", q):
         last = date.fromisoformat(m.group(2)) + timedelta(days=1)  # in words the last day is included
         return f"{m.group(1)}..{last}"
+    if not re.search(r"\bcompar|\bvs\b|\bversus\b", q) and (m := re.search(
+            rf"\b(?:from |between )?{MONTH}(?:\s+\d{{4}})? (?:through|thru|to|until|-) (?:the end of )?{MONTH}"
+            rf"(?!\s*\d)", q) or re.search(rf"\bbetween {MONTH} and {MONTH}(?!\s*\d)", q)):
+        # "September through October": both whole months
+        first, last = _month_index(m.group(1)), _month_index(m.group(2))
+        year = _year_of(first, end)
+        start = date(year, first, 1)
+        stop = date.fromisoformat(_month_range(last, year + (last < first))[-10:])
+        if stop > start:
+            return _range(start, stop)
     if m := re.search(rf"\b(?:the )?(first|last) (\d{{1,2}}|{'|'.join(NUMBER_WORDS)}) (days?|weeks?) (?:of|in) {MONTH}",
                       q):
         month, n = _month_index(m.group(4)), int(m.group(2)) if m.group(2).isdigit() else NUMBER_WORDS[m.group(2)]
