@@ -122,3 +122,35 @@ def test_imported_exports_have_the_same_sessions(export: str, tmp_path: Path) ->
         assert wh.event_map.steps
         got = assert_same_facts(wh, Facts(EVERYTHING, wh.event_map))
     assert len(got) > 0
+
+
+WARM_UP_THEN_ENGINES = """
+import sys
+from tools import kernels
+from tools.funnel import FunnelSpec
+from tools.funnel_engine import entity_paths
+from tools.period import Period
+from tools.session_engine import facts_table
+from tools.sessions import Facts
+from tools.warehouse import Warehouse
+
+names = ("group_sorted", "walk_sessions", "walk_entities", "groups_agree")
+kernels.load_all()
+warmed = {name: sorted(map(str, getattr(kernels, name).signatures)) for name in names}
+with Warehouse(sys.argv[1]) as wh:
+    assert facts_table(wh, Facts(Period("all", None, None), wh.event_map)).num_rows > 0
+    assert entity_paths(wh, FunnelSpec(tuple(wh.event_map.steps)))[0].size > 0
+called = {name: sorted(map(str, getattr(kernels, name).signatures)) for name in names}
+assert called == warmed, (warmed, called)
+"""
+
+
+def test_the_warm_up_loads_exactly_the_compiled_versions_the_engines_call(small_demo: Path) -> None:
+    """A call site passing another dtype or a writable array instead of Arrow's read-only one would compile a second
+    version (seconds, once per machine) that the background warm-up never loads: a fresh process shows it."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", WARM_UP_THEN_ENGINES, str(small_demo)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]

@@ -132,7 +132,7 @@ def scan(wh: Warehouse, period: str | Period = "all", progress: Callable[[str], 
     disabled = disabled_detectors(emap)
     facts = Facts(p, emap)  # materialized by the first detector that reads them
     chosen = {name: detect for name, detect in (detectors or DETECTORS).items()
-              if name not in disabled and not (not emap.steps and name in NEEDS)}
+              if name not in disabled and (emap.steps or name not in NEEDS)}
     with ThreadPoolExecutor(max_workers=SCAN_WORKERS if wh.dialect == "duckdb" else 1) as pool:
         running = {name: pool.submit(_detect, wh, facts, detect) for name, detect in chosen.items()}
         for name, future in running.items():  # progress and results in registry order, from this thread

@@ -125,10 +125,9 @@ LEFT JOIN users u ON u.user_id = {user}"""
     def materialize(self, wh: Warehouse) -> Facts:
         """Build the facts once as a temp table of this thread's cursor (on DuckDB by the compiled session walk,
         tools/session_engine.py); returns the handle to use."""
-        from tools.funnel_engine import supports
         from tools.session_engine import facts_table
 
-        compute = (lambda: facts_table(wh, self)) if supports(wh) else None
+        compute = (lambda: facts_table(wh, self)) if wh.dialect == "duckdb" else None
         name = wh.materialize("session_facts", self.select_sql(), compute)
         return Facts(self.period, self.emap, self.steps, self.dims, name)
 
