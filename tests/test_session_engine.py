@@ -130,16 +130,18 @@ from tools import kernels
 from tools.funnel import FunnelSpec
 from tools.funnel_engine import entity_paths
 from tools.period import Period
+from tools.search_engine import search_rows
 from tools.session_engine import facts_table
 from tools.sessions import Facts
 from tools.warehouse import Warehouse
 
-names = ("group_sorted", "walk_sessions", "walk_entities", "groups_agree")
+names = ("group_sorted", "walk_sessions", "walk_entities", "groups_agree", "walk_searches")
 kernels.load_all()
 warmed = {name: sorted(map(str, getattr(kernels, name).signatures)) for name in names}
 with Warehouse(sys.argv[1]) as wh:
     assert facts_table(wh, Facts(Period("all", None, None), wh.event_map)).num_rows > 0
     assert entity_paths(wh, FunnelSpec(tuple(wh.event_map.steps)))[0].size > 0
+    assert search_rows(wh, Period("all", None, None), wh.event_map).num_rows > 0
 called = {name: sorted(map(str, getattr(kernels, name).signatures)) for name in names}
 assert called == warmed, (warmed, called)
 """

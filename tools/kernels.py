@@ -203,6 +203,32 @@ def walk_sessions(starts: np.ndarray, tk: np.ndarray, rows: np.ndarray, position
 
 
 @njit(cache=True, nogil=True)
+def walk_searches(starts: np.ndarray, tk: np.ndarray, rows: np.ndarray, click_us: int, reformulate_us: int,
+                  near_click: np.ndarray, reformulated: np.ndarray, tied: np.ndarray
+                  ) -> None:  # pragma: no cover - compiled
+    """Per session g (its searches and clicks `tk[starts[g]:starts[g + 1]]`: time * 2, plus 1 for a click, sorted;
+    `rows` their source rows), for each search's row: whether the first click at or after it comes
+    within `click_us` (`near_click`), whether the first search at a later time comes within `reformulate_us`
+    (`reformulated`), and whether another search shares its time (`tied`)."""
+    for g in range(starts.size - 1):
+        has_click, click_t, has_now, now_t, has_later, later_t, previous = False, 0, False, 0, False, 0, -1
+        for p in range(starts[g + 1] - 1, starts[g] - 1, -1):
+            t = tk[p] >> 1
+            if tk[p] & 1:
+                has_click, click_t = True, t
+                continue
+            r = rows[p]
+            if has_now and t != now_t:
+                has_later, later_t = True, now_t
+            elif has_now:
+                tied[r] = True
+                tied[previous] = True
+            has_now, now_t, previous = True, t, r
+            near_click[r] = has_click and click_t <= t + click_us
+            reformulated[r] = has_later and later_t <= t + reformulate_us
+
+
+@njit(cache=True, nogil=True)
 def groups_agree(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray, starts: np.ndarray
                  ) -> bool:  # pragma: no cover - compiled
     """Whether every row of each group (`rows[starts[g]:starts[g + 1]]`) holds the same string as the group's
@@ -247,6 +273,14 @@ def has_duplicates(keys: np.ndarray) -> bool:  # pragma: no cover - compiled
 _loaded = threading.Event()
 
 
+def frozen(values: np.ndarray) -> np.ndarray:
+    """A read-only view, the kind of array Arrow's columns give: `group_sorted` has one compiled version, for
+    read-only inputs, and a writable array would compile (and load) a second."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
 def load_all() -> None:
     """Call every kernel once on tiny inputs of the types the engines pass (Arrow's read-only columns, the
     kernels' own outputs), so that each compiled version is loaded from Numba's cache."""
@@ -260,6 +294,8 @@ def load_all() -> None:
                   np.zeros(1, np.int32), np.zeros((1, 1), np.bool_), np.zeros((1, 1)), np.zeros((1, 1), np.bool_))
     groups_agree(np.frombuffer(b"\0\0\0\0\1\0\0\0", np.int32), np.frombuffer(b"a", np.uint8), rows, starts)
     walk_entities(starts, tk, 32, 1, 1, np.zeros(1, np.int8), np.zeros((1, 1), np.int64))
+    flags = np.zeros(1, np.bool_)
+    walk_searches(starts, tk, rows, 1, 1, flags, flags, flags)
     _loaded.set()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +20,12 @@ from tools.sqltext import lit
 from tools.stats import bh, testable, two_proportion_p
 from tools.warehouse import Warehouse
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 MIN_RATIO = 2.0
+CLICK_S = 300       # a click within 5 minutes of a search is its click
+REFORMULATE_S = 60  # another search within 60 s reformulates it
 NORMALIZED = ("regexp_replace(lower(trim(regexp_replace(strip_accents(search_query), '\\s+', ' ', 'g'))),"
               " '(\\w{3,})s\\b', '\\1', 'g')")
 
@@ -38,6 +46,27 @@ def breakdown_value(emap: EventMap, breakdown: str | None) -> tuple[str, str]:
     return f"coalesce({emap.dim_sql(breakdown)}::VARCHAR, {lit(NOT_SET)})", ""
 
 
+def searches_cte(period: Period, emap: EventMap, segment: dict[str, SegmentValue] | None = None,
+                 breakdown: str | None = None) -> str:
+    """`s`: the segment's searches in the period (ts, event_id, user_id, session_id, results_count, normalized query
+    q, by_value), after the CTEs that read them (no leading WITH)."""
+    search = emap.roles.search
+    if search is None or not search.query:
+        raise SearchError("search analysis needs the event map's search role with its query field "
+                          "(`insight map` shows the map)")
+    query = parse_field(search.query).sql()
+    results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
+    by_value, join = breakdown_value(emap, breakdown)
+    return f"""raw AS MATERIALIZED (
+    SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query,
+           {by_value} AS by_value
+    FROM events{join} WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}
+      AND {emap.segment_where(segment or {})}),
+norm AS MATERIALIZED (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
+s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q, raw.by_value
+                   FROM raw JOIN norm ON norm.search_query = raw.search_query)"""
+
+
 def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue] | None = None,
                  breakdown: str | None = None) -> str:
     """One row per search of the segment: normalized query, zero result, click within 5 min, exit, reformulation,
@@ -45,25 +74,12 @@ def searches_sql(period: Period, emap: EventMap, segment: dict[str, SegmentValue
 
     Click, exit, reformulation and order need a session; a search without one counts as none of them.
     Without a results-count field no search counts as zero-result; without a click or order role, none
-    as clicked or ordered (the tool then reports those rates as not measured).
+    as clicked or ordered (the tool then reports those rates as not measured). The DuckDB path computes the
+    same rows without the window (tools/search_engine.py).
     """
-    search = emap.roles.search
-    if search is None or not search.query:
-        raise SearchError("search analysis needs the event map's search role with its query field "
-                          "(`insight map` shows the map)")
-    query = parse_field(search.query).sql()
-    results = parse_field(search.results).sql(cast="BIGINT") if search.results else "NULL::BIGINT"
     click, ordered = emap.event_of("search_click"), emap.event_of("order")
     order = "PARTITION BY session_id ORDER BY ts, is_click, event_id"
-    by_value, join = breakdown_value(emap, breakdown)
-    return f"""WITH raw AS MATERIALIZED (
-    SELECT ts, event_id, user_id, session_id, {results} AS results_count, {query} AS search_query,
-           {by_value} AS by_value
-    FROM events{join} WHERE event = {lit(search.event)} AND {query} IS NOT NULL AND {period.where()}
-      AND {emap.segment_where(segment or {})}),
-norm AS MATERIALIZED (SELECT search_query, {NORMALIZED} AS q FROM (SELECT DISTINCT search_query FROM raw) d),
-s AS MATERIALIZED (SELECT raw.ts, raw.event_id, raw.user_id, raw.session_id, raw.results_count, norm.q, raw.by_value
-                   FROM raw JOIN norm ON norm.search_query = raw.search_query),
+    return f"""WITH {searches_cte(period, emap, segment, breakdown)},
 clicks AS (SELECT session_id, ts FROM events WHERE event = {lit(click) if click else 'NULL'}
            AND session_id IN (SELECT session_id FROM s)),
 -- searches and clicks of a session in time order (a click at a search's time after it): the next click and
@@ -80,10 +96,10 @@ sess AS (SELECT session_id, max(ts) AS last_ts,
 SELECT w.ts, w.user_id, w.session_id, w.q, w.by_value,
        coalesce(w.results_count = 0, FALSE) AS zero,
        w.results_count > 0 AND w.session_id IS NOT NULL AND w.next_click_ts IS NOT NULL
-           AND w.next_click_ts <= w.ts + INTERVAL 5 MINUTE AS clicked,
+           AND w.next_click_ts <= w.ts + INTERVAL {CLICK_S} SECOND AS clicked,
        coalesce(w.ts >= m.last_ts, FALSE) AS exited,
        w.session_id IS NOT NULL AND w.next_search_ts IS NOT NULL
-           AND w.next_search_ts <= w.ts + INTERVAL 60 SECOND AS reformulated,
+           AND w.next_search_ts <= w.ts + INTERVAL {REFORMULATE_S} SECOND AS reformulated,
        coalesce(m.order_ts >= w.ts, FALSE) AS ordered
 FROM marked w LEFT JOIN sess m ON m.session_id = w.session_id"""
 
@@ -188,6 +204,16 @@ def likely_cause(token: str, good_tokens: set[str]) -> str:
     return "synonym / catalog gap"
 
 
+def _engine(wh: Warehouse, period: Period, emap: EventMap, segment: dict[str, SegmentValue] | None,
+            breakdown: str | None) -> Callable[[], pa.Table] | None:
+    """How DuckDB computes the search rows (tools/search_engine.py); other engines run the SQL."""
+    if wh.dialect != "duckdb":
+        return None
+    from tools.search_engine import search_rows
+
+    return lambda: search_rows(wh, period, emap, segment, breakdown)
+
+
 def search(wh: Warehouse, period: Period, segment: dict[str, SegmentValue] | None = None,
            breakdown: str | None = None) -> ToolResult:
     """Search health of a segment's searches (optionally per value of a dimension), and the queries and tokens
@@ -195,7 +221,7 @@ def search(wh: Warehouse, period: Period, segment: dict[str, SegmentValue] | Non
     emap, segment = wh.event_map, segment or {}
     check_scope(emap, segment, breakdown)
     sql = searches_sql(period, emap, segment, breakdown)
-    rows = wh.materialize("search_rows", sql)
+    rows = wh.materialize("search_rows", sql, _engine(wh, period, emap, segment, breakdown))
     stats = wh.query(stats_sql(rows)).df
     everyone = stats[stats["everyone"]]
     evidence = f"WITH searches AS ({sql})\n{stats_sql('searches')}"
