@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cached_property
 
-from agent import slots
+from agent import scope, slots
 from agent.timewords import before, comparison
 from agent.timewords import period as period_of
 
@@ -52,7 +52,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"cogs|cost of goods|csat|customer satisfaction|satisfaction scores?|(sales )?tax(es)?|vat|"
                       r"out of stock|in stock|stock levels?|inventory|followers|demographics?|genders?|ages?|"
                       r"release notes|changelog|contracts?|renewals?|warehouses?|fulfil+ment|couriers?|"
-                      r"world cup|recipe)\b", 5),
+                      r"world cup|recipe|sales ?(reps?|representatives?|people|team)|crm|deals? (closed|won|lost))\b|"
+                      r"\bclos(e|ed|ing) (\w+ ){0,3}deals?\b", 5),
                      (r"\b(instagram|facebook|tiktok|twitter|linkedin|youtube|snapchat|pinterest|tv|radio|billboard)"
                       r" (ads?|campaigns?|posts?|likes)\b|\b(ctr|click[- ]through rate|impressions|cpm)\b.*\b(ads?|"
                       r"campaigns?|banners?|creatives?)\b", 5),
@@ -71,7 +72,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                        r"(with|behind|on))\b.*(#\s?\d+|\b(number \d+|item \d+|\d{1,2}(st|nd|rd|th)|first|"
                        r"second|"
                        r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top|last|that|this|it|one)\b)", 4),
-                      (r"\b((walk|talk|run) (me |us )?through|what'?s (up|going on) with|break down|say more about|"
+                      (r"\b((walk|talk|run) (me |us )?through|what'?s (up|going on|the deal|the story) with|break down|"
+                       r"say more about|"
                        r"double[- ]click (on|into))\b.*(#\s?\d+|\b(number|item|suggestion) \d+|"
                        r"\b\d{1,2}(st|nd|rd|th)\b|"
                        r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|top) (one|item|suggestion|"
@@ -130,13 +132,17 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    (r"\bsign[- ]?ups\b|\bregistered\b|\bstick(s|ing)? with us\b", 1), (r"\breturning\b", 1),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
                    (r"\bstick(ing)? around\b", 1.5),
+                   (r"\b(keep|keeping|kept|hold on to|holding on to) (our |the |new )?(users|customers|people|"
+                    r"shoppers|signups|buyers)( around)?\b", 2.5),
                    (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
                    (r"\b(keep|kept|keeps|still) (using|coming|visiting|buying|ordering)\b", 2),
                    (r"\b(a|one|two|three|four|\d) weeks? later\b|\b(one|two|three|four|\d)[- ]week retention\b", 2))),
     ("incidents", ((r"\bwhat (broke|is broken|went wrong|went sideways|changed)\b", 1.5),
                    (r"\b(downtime|disruptions?|service (issues?|interruptions?))\b", 1.5),
-                   (r"\b(is|was|are|were) (anything|something|everything|the (site|app|website|store|checkout|api)) "
-                    r"(\w+ )?down\b", 2), (r"\b(did|has|have) (anything|something) "
+                   (r"\b(is|was|are|were) (anything|something|everything|(the )?(site|app|website|store|checkout|api|"
+                    r"search|payments?)) (\w+ )?down\b", 2),
+                   (r"\b(anything|something) (go|gone|went|going) (wrong|sideways|down)\b", 1.5),
+                   (r"\b(did|has|have) (anything|something) "
                    r"(break|broken|go wrong|gone wrong|change|changed)\b", 1.5), (r"\bincidents?\b", 1.5),
                    (r"\boutages?\b", 1.5), (r"\bwhen did .* (start|begin|stop|drop|fall|break|spike)", 1.5),
                    (r"\b(is|was) (it|that|this) fixed\b", 1.5), (r"\b(has|did) (it|that|this) recover", 1.5),
@@ -153,7 +159,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  (r"\bversions?\b.*\b(converts?|converting) (worse|better)\b|\bpredecessor\b|"
                   r"\bprevious version\b", 2),
                  (r"\b(bad|broken|buggy) (builds?|versions?|releases?)\b|\bbuilds?\b.*\b(shipped|hurt|broke|worse)\b|"
-                  r"\brollouts?\b", 2.5),
+                  r"\brollouts?\b|\bbuilds?\b.*\b(tank\w*|crater\w*|regress\w*|hurt|damag\w*)\b", 2.5),
                  (r"\b(version|release|build)[- ]over[- ](version|release|build)\b", 2.5))),
     ("errors", ((r"\berror\w*", 1), (r"\bcrash", 1.5), (r"\bbugs?\b", 1), (r"\bslow", 1), (r"\bload(ing)? times?\b", 1),
                 (r"\b(laggy|lag|sluggish|buggy|glitch\w*)\b", 1.5),
@@ -178,7 +184,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\b(add[- ]to[- ]cart|purchase|checkout) rate\b.*\b(for|on|in|among)\b", 1.5),
                 (r"\bwhat('s| is| was)( the| our)? (conv\w*|purchase|checkout) rate\b", 2),
                 (r"\bhow much\b.*\b(customers|users|people|buyers|shoppers)\b.*\bspen[dt]\b", 2),
-                (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|add to cart "
+                (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|visits|add to cart "
                  r"rate|add-to-cart rate|average order value|buyers)\b.{0,30}\b(by|per|vs|versus)\b(?! (day|week|hour))"
                  r"(?!.*\b(trend|over time|daily)\b)", 2.2),
                 (r"^(?!how )(\w+ ){0,2}(revenue|sales|orders|aov|average order value)\b"
@@ -186,7 +192,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\btraffic\b(?! sources?)(?!.*\b(funnel|conver\w*|abandon\w*|retention|search\w*|errors?|"
                  r"experiments?|why)\b)", 0.9),
                 (r"\b(did|do|have|are) we (sell|sold|selling|earn|make|made|do|bring in|generate) "
-                 r"(more|less|fewer)\b", 2),
+                 r"(more|less|fewer)\b|\bwe (sold|made|earned|brought in) (more|less)\b", 2),
                 (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv)\b", 2),
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
@@ -196,6 +202,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\b(get|gets|getting|got|gotten|been getting) (better|worse)\b|"
                  r"\b(improving|declining|deteriorating)\b", 1.5),
                 (r"\b(weird|unusual|odd|strange|abnormal|outliers?|blips?)\b", 2.5),
+                (r"^(\w+ )?did (the |our )?(conv\w*|revenue|sales|orders|aov|average order value|dau|active users|"
+                 r"sessions|traffic|visits|searches|buyers|add[- ]to[- ]cart rate|error rate)\b.{0,30}\b(tank\w*|"
+                 r"crater\w*|nosedive|plummet|dip|drop|fall|slump|sink|spike|jump|surge|soar|climb|rise|shrink)\b", 2),
                 (r"\bweek[- ]over[- ]week\b", 1.5), (r"\bwow\b", 1.5),
                 (r"\b(curve|time ?series|timeline|sparkline|trajectory)\b", 2),
                 (r"\bday[- ](to|by|over)[- ]day\b", 2.5),
@@ -239,7 +248,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\b(purchase|checkout|completion|order|buy) rate\b", 1.2), (r"\bcheckout completion\b", 1.2),
                 (r"\blosing (shoppers|users|customers|people|buyers)\b", 1.5),
                 (r"\b(bleed\w*|shed\w*|hemorrhag\w*) (shoppers|users|customers|people|buyers|visitors)\b", 2.5),
-                (r"\bhow (is|are) .* (doing|performing)\b", 0.9),
+                (r"\bhow (is|are) (.* )?(doing|performing)\b", 0.9),
                 (r"\bend up (buying|purchasing|ordering|converting)\b", 1.5), (r"\bwhat (%|percent|share) of\b", 0.6),
                 (r"\b(people|users|customers|shoppers|everyone|everybody|anyone|visitors|folks|those) who "
                  r"(viewed|added|reached|started|made it|looked at|browsed|hit|visited|saw|opened|landed on)\b", 1.2),
@@ -280,7 +289,7 @@ ANALYSED_ELSEWHERE = {"conversion_rate", "orders", "revenue", "cart_abandonment"
 SERIES = re.compile(
     r"\b(trend\w*|over time|daily(?! active)|per day|by day|a day|each day|day[- ](to|by|over)[- ]day|chart|plot|graph|"
     r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
-    r"improving|declining|spikes? in|dips? in|blips? in|anomal\w* in)\b|"
+    r"improving|declining|spikes? in|dips? in|blips? in|anomal\w* in|(weird|unusual|odd|strange|abnormal) in)\b|"
     r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
     r"declining|creeping|crept|climbing|shrinking|tanking|sinking|recovering)\b|\boutliers?\b|\btrajectory\b")
 # Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
@@ -378,9 +387,11 @@ def _week_n(word: str) -> int:
 
 def _signup_period(q: str, end: date | None) -> str | None:
     """The signup period of 'people who signed up in late September', 'the Q3 signups' or 'signed up in week 42'."""
-    m = re.search(r"(.{0,25})\b(?:signed up|sign[- ]?ups?|joined|registered|new users|cohorts?)\b(.{0,40})", q)
-    if not m:
+    found = list(re.finditer(
+        r"(.{0,25})\b(?:signed up|sign[- ]?ups?|joined|registered|new users|cohorts?)\b(?=(.{0,40}))", q))
+    if not found:
         return None
+    m = next((m for m in found[1:] if m.group(2).strip() and period_of(m.group(2), end)), found[0])
     if end and (week := re.search(r"(?<!back )(?<!returned )(?<!retained )(?<!active )\b(?:in|during) week (\d{1,2})\b"
                                   r"(?! retention)", m.group(2))):  # not "came back in week 2"
         return f"{end.isocalendar().year}-W{int(week.group(1)):02d}"
@@ -411,6 +422,8 @@ def _abbreviations(q: str) -> str:
                         ("rev", "revenue"), ("mo", "month"), ("yday", "yesterday"), ("pls", "please"),
                         ("ppl", "people"),
                         ("basket value", "order value"), ("basket size", "order value"), ("cart value", "order value"),
+                        (r"average basket(?![ -](?:abandon\w*|adders?|rate))", "average order value"),
+                        ("gmv", "revenue"),
                         ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off"),
                         ("baskets", "carts"), ("basket", "cart"), ("actives", "active users"),
                         ("atc", "add to cart"), ("cr", "conversion rate"), ("pdps?", "product page"),
@@ -435,6 +448,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     segment = slots.segment(q, v.dimensions, v.concepts, original=text)
     compared = comparison(q, end)
     breakdown = slots.breakdown(q, v.dimensions, v.concepts) or (None if compared else _compared_values(q, segment))
+    named_values = segment  # "organic vs paid search": values compared, not words of the question ("search")
     segment = {k: x for k, x in segment.items() if k != breakdown}  # "social vs other channels": compare them all
     period, compare = compared if compared else (period_of(q, end), None)
     if previous is not None and previous.period != "all" and re.search(
@@ -442,7 +456,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
             r"(one|week|month|period)\b", q):
         period = before(previous.period, end) or period  # "and the week before that?"
     signup = _signup_period(q, end)
-    scores = intent_scores(" ".join(slots.without_values(q, segment).split()))
+    scores = intent_scores(" ".join(slots.without_values(q, named_values).split()))
     if off_topic := intent_scores(q).get("unsupported"):  # "spend on google ads": the words before a segment
         scores = {**scores, "unsupported": max(off_topic, scores.get("unsupported", 0))}
     if DROP_AT.search(q) and slots.step(q, v.steps):  # "dropping out at checkout": who drops at that step
@@ -478,6 +492,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                        else previous.week_n,
                        metric_name=slots.named_metric(q, v.metrics) or previous.metric_name,
                        experiment_id=slots.experiment(q, v.experiments) or previous.experiment_id,
+                       step=(previous.intent in scope.STEP_INTENTS and _named_step(q, v.steps)) or previous.step,
                        compare=compare or previous.compare, follow_up=True, premise=None, scores=scores)
     if v.dimension("version") in segment and re.search(r"\b(worse|hurt|break|broke|regress\w*)\b", q):
         scores = {**scores, "release": scores.get("release", 0) + 2.5}  # "did 5.7 make anything worse?"
@@ -495,7 +510,7 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         metric, segment = previous.metric, segment or previous.segment  # "why did it change?" after a trend
     week = re.search(r"\bweek[- ]?(\d{1,2}) retention\b|\bretention (?:in|at|for) week (\d{1,2})\b|"
                      r"\bweek[- ]?([1-9]|1[0-2])\b(?! signups?| cohort)|"
-                     r"\b(first|second|third|fourth|fifth|sixth) week\b|"
+                     r"\b(first|second|third|fourth|fifth|sixth|[1-9](?=st|nd|rd|th))(?:st|nd|rd|th)? week\b|"
                      r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b|"
                      r"\bweek[- ](one|two|three|four)\b|"
                      r"\b(one|two|three|four|\d) weeks? (?:in|on|out|after (?:sign\w*|join\w*))\b",
@@ -553,6 +568,14 @@ def _compared_values(q: str, segment: Segment) -> str | None:
                      r".*\bor\b|\bor\b.*\b(better|worse|higher|lower|more|less)\b", q):
         return None
     return next((dim for dim, value in segment.items() if isinstance(value, list) and len(value) > 1), None)
+
+
+def _named_step(q: str, steps: list[str]) -> str | None:
+    """A step a follow-up names by a stage word ("what about at checkout?"), not by a stray word of a step's name."""
+    found = slots.step(q, steps)
+    return found if found and re.search(r"\b(at|before|during|into|to|the|for) (the )?[\w -]*(step|stage|page|"
+                                        r"checkout|payment|pay|paying|cart|basket|order|ordering|purchase)\b", q) \
+        else None
 
 
 def _narrows(q: str) -> bool:

@@ -100,7 +100,8 @@ LEXICON = ("conversion", "converting", "retention", "retained", "checkout", "fun
            "calculated", "calculate", "computed", "compute", "measured", "measure", "meaning", "please", "thanks",
            "should", "would", "could", "their", "there", "these", "those", "where", "which", "while", "about",
            "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing",
-           "dropoffs", "dropoff", "erroring", "laggy", "killers", "predecessor", "folks", "basket")
+           "dropoffs", "dropoff", "erroring", "laggy", "killers", "predecessor", "folks", "basket", "tanked",
+           "cratered", "plummeted", "nosedived")
 # Everyday words that look like a slip of a known word ("other" ~ "order"): never corrected.
 COMMON = ("other", "others", "every", "during", "between", "against", "without", "within", "among", "right",
           "wrong", "still", "again", "maybe", "really", "great", "quick", "little", "large", "small", "think",
@@ -181,11 +182,50 @@ def _everyday(q: str, dimensions: dict[str, list[str]], out: dict, version: str 
                 break
 
 
+# Words excluding what follows ("everyone except web users", "excluding Brazil", "non-mobile"): the values left.
+EXCLUDE = re.compile(r"\b(?:except(?: for)?|excluding|exclude|not including|other than|apart from|outside(?: of)?|"
+                     r"without|but not|not on|(?:everyone|everybody|everything|all|anyone|users|people|countries|"
+                     r"markets|platforms|browsers) but)\s+(?:the\s+|any\s+)?([^,.;:?!()]+)|"
+                     r"\bnon[- ]([a-z][^,.;:?!()]*)",
+                     re.IGNORECASE)
+EXCLUDE_END = re.compile(r"\s(?:in|on|for|over|during|since|last|this|past|from|by|per|vs\.?|versus|compared|when|"
+                         r"where|who|which|what|and then|right|is|are|was|were|did|do|does)\b.*", re.IGNORECASE)
+
+
+def _excluded(q: str, text: str, dimensions: dict[str, list[str]], concepts: dict[str, str]
+              ) -> tuple[str, str, dict[str, str | list[str]]]:
+    """The question and the text as typed without an exclusion, and the segment it excludes ({} when none)."""
+    m, typed = EXCLUDE.search(q), EXCLUDE.search(text)
+    if not m:
+        return q, text, {}
+    window = EXCLUDE_END.sub("", " " + (m.group(1) or m.group(2))).strip()
+    as_typed = EXCLUDE_END.sub("", " " + (typed.group(1) or typed.group(2))).strip() if typed else window
+    found = segment(" ".join(window.split()[:4]), dimensions, concepts, original=" ".join(as_typed.split()[:4]))
+    if not found:
+        return q, text, {}
+    cut = m.start() + len(m.group(0)) - len(m.group(1) or m.group(2)) + len(window)
+    typed_cut = typed.start() + len(typed.group(0)) - len(typed.group(1) or typed.group(2)) + len(as_typed) \
+        if typed else 0
+    return q[:m.start()] + " " + q[cut:], text[:typed.start()] + " " + text[typed_cut:] if typed else text, found
+
+
+def _joined(q: str, values: list[str]) -> list[str]:
+    """Values named together ("plus & pro", "web + ios", "email and social"): each is meant, with no other context."""
+    joined = set()
+    for a in values:
+        for b in values:
+            first, second = _value_word(str(a)), _value_word(str(b))
+            if a != b and re.search(rf"\b{first}\s*(?:&|\+|and|/)\s*(?:the\s+)?{second}\b", q):
+                joined |= {a, b}
+    return [v for v in values if v in joined]
+
+
 def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str], original: str | None = None
             ) -> dict[str, str | list[str]]:
     """Dimension values named in the question: country names and codes (in capitals in `original`, the question
-    as typed), versions, everyday groups, any value."""
+    as typed), versions, everyday groups, any value; values excluded ("except web") leave the others."""
     q, text = text.lower(), original or text
+    q, text, excluded = _excluded(q, text, dimensions, concepts)
     out: dict[str, str | list[str]] = {}
     country, version, plan = (concepts.get(c) or (c if c in dimensions else None)
                               for c in ("country", "version", "plan"))
@@ -207,6 +247,8 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
         named = [value for value in values if re.search(rf"\b{_value_word(str(value))}\b", q)]
         if len(named) > 1 and re.search(r"\b(vs\.?|versus|or)\b", q):
             found = named  # "free vs plus vs pro": values compared need no other context
+        elif len(named) > 1 and (joined := _joined(q, named)):
+            found = sorted({*found, *joined}, key=named.index)
         if found:
             out[dim] = found[0] if len(found) == 1 else sorted(found)
     # "web vs app", "app or desktop": the app compared
@@ -226,6 +268,11 @@ def segment(text: str, dimensions: dict[str, list[str]], concepts: dict[str, str
     lowered = {dim: {str(v).lower() for v in segment_values(out[dim])} for dim in (platform, os_) if dim in out}
     if platform in lowered and os_ in lowered and lowered[os_] <= lowered[platform]:
         out.pop(os_)  # "on iOS", "iOS vs Android": the platform, not also the OS
+    for dim, values in excluded.items():  # "everyone except web users": the values left
+        left = [v for v in (segment_values(out[dim]) if dim in out else dimensions[dim])
+                if v not in segment_values(values)]
+        if left:
+            out[dim] = left[0] if len(left) == 1 else left
     return dict(sorted(out.items()))
 
 
@@ -273,7 +320,7 @@ def metric(q: str) -> str | None:
 
 # Everyday descriptions of a metric of the catalog (used only when the catalog has that metric).
 METRIC_PHRASES = (
-    (r"\bsessions? (?:that|which) (?:end|ended|ending|result\w*|turn\w*) (?:in|with|into) (?:an? )?"
+    (r"\b(?:sessions?|visits?) (?:that|which) (?:end|ended|ending|result\w*|turn\w*) (?:in|with|into) (?:an? )?"
      r"(?:order|purchase|sale)", "conversion_rate"),
     (r"\b(?:turn\w*|convert\w*) (?:sessions|visits) into (?:orders|purchases|sales)\b", "conversion_rate"),
     (r"\b(?:cart|basket) adders?\b.{0,30}\b(?:buy|bought|purchas\w*|order\w*|convert\w*)\b|"

@@ -90,6 +90,8 @@ def _relative(q: str, end: date) -> str | None:
         n = int(m.group(1)) if m.group(1).isdigit() else NUMBER_WORDS[m.group(1)]
         if n >= 2:
             return _range(end - timedelta(days=7 * n), end - timedelta(days=7 * (n - 1)))
+    if m := re.search(r"\bsince (?:the )?(?:start|beginning) of (?:the |this )?(week|month|quarter|year)\b", q):
+        q = {"week": "this week", "month": "mtd", "quarter": "qtd", "year": "ytd"}[m.group(1)]  # to date
     if re.search(r"\b(?:ytd|year to date|this year|so far this year|all year)\b", q):
         return _range(date((end - timedelta(days=1)).year, 1, 1), end)
     if re.search(r"\b(?:last|this|past|over the|on the|at the|the) weekend\b", q):
