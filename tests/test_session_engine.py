@@ -126,12 +126,14 @@ def test_imported_exports_have_the_same_sessions(export: str, tmp_path: Path) ->
 
 WARM_UP_THEN_ENGINES = """
 import sys
+import numpy as np
+import pyarrow as pa
 from tools import kernels
 from tools.funnel import FunnelSpec
 from tools.funnel_engine import entity_paths
 from tools.period import Period
 from tools.search_engine import search_rows
-from tools.session_engine import facts_table
+from tools.session_engine import facts_table, grouped_exactly
 from tools.sessions import Facts
 from tools.warehouse import Warehouse
 
@@ -142,6 +144,9 @@ with Warehouse(sys.argv[1]) as wh:
     assert facts_table(wh, Facts(Period("all", None, None), wh.event_map)).num_rows > 0
     assert entity_paths(wh, FunnelSpec(tuple(wh.event_map.steps)))[0].size > 0
     assert search_rows(wh, Period("all", None, None), wh.event_map).num_rows > 0
+# ids whose chunks were combined sit in fresh, writable buffers: compared with the same compiled version
+ids = pa.chunked_array([["a", "b"], ["a"]]).combine_chunks()
+assert grouped_exactly(ids, np.array([0, 2, 1]), np.array([0, 2, 3]))
 called = {name: sorted(map(str, getattr(kernels, name).signatures)) for name in names}
 assert called == warmed, (warmed, called)
 """

@@ -40,7 +40,7 @@ def grouped_exactly(ids: pa.Array | None, rows: np.ndarray, starts: np.ndarray) 
     """Whether each group of rows (by hash) holds one session id: compared byte by byte for string ids."""
     import pyarrow as pa
 
-    from tools.kernels import groups_agree
+    from tools.kernels import frozen, groups_agree
 
     if ids is None:
         return True
@@ -48,7 +48,9 @@ def grouped_exactly(ids: pa.Array | None, rows: np.ndarray, starts: np.ndarray) 
         return False
     _, offsets, data = ids.buffers()
     offsets = np.frombuffer(offsets, np.int64 if pa.types.is_large_string(ids.type) else np.int32)[:len(ids) + 1]
-    return groups_agree(offsets, np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8), rows, starts)
+    data = np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)
+    # read-only whether Arrow's buffers are (a column read in one piece) or not (chunks combined): one compiled version
+    return groups_agree(frozen(offsets), frozen(data), rows, starts)
 
 
 def facts_table(wh: Warehouse, facts: Facts) -> pa.Table:
