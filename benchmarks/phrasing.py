@@ -1,11 +1,11 @@
 """Phrasing benchmark (issue #17): PM questions, each scored on the analysis, the slots and the key number.
 
-    python -m benchmarks.phrasing --set dev|dev2|dev3|dev4|dev5|dev6|dev7|dev8|test|all [--db PATH] [--limit N]
+    python -m benchmarks.phrasing --set dev|dev2|dev3|dev4|dev5|dev6|dev7|dev8|dev9|test|all [--db PATH] [--limit N]
         [--out FILE] [--show-failures]
 
-The items are `benchmarks/phrasing/{dev,dev2,dev3,dev4,dev5,dev6,dev7,dev8,test}.yaml` (conventions in its README.md).
-Each item is asked of the real InsightAgent with the offline analyst (no model), in its own thread, after its `context`
-questions. Scores:
+The items are `benchmarks/phrasing/{dev,dev2,dev3,dev4,dev5,dev6,dev7,dev8,dev9,test}.yaml` (conventions in its
+README.md). Each item is asked of the real InsightAgent with the offline analyst (no model), in its own thread, after
+its `context` questions. Scores:
 
 - analysis: the expected tool is among the answer's finished steps;
 - slots:    the expected args are a subset of that step's args (periods compared by their resolved dates,
@@ -37,7 +37,7 @@ from typing import Any, get_args
 import yaml
 
 SET_DIR = Path(__file__).resolve().parent / "phrasing"
-SETS = ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "test")  # "all" runs every set
+SETS = ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "test")  # "all" runs every set
 DEFAULT_DB = Path(".insight") / "bench" / "phrasing-demo.duckdb"
 DECLINE = "decline"
 PREMISES = ("drop", "rise")

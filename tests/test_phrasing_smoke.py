@@ -71,6 +71,7 @@ def test_the_sets_parse_and_fit_the_contract_the_map_and_the_data(sets, agent, s
     assert len(dev) + len(test) >= 300 and len(dev) >= 170 and len(test) >= 120 and len(dev2) >= 140
     assert len(dev3) >= 110 and len(sets["dev4"]) >= 120 and len(sets["dev5"]) >= 110
     assert len(sets["dev6"]) >= 110 and len(sets["dev7"]) >= 100 and len(sets["dev8"]) >= 110
+    assert len(sets["dev9"]) >= 110
     every = [item for items in sets.values() for item in items]
     assert len({i.id for i in every}) == len(every)  # ids are unique within and across the sets
     assert all(i.id.startswith("dev2-") for i in dev2)
@@ -80,6 +81,7 @@ def test_the_sets_parse_and_fit_the_contract_the_map_and_the_data(sets, agent, s
     assert all(i.id.startswith("dev6-") for i in sets["dev6"])
     assert all(i.id.startswith("dev7-") for i in sets["dev7"])
     assert all(i.id.startswith("dev8-") for i in sets["dev8"])
+    assert all(i.id.startswith("dev9-") for i in sets["dev9"])
     experiments = agent.warehouse.query("SELECT experiment_id FROM experiments").df["experiment_id"]
     assert validate(every, shipped_map("demo"), experiments) == []
     for name, items in sets.items():
@@ -119,6 +121,9 @@ def test_no_set_repeats_a_question_of_another(sets):
     assert not [i.id for i in sets["dev7"] if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6]
     dev7 = {words(i.question) for i in sets["dev7"]}
     assert not [i.id for i in sets["dev8"] if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6 | dev7]
+    dev8 = {words(i.question) for i in sets["dev8"]}
+    assert not [i.id for i in sets["dev9"]
+                if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6 | dev7 | dev8]
 
 
 def test_validate_names_what_is_wrong():
