@@ -52,7 +52,8 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"cogs|cost of goods|csat|customer satisfaction|satisfaction scores?|(sales )?tax(es)?|vat|"
                       r"out of stock|in stock|stock levels?|inventory|followers|demographics?|genders?|ages?|"
                       r"release notes|changelog|contracts?|renewals?|warehouses?|fulfil+ment|couriers?|"
-                      r"world cup|recipe|sales ?(reps?|representatives?|people|team)|crm|deals? (closed|won|lost))\b|"
+                      r"world cup|recipe|sales ?(reps?|representatives?|people|team)|crm|deals? (closed|won|lost)|"
+                      r"competitors?|competition|rivals?)\b|"
                       r"\bclos(e|ed|ing) (\w+ ){0,3}deals?\b", 5),
                      (r"\b(instagram|facebook|tiktok|twitter|linkedin|youtube|snapchat|pinterest|tv|radio|billboard)"
                       r" (ads?|campaigns?|posts?|likes)\b|\b(ctr|click[- ]through rate|impressions|cpm)\b.*\b(ads?|"
@@ -97,6 +98,9 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
               (r"\bhurting (us )?(the )?most\b|\b(backlog|ranked list|to-?do list) of (fixes|issues|tweaks)\b", 2.5),
               (r"\btop (\d+|two|three|four|five|ten) (things|items|fixes|problems|issues)\b|\bthings to fix\b", 2.5),
               (r"\bmoney on the table\b|\blow[- ]hanging fruits?\b", 3),
+              (r"\b(biggest|single|main|most important|first|one|only) (thing|things|issue|problem|fix)\b.{0,25}\b"
+               r"(should|could|need to|must|to) (fix|tackle|address|work on|improve)\b|"
+               r"\b(fix|tackle|address|improve) (only )?(one|a single) thing\b", 3),
               (r"\b(fix|bug|issue|product) backlog\b|\bbacklog (of|for)\b|"
                r"\b(build|make|draft) (me |us )?a backlog\b", 3),
               (r"(#\s?1|\bnumber one|\bno\.? ?1|\b(top|biggest|main)) (opportunit\w*|priorit\w*)", 2.5),
@@ -114,14 +118,18 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                       r"|\b(treatment|control) (groups?|arms?|cells?)\b", 2),
                      (r"\bstat(istical(ly)?|s)?[- ]sig(nificant|nificance)?\b", 2))),
     ("search", ((r"\bsearch", 1.5), (r"\bzero[- ]results?\b", 1.5), (r"\bqueries\b", 1), (r"\bquery\b", 1),
-                (r"\bcan'?t find\b", 1))),
+                (r"\bcan'?t find\b", 1),
+                (r"\blook(s|ing|ed)? for\b.{0,40}\b(not|n'?t|never|without|fail\w* to) (find|finding|found|get|"
+                 r"getting)\b", 2.5),
+                (r"\b(leav\w*|left|exit\w*|bounc\w*|quit\w*)\b.{0,30}\b(after|from) search\w*|\bsearch exits?\b",
+                 1))),
     ("cart", ((r"\bcart abandon", 2), (r"\babandon", 1.5),
               (r"(?<!add to )(?<!add-to-)(?<!added to )(?<!adding to )\bcarts?\b", 1), (r"\bbaskets?\b", 1),
               (r"\bstart(ed)? (the )?checkout\b.*\b(don'?t|do not|never|didn'?t) (finish|complete)", 2.5),
               (r"\bbail(ed|s)? (out )?before (ordering|buying|paying|paying)\b", 2.5),
               (r"\b(begin|began|start\w*) checkout\b.*\b(never|don'?t|didn'?t) (pay|finish|complete|order|buy)", 3),
               (r"\bcheckouts? (that|which) (never|didn'?t|did not|don'?t|do not)\b", 3),
-              (r"\bwalk(s|ed|ing)? away\b", 2),
+              (r"\b(walk|wander)(s|ed|ing)? (away|off)\b", 2),
               (r"\b(started|begun|initiated|opened) checkouts?\b.*\b(dropped|abandoned|lost|unfinished|incomplete|"
                r"never (finished|completed))\b|\bcheckouts? (that|which) (get|got|are|were) (dropped|abandoned|lost)\b",
                3),
@@ -131,7 +139,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                    (r"\brepeat (visits?|visitors?|usage|users?|rate)\b|\breturn visits?\b", 2),
                    (r"\bsign[- ]?ups\b|\bregistered\b|\bstick(s|ing)? with us\b", 1), (r"\breturning\b", 1),
                    (r"\bchurn", 1.5), (r"\breturn(ing)? users\b", 1.5), (r"\bsigned up\b", 0.5),
-                   (r"\bstick(ing)? around\b", 1.5),
+                   (r"\bstick(ing)? around\b|\bstill (around|here|with us)\b", 1.5),
                    (r"\b(keep|keeping|kept|hold on to|holding on to) (our |the |new )?(users|customers|people|"
                     r"shoppers|signups|buyers)( around)?\b", 2.5),
                    (r"\bstick(y|ier|iness)\b|\bstill active\b|\breturn rate\b", 2.5),
@@ -182,7 +190,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bhow much did .* (bring in|make|earn|generate)\b|\bbr(ing|ought) in\b", 2.5),
                 (r"\bturning (sessions|visits|visitors|users) into (orders|buyers|purchases)\b", 2),
                 (r"\b(add[- ]to[- ]cart|purchase|checkout) rate\b.*\b(for|on|in|among)\b", 1.5),
-                (r"\bwhat('s| is| was)( the| our)? (conv\w*|purchase|checkout) rate\b", 2),
+                (r"\bwhat('s| is| was)( the| our)? (conv\w*|purchase|checkout|add[- ]to[- ]cart) rate\b", 2),
                 (r"\bhow much\b.*\b(customers|users|people|buyers|shoppers)\b.*\bspen[dt]\b", 2),
                 (r"^(?!how )(\w+ ){0,3}(conv\w*|conversion rate|revenue|sales|orders|aov|sessions|visits|add to cart "
                  r"rate|add-to-cart rate|average order value|buyers)\b.{0,30}\b(by|per|vs|versus)\b(?! (day|week|hour))"
@@ -193,7 +201,7 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                  r"experiments?|why)\b)", 0.9),
                 (r"\b(did|do|have|are) we (sell|sold|selling|earn|make|made|do|bring in|generate) "
                  r"(more|less|fewer)\b|\bwe (sold|made|earned|brought in) (more|less)\b", 2),
-                (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv)\b", 2),
+                (r"\b(total|sum of)\b.*\b(revenue|sales|orders|purchases|gmv|visits|sessions|buyers)\b", 2),
                 (r"\bwhat (was|were|is|are) (our|the)\b.*\b(revenue|sales|orders|purchase rate|conversion rate)\b",
                  1.2))),
     ("trends", ((r"\btrends?\b", 1.5), (r"\bover time\b", 1.5), (r"\b(per|by|each|a) day\b", 2.5),
@@ -260,13 +268,16 @@ CUES: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
                 (r"\bwhat fraction of\b", 0.6),
                 (r"\ball the way\b", 1), (r"\bend[- ]to[- ]end\b|\bbecame (buyers|customers)\b|\bviewers\b", 2.5),
                 (r"\bfrom (the |a )?(product|browsing|view\w*)\b.*\bto (an? )?(paid )?"
-                 r"(order|purchase|pay\w*|buy\w*|checkout)", 2.5), (r"\b(got|went|made it) through to\b", 2))),
+                 r"(order|purchase|pay\w*|buy\w*|checkout)", 2.5), (r"\b(got|went|made it) through to\b", 2),
+                (r"\b(flow|funnel|journey|process) converts?\b|\b(checkout|purchase|shopping|buying) (flow|journey)\b",
+                 1.5))),
 )
 # The words of the cues: never corrected, and targets of correction.
 # (a stem a cue extends, `slip\w*` or `deliver(y|ies)`, is no word to correct to)
 CUE_WORDS = {w for _, cues in CUES for pattern, _ in cues
              for w in re.findall(r"[a-z]{4,}", re.sub(r"\\[a-zA-Z]", " ", re.sub(r"[a-z]+(?=\\w|\()", " ", pattern)))}
-FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same for|same but|same thing|now for|only for|just for|also for|"
+FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|same (\w+ )?(for|but|on|in)|same thing|now for|only for|"
+                       r"just for|also for|"
                        r"(now )?(split|break|cut|slice) (it|that|this|them)|now (by|per)|"
                        r"and for|switch(ed)? to|swap (to|in)|change (it )?to|same question for|"
                        r"then for|ok(ay)?,? (and|what about)|what if|compare (it |that |this )?(with|to|against))\b",
@@ -291,7 +302,8 @@ SERIES = re.compile(
     r"curve|time ?series|timeline|sparkline|evolv\w*|develop\w*|week[- ]over[- ]week|wow|getting (better|worse)|"
     r"improving|declining|spikes? in|dips? in|blips? in|anomal\w* in|(weird|unusual|odd|strange|abnormal) in)\b|"
     r"\b(is|are|has|have|was|were)\b.*\b(slipping|sliding|falling|dropping|rising|growing|"
-    r"declining|creeping|crept|climbing|shrinking|tanking|sinking|recovering)\b|\boutliers?\b|\btrajectory\b")
+    r"declining|creeping|crept|climbing|shrinking|tanking|sinking|recovering|picked up|picking up|bounced back|"
+    r"ticked (up|down))\b|\boutliers?\b|\btrajectory\b")
 # Leaving the funnel at a step ("dropping out at checkout", "give up before paying").
 DROP_AT = re.compile(r"\b(drop\w*|fall\w*|fell|give up|giving up|gave up|bail\w*|quit\w*|stuck|los(e|ing|t)|leav\w*)"
                      r"( out| off)?\b.{0,25}\b(at|before|during)\b")
@@ -382,7 +394,7 @@ def _item(q: str) -> int | None:
 
 def _week_n(word: str) -> int:
     return int(word) if word.isdigit() else ORDINALS.get(word) or {"a": 1, "one": 1, "two": 2, "three": 3,
-                                                                   "four": 4}[word]
+                                                                   "four": 4, "fortnight": 2}[word]
 
 
 def _signup_period(q: str, end: date | None) -> str | None:
@@ -392,10 +404,11 @@ def _signup_period(q: str, end: date | None) -> str | None:
     if not found:
         return None
     m = next((m for m in found[1:] if m.group(2).strip() and period_of(m.group(2), end)), found[0])
+    ahead = re.split(r"\b(?:after|later|within)\b", m.group(2))[0]  # "signups still around after a fortnight"
     if end and (week := re.search(r"(?<!back )(?<!returned )(?<!retained )(?<!active )\b(?:in|during) week (\d{1,2})\b"
                                   r"(?! retention)", m.group(2))):  # not "came back in week 2"
         return f"{end.isocalendar().year}-W{int(week.group(1)):02d}"
-    return (period_of(m.group(2), end) if m.group(2).strip() else None) or period_of(m.group(1).split(",")[-1], end)
+    return (period_of(ahead, end) if ahead.strip() else None) or period_of(m.group(1).split(",")[-1], end)
 
 
 def _iso_week(q: str, end: date | None) -> str | None:
@@ -426,7 +439,9 @@ def _abbreviations(q: str) -> str:
                         ("gmv", "revenue"),
                         ("dropoffs", "drop-offs"), ("droppoffs", "drop-offs"), ("drop off", "drop-off"),
                         ("baskets", "carts"), ("basket", "cart"), ("actives", "active users"),
-                        ("atc", "add to cart"), ("cr", "conversion rate"), ("pdps?", "product page"),
+                        ("atc", "add to cart"), ("cvr", "conversion rate"),
+                        ("trolleys", "carts"), ("trolley", "cart"), ("cr", "conversion rate"),
+                        ("pdps?", "product page"),
                         ("perf", "performance"), ("turnover", "revenue"), ("takings", "revenue"),
                         ("transactions?", "orders"), ("paying customers", "buyers"), ("(unique )?purchasers", "buyers"),
                         ("ticket size", "order value"), ("average ticket", "average order value"),
@@ -450,7 +465,10 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
     breakdown = slots.breakdown(q, v.dimensions, v.concepts) or (None if compared else _compared_values(q, segment))
     named_values = segment  # "organic vs paid search": values compared, not words of the question ("search")
     segment = {k: x for k, x in segment.items() if k != breakdown}  # "social vs other channels": compare them all
-    period, compare = compared if compared else (period_of(q, end), None)
+    # "still around after a fortnight", "two weeks later": a time after signing up, not the period
+    period, compare = compared if compared else (period_of(re.sub(
+        r"\bafter (a|one|two|three|four|\d) (weeks?|fortnight)\b|\b(a|one|two|three|four|\d) weeks? later\b|"
+        r"\ba fortnight later\b", " ", q), end), None)
     if previous is not None and previous.period != "all" and re.search(
             r"\b(the )?(week|month|period|days?) (before|prior)( to)?( that| it| this)?( one)?\b|\bthe previous "
             r"(one|week|month|period)\b", q):
@@ -486,7 +504,10 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
         keep = breakdown or previous.breakdown
         if period is None and previous.intent != "retention":  # "what about week 46?": that ISO week
             period = _iso_week(q, end)
+        if previous.intent == "retention" and signup and signup == period:  # "now for the September signups"
+            period = None
         return replace(previous, text=text, period=period or previous.period, segment=merged,
+                       signup_period=signup if previous.intent == "retention" and signup else previous.signup_period,
                        breakdown=None if keep in merged else keep, metric=slots.metric(q) or previous.metric,
                        week_n=_week_n(w.group(1)) if (w := re.search(r"\bweek[- ]?([1-9]|1[0-2])\b", q))
                        else previous.week_n,
@@ -513,7 +534,8 @@ def parse(text: str, vocabulary: Vocabulary, previous: Question | None = None) -
                      r"\b(first|second|third|fourth|fifth|sixth|[1-9](?=st|nd|rd|th))(?:st|nd|rd|th)? week\b|"
                      r"\b(one|two|three|four|\d)[- ]week retention\b|\b(a|one|two|three|four|\d) weeks? later\b|"
                      r"\bweek[- ](one|two|three|four)\b|"
-                     r"\b(one|two|three|four|\d) weeks? (?:in|on|out|after (?:sign\w*|join\w*))\b",
+                     r"\b(one|two|three|four|\d) weeks? (?:in|on|out|after (?:sign\w*|join\w*))\b|"
+                     r"\bafter (a|one|two|three|four|\d) weeks?\b|\b(?:after )?a (fortnight)(?: later)?\b",
                      q) if intent == "retention" else None
     sql = text[re.search(r"(?i)\b(with|select)\b", text).start():].strip() if intent == "run_sql" else None
     return Question(
@@ -540,7 +562,7 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: boo
         return "metric", slots.metric(q) if slots.metric(q) in v.metrics else None
     series = bool(SERIES.search(q))
     # "put stuff in the cart and walk away" is the cart analysis, not the metric of cart adders
-    walked = intent == "cart" and re.search(r"\babandon|\bwalk\w* away\b|\bleav\w*|\bleft\b", q)
+    walked = intent == "cart" and re.search(r"\babandon|\b(walk|wander)\w* (away|off)\b|\bleav\w*|\bleft\b", q)
     segments = intent == "dropoffs" and re.search(r"\b(which|what) (\w+ )?(cohorts?|segments?|groups?|kinds?|types?)\b",
                                                   q)
     if described and not series and intent not in {"trends", "why_change"} and not walked and not segments:
@@ -564,7 +586,8 @@ def _metric_intent(q: str, intent: str | None, v: Vocabulary, strong_funnel: boo
 def _compared_values(q: str, segment: Segment) -> str | None:
     """The dimension of groups compared ("mobile compared to desktop", "UK vs Germany", "free vs plus vs pro"):
     a breakdown, not a filter."""
-    if not re.search(r"\b(vs\.?|versus|compared? (to|with)|against|than)\b|\b(better|worse|higher|lower|more|less)\b"
+    if not re.search(r"\b(vs\.?|versus|compared? (to|with)|against|than|compar(e|ing) (the )?\w+ (for|of|on|in|from|"
+                     r"between|among))\b|\b(better|worse|higher|lower|more|less)\b"
                      r".*\bor\b|\bor\b.*\b(better|worse|higher|lower|more|less)\b", q):
         return None
     return next((dim for dim, value in segment.items() if isinstance(value, list) and len(value) > 1), None)

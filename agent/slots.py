@@ -101,7 +101,7 @@ LEXICON = ("conversion", "converting", "retention", "retained", "checkout", "fun
            "should", "would", "could", "their", "there", "these", "those", "where", "which", "while", "about",
            "after", "before", "since", "users", "people", "number", "share", "percent", "today", "showing",
            "dropoffs", "dropoff", "erroring", "laggy", "killers", "predecessor", "folks", "basket", "tanked",
-           "cratered", "plummeted", "nosedived")
+           "cratered", "plummeted", "nosedived", "searching", "searched", "searchers", "searcher")
 # Everyday words that look like a slip of a known word ("other" ~ "order"): never corrected.
 COMMON = ("other", "others", "every", "during", "between", "against", "without", "within", "among", "right",
           "wrong", "still", "again", "maybe", "really", "great", "quick", "little", "large", "small", "think",
@@ -117,7 +117,7 @@ COMMON = ("other", "others", "every", "during", "between", "against", "without",
           "competitor", "competitors", "shipping", "called", "opportunity", "opportunities", "delivery", "deliveries",
           "audience", "audiences", "volume", "curve", "deeper", "focus", "kinds", "types", "timeouts", "failures",
           "sliding", "slipping", "returned", "estimate", "clicks", "emails", "pages", "steps", "stick", "whether",
-          "switch", "switched")
+          "switch", "switched", "filling", "finding", "wandering")
 
 
 def spell(text: str, known: set[str]) -> str:
@@ -157,7 +157,8 @@ def _names(q: str, value: str, plan: bool) -> bool:
             rf"\b{word}\b(-\w+)?[\s-]*(plan|tier|users?|customers?|channel|traffic|visitors?|signups?|shoppers?|"
             rf"cohorts?|folks|people|buyers|campaigns?|subscribers?|members?)\b|\b(on|from|via|plan|channel|for|did|does|through)\s+(the\s+)?{word}\b|"
             rf"^(and|what about|how about|same for|now|just|only)\s+(the\s+)?{word}\b|(^|, )\s*{word}\s*(,|$)|"
-            rf"\b{word}\s+(vs\.?|versus|or)\s|\b(vs\.?|versus|or)\s+(the\s+)?{word}\b", q):
+            rf"\b{word}\s+(vs\.?|versus|or)\s|\b(vs\.?|versus|or)\s+(the\s+)?{word}\b|\b{word}\s+only\b|"
+            rf"\bonly\s+(on\s+|for\s+)?(the\s+)?{word}\b", q):
         return False
     return bool(re.search(rf"\b{word}\b", q))
 
@@ -301,6 +302,10 @@ def step(q: str, steps: list[str]) -> str | None:
     if (named := re.search(r"\b(\w+(?: \w+)?) (?:step|stage)\b", q)) and (
             found := step(named.group(1), steps)):
         return found
+    if (missed := re.search(r"\b(?:but|and|then|yet) (?:never|didn'?t|did not|don'?t|do not|not|fail(?:ed)? to) (?:"
+                             r"complet\w*|finish\w*|reach\w*|plac\w*|get to|got to|make it to|go on to|went on to) "
+                             r"(?:the |an? |their )?([a-z][a-z -]+)", q)) and (found := step(missed.group(1), steps)):
+        return found  # "entered their card details but never completed the order": the step not reached
     if (into := re.search(r"\b(?:between .+? and|from .+? (?:to|into)) (?:the )?([a-z][a-z -]+)", q)) and (
             found := step(into.group(1), steps)):
         return found  # "the drop between product page and cart": the step reached
