@@ -951,7 +951,9 @@ SINGLE: list[Turn] = [
     trends("show me the revenue trend for the last 30 days", "revenue", "last_30_days"),
     trends("any anomalies in conversion?", "conversion_rate"),
     trends("How are orders doing on iOS?", "orders", segment={"platform": "ios"}),
-    trends("What's the add-to-cart rate?", "add_to_cart_rate"),
+    # "what's the <rate>?" is one number, as "What's our conversion rate?" and the phrasing sets read it
+    Turn("What's the add-to-cart rate?", "metric", [("metric", {"metric": "add_to_cart_rate", "period": "all"})],
+         metric_numbers("add_to_cart_rate", "all")),
     # why it changed
     why("Why did conversion drop last week?", "conversion_rate", "last_7_days"),
     why("why did orders fall in 2026-W46?", "orders", "2026-W46"),
