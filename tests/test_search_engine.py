@@ -89,6 +89,13 @@ def test_tied_searches_are_reformulated_but_the_last_by_event_id(make_wh) -> Non
     assert got["reformulated"].tolist().count(True) == 2
 
 
+def test_searches_without_any_session_count_as_none_of_the_session_outcomes(make_wh) -> None:
+    events = [{"user_id": "u", "session_id": None, "ts": T0 + timedelta(seconds=10 * i), "event": SEARCH,
+               "search_query": "mug", "results_count": i % 2} for i in range(4)]
+    got = assert_same_rows(make_wh(events, [{"user_id": "u"}]), EVERYTHING)
+    assert got["zero"].sum() == 2 and not got[["clicked", "exited", "reformulated", "ordered"]].any().any()
+
+
 def test_no_search_gives_no_rows_of_the_same_types(make_wh) -> None:
     wh = make_wh(*random_searches(4))
     empty = Period("before", pd.Timestamp(T0 - timedelta(days=30)), pd.Timestamp(T0 - timedelta(days=20)))

@@ -68,7 +68,7 @@ def search_rows(wh: Warehouse, period: Period, emap: EventMap, segment: dict[str
                           f" WHERE e.event = {lit(click) if click else 'NULL'}")
     near_click, reformulated = _walk(keys, g, t, inside, clicks, s.column("event_id"))
     last, ordered = _per_session(ends, starts.size - 1)
-    at = np.where(has, g, 0)
+    at = np.where(has, g, 0)  # rows without a session read session 0 (or the spare slot), masked by `has`
     results = s.column("results_count")
     with_results = pc.fill_null(pc.greater(results, 0), False).to_numpy(zero_copy_only=False)
     # `results_count > 0 AND <the rest>`: NULL where the count is NULL and the rest holds, as in SQL
@@ -100,9 +100,9 @@ def _walk(keys: np.ndarray, g: np.ndarray, t: np.ndarray, inside: np.ndarray, cl
     near_click[inside], reformulated[inside] = near[:inside.size], again[:inside.size]
     if tied.any():  # at one instant, every search but the last by event_id has its next search then
         ids = event_ids.to_pylist()
-        for rows in _instants(inside[np.flatnonzero(tied[:inside.size])], g, t):
-            last = max(rows, key=lambda r: (ids[r] is None, ids[r] if ids[r] is not None else 0))
-            reformulated[rows[rows != last]] = True
+        for instant in _instants(inside[np.flatnonzero(tied[:inside.size])], g, t):
+            last = max(instant, key=lambda r: (ids[r] is None, ids[r] if ids[r] is not None else 0))
+            reformulated[instant[instant != last]] = True
     return near_click, reformulated
 
 
@@ -114,8 +114,9 @@ def _instants(rows: np.ndarray, g: np.ndarray, t: np.ndarray) -> list[np.ndarray
 
 
 def _per_session(ends: pa.Table, sessions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each session's last event and last order time (NONE without one), indexed by session number."""
-    last, ordered = np.full(sessions, NONE), np.full(sessions, NONE)
+    """Each session's last event and last order time (NONE without one), indexed by session number; one slot
+    at least, for searches without a session."""
+    last, ordered = np.full(max(sessions, 1), NONE), np.full(max(sessions, 1), NONE)
     g = ends.column("g").to_numpy(zero_copy_only=False)
     last[g] = ends.column("last").to_numpy(zero_copy_only=False)
     ordered[g] = ends.column("ordered").fill_null(NONE).to_numpy(zero_copy_only=False)
