@@ -199,15 +199,23 @@ def _excluded(q: str, text: str, dimensions: dict[str, list[str]], concepts: dic
     m, typed = EXCLUDE.search(q), EXCLUDE.search(text)
     if not m:
         return q, text, {}
-    window = EXCLUDE_END.sub("", " " + (m.group(1) or m.group(2))).strip()
-    as_typed = EXCLUDE_END.sub("", " " + (typed.group(1) or typed.group(2))).strip() if typed else window
+    window, as_typed = _excluded_words(m), _excluded_words(typed) if typed else _excluded_words(m)
     found = segment(" ".join(window.split()[:4]), dimensions, concepts, original=" ".join(as_typed.split()[:4]))
     if not found:
         return q, text, {}
-    cut = m.start() + len(m.group(0)) - len(m.group(1) or m.group(2)) + len(window)
-    typed_cut = typed.start() + len(typed.group(0)) - len(typed.group(1) or typed.group(2)) + len(as_typed) \
-        if typed else 0
-    return q[:m.start()] + " " + q[cut:], text[:typed.start()] + " " + text[typed_cut:] if typed else text, found
+    return _cut(q, m, window), _cut(text, typed, as_typed) if typed else text, found
+
+
+def _excluded_words(m: re.Match) -> str:
+    """What an EXCLUDE match excludes, up to the words that start the rest of the question ("web users last week":
+    "web users")."""
+    return EXCLUDE_END.sub("", " " + (m.group(1) or m.group(2))).strip()
+
+
+def _cut(s: str, m: re.Match, words: str) -> str:
+    """`s` without the exclusion `m` and the excluded `words` after it."""
+    start = m.start(1) if m.group(1) else m.start(2)
+    return s[:m.start()] + " " + s[start + len(words):]
 
 
 def _joined(q: str, values: list[str]) -> list[str]:

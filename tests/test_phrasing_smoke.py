@@ -74,14 +74,9 @@ def test_the_sets_parse_and_fit_the_contract_the_map_and_the_data(sets, agent, s
     assert len(sets["dev9"]) >= 110
     every = [item for items in sets.values() for item in items]
     assert len({i.id for i in every}) == len(every)  # ids are unique within and across the sets
-    assert all(i.id.startswith("dev2-") for i in dev2)
-    assert all(i.id.startswith("dev3-") for i in dev3)
-    assert all(i.id.startswith("dev4-") for i in sets["dev4"])
-    assert all(i.id.startswith("dev5-") for i in sets["dev5"])
-    assert all(i.id.startswith("dev6-") for i in sets["dev6"])
-    assert all(i.id.startswith("dev7-") for i in sets["dev7"])
-    assert all(i.id.startswith("dev8-") for i in sets["dev8"])
-    assert all(i.id.startswith("dev9-") for i in sets["dev9"])
+    for name in SETS:
+        if name not in ("dev", "test"):  # dev2-001, ..., dev9-126
+            assert all(i.id.startswith(f"{name}-") for i in sets[name]), name
     experiments = agent.warehouse.query("SELECT experiment_id FROM experiments").df["experiment_id"]
     assert validate(every, shipped_map("demo"), experiments) == []
     for name, items in sets.items():
@@ -104,26 +99,10 @@ def test_no_set_repeats_a_question_of_another(sets):
     def words(q: str) -> str:
         return " ".join(re.findall(r"[a-z0-9]+", q.lower()))
 
-    test = {words(i.question) for i in sets["test"]}
-    for name in ("dev", "dev2"):
-        assert not [i.id for i in sets[name] if words(i.question) in test]
-    dev = {words(i.question) for i in sets["dev"]}
-    assert not [i.id for i in sets["dev2"] if words(i.question) in dev]
-    dev2 = {words(i.question) for i in sets["dev2"]}
-    assert not [i.id for i in sets["dev3"] if words(i.question) in test | dev | dev2]
-    dev3 = {words(i.question) for i in sets["dev3"]}
-    assert not [i.id for i in sets["dev4"] if words(i.question) in test | dev | dev2 | dev3]
-    dev4 = {words(i.question) for i in sets["dev4"]}
-    assert not [i.id for i in sets["dev5"] if words(i.question) in test | dev | dev2 | dev3 | dev4]
-    dev5 = {words(i.question) for i in sets["dev5"]}
-    assert not [i.id for i in sets["dev6"] if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5]
-    dev6 = {words(i.question) for i in sets["dev6"]}
-    assert not [i.id for i in sets["dev7"] if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6]
-    dev7 = {words(i.question) for i in sets["dev7"]}
-    assert not [i.id for i in sets["dev8"] if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6 | dev7]
-    dev8 = {words(i.question) for i in sets["dev8"]}
-    assert not [i.id for i in sets["dev9"]
-                if words(i.question) in test | dev | dev2 | dev3 | dev4 | dev5 | dev6 | dev7 | dev8]
+    earlier = {words(i.question) for i in sets["test"]}
+    for name in (n for n in SETS if n != "test"):  # each development set against test and the sets before it
+        assert not [i.id for i in sets[name] if words(i.question) in earlier]
+        earlier |= {words(i.question) for i in sets[name]}
 
 
 def test_validate_names_what_is_wrong():
